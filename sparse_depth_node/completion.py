@@ -1,0 +1,118 @@
+"""DepthCompleter: one object that turns a sparse depth image into dense depth + confidence.
+
+Methods: ``sparseconv`` and ``convnet`` (networks, from the package's shipped weights or a
+checkpoint path), ``classic`` (IP-Basic-style morphology, no weights) and ``nearest``
+(nearest valid pixel within a window). It picks the device, moves the model once, and runs
+inference without autograd.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .classic import ip_basic
+from .models import MODELS, build_model, load_checkpoint
+
+LOG = logging.getLogger(__name__)
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+METHODS = ("sparseconv", "convnet", "classic", "nearest")
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` -> cuda if available else cpu; ``cpu``, ``cuda``, ``cuda:N`` as given.
+
+    Raises ValueError for an unknown name or a CUDA device that is not there.
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(f"unknown device '{device}'") from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device '{device}' asked for but CUDA is not available")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device '{device}' asked for but only {torch.cuda.device_count()} CUDA devices exist")
+    elif dev.type != "cpu":
+        raise ValueError(f"unsupported device '{device}' (auto, cpu, cuda, cuda:N)")
+    return dev
+
+
+def default_weights(name: str) -> Path:
+    """Path of the shipped weights of network ``name`` (may not exist)."""
+    return WEIGHTS_DIR / f"{name}.pt"
+
+
+def nearest_fill(depth: torch.Tensor, mask: torch.Tensor, radius: int = 12) -> torch.Tensor:
+    """Each empty pixel within ``radius`` px of a valid one takes the depth of the nearest.
+
+    Grows the filled region one pixel (8-neighbourhood) at a time, so the distance is the
+    Chebyshev distance; among equally near candidates the smaller depth wins.
+    """
+    far = torch.finfo(torch.float32).max
+    filled = torch.where(mask > 0, depth, torch.full_like(depth, far))
+    for _ in range(radius):
+        grown = -F.max_pool2d(-filled, 3, stride=1, padding=1)
+        filled = torch.where(filled < far, filled, grown)
+    return torch.where(filled < far, filled, torch.zeros_like(filled))
+
+
+class DepthCompleter:
+    """Completes sparse depth (1, 1, H, W) metres + mask into dense depth and confidence.
+
+    ``method`` is a name in METHODS or a path to a checkpoint. ``trained`` says whether a
+    network runs with trained weights; a network without shipped weights runs with its
+    random initialisation only when ``allow_untrained`` is set.
+    """
+
+    def __init__(self, method: str = "sparseconv", device: str = "auto", weights: "str | Path | None" = None,
+                 allow_untrained: bool = False, max_depth: float = 100.0) -> None:
+        self.device = resolve_device(device)
+        self.max_depth = max_depth
+        self.meta: dict = {}
+        self.model = None
+        self.trained = True
+        if method not in METHODS:  # a checkpoint path
+            weights = Path(method)
+        if weights is not None:
+            self.model, self.meta = load_checkpoint(weights)
+            method = self.meta["model"]
+        elif method in MODELS:
+            path = default_weights(method)
+            if path.is_file():
+                self.model, self.meta = load_checkpoint(path)
+            elif allow_untrained:
+                self.model = build_model(method)
+                self.trained = False
+                self.meta = {"model": method, "provenance": {"note": "untrained: random initialisation"}}
+            else:
+                raise ValueError(f"no weights for '{method}' at {path}; train them or pass allow_untrained")
+        if self.model is not None:
+            self.model.to(self.device).eval()
+        self.method = method
+
+    @property
+    def description(self) -> str:
+        """One line naming the method, the weights' state and the device."""
+        state = "" if self.model is None else (" (trained)" if self.trained else " (UNTRAINED weights)")
+        return f"{self.method}{state} on {self.device}"
+
+    @torch.inference_mode()
+    def complete(self, depth: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Dense depth (1, 1, H, W) metres, 0 = no estimate, and confidence in [0, 1]."""
+        depth = depth.to(self.device, torch.float32)
+        mask = mask.to(self.device, torch.float32)
+        if self.model is not None:
+            dense, conf = self.model(depth, mask)
+            dense = torch.where(conf > 0, dense.clamp(min=0.0), torch.zeros_like(dense))
+            return dense, conf
+        if self.method == "classic":
+            dense = ip_basic(depth * mask, max_depth=self.max_depth)
+        else:
+            dense = nearest_fill(depth, mask)
+        return dense, (dense > 0).to(torch.float32)
