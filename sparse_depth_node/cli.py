@@ -1,0 +1,77 @@
+"""The ``sparse-depth`` command: ``complete`` (one frame from a data set folder), ``node``
+(the ROS 2 node) and ``train`` (the self-supervised training script)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def _add_complete(sub: argparse._SubParsersAction) -> None:
+    from .completion import METHODS
+    from .datasets import FORMATS
+
+    p = sub.add_parser("complete", help="complete one frame of a data set and write PNGs")
+    p.add_argument("--data", required=True, help="data set folder")
+    p.add_argument("--format", required=True, choices=FORMATS)
+    p.add_argument("--frame", default="0", help="frame id or index (nuScenes: camera name)")
+    p.add_argument("--camera", default=None, help="camera: KITTI raw index (2) or DDAD name (CAMERA_01)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--method", default="sparseconv", choices=METHODS)
+    p.add_argument("--weights", default=None, help="checkpoint path (default: the shipped weights)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--min-depth", type=float, default=0.5)
+    p.add_argument("--max-depth", type=float, default=100.0)
+    p.add_argument("--allow-untrained", action="store_true",
+                   help="run a network without trained weights (random initialisation)")
+    p.set_defaults(func=_complete)
+
+
+def _complete(args: argparse.Namespace) -> int:
+    from .completion import DepthCompleter
+    from .datasets import open_dataset
+    from .depth_io import preview, write_kitti_depth
+    from .pipeline import PipelineParams, process_frame
+
+    frame = open_dataset(args.data, args.format, args.camera).read(args.frame)
+    completer = DepthCompleter(args.method, args.device, args.weights, allow_untrained=args.allow_untrained,
+                               max_depth=args.max_depth)
+    params = PipelineParams(min_depth=args.min_depth, max_depth=args.max_depth)
+    process_frame(frame.points, frame.camera, frame.t_cam_from_lidar, completer, frame.rgb, params)  # warm-up
+    result = process_frame(frame.points, frame.camera, frame.t_cam_from_lidar, completer, frame.rgb, params)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_kitti_depth(out / "sparse_depth.png", result.sparse_depth)
+    write_kitti_depth(out / "dense_depth.png", result.dense_depth)
+    from PIL import Image
+
+    Image.fromarray((np.clip(result.confidence, 0, 1) * 255).astype(np.uint8)).save(out / "confidence.png")
+    caption = (f"{args.format} {frame.name}: {completer.description}; "
+               f"{int(result.mask.sum())} LiDAR pixels ({100 * result.mask.mean():.1f} %), "
+               f"dense coverage {100 * (result.dense_depth > 0).mean():.1f} %")
+    preview(frame.rgb, result.sparse_depth, result.dense_depth, result.confidence, caption).save(out / "preview.png")
+    print(caption)
+    print(f"{'stage':<12} {'ms':>8}")
+    for stage, ms in result.timings_ms.items():
+        print(f"{stage:<12} {ms:8.1f}")
+    print(f"wrote {out}/sparse_depth.png dense_depth.png confidence.png preview.png")
+    return 0
+
+
+def main(argv: "list[str] | None" = None) -> int:
+    parser = argparse.ArgumentParser(prog="sparse-depth", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_complete(sub)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ValueError as exc:
+        print(f"sparse-depth {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

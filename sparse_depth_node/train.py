@@ -1,0 +1,139 @@
+"""Self-supervised training from LiDAR alone: the input is a random subset of a frame's
+projected points, the target the held-out rest.
+
+Splits (fixed): train on KITTI raw frames 0-59 and DDAD scene_01; validate on KITTI raw
+60-77 with a seeded random 50 % hold-out, scored against ``classic`` in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .completion import DepthCompleter
+from .datasets import open_dataset
+from .geometry import project_points
+from .metrics import frame_errors, mean_errors, random_holdout
+from .models import build_model, save_checkpoint
+
+
+def project_frames(reader, ids: list, min_depth: float, max_depth: float) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Sparse depth and mask (1, 1, H, W) of each frame id."""
+    out = []
+    for fid in ids:
+        f = reader.read(fid)
+        out.append(project_points(torch.from_numpy(f.points), f.camera, f.t_cam_from_lidar, min_depth, max_depth))
+    return out
+
+
+def random_crop(depth: torch.Tensor, mask: torch.Tensor, h: int, w: int, rng: random.Random) -> tuple[torch.Tensor, torch.Tensor]:
+    """A crop (1, 1, h, w) whose top lies where LiDAR returns exist, randomly flipped left-right."""
+    rows = torch.nonzero(mask[0, 0].sum(dim=1) > 0).flatten()
+    top_min = int(rows[0]) if len(rows) else 0
+    hh, ww = depth.shape[-2:]
+    h, w = min(h, hh), min(w, ww)
+    y = rng.randint(min(top_min, hh - h), hh - h)
+    x = rng.randint(0, ww - w)
+    d, m = depth[..., y:y + h, x:x + w], mask[..., y:y + h, x:x + w]
+    if rng.random() < 0.5:
+        d, m = d.flip(-1), m.flip(-1)
+    return d, m
+
+
+def evaluate_holdout(completer: DepthCompleter, frames: list, keep: float, seed: int) -> dict[str, float]:
+    """Mean errors of ``completer`` on ``frames`` under a seeded random hold-out."""
+    gen = torch.Generator().manual_seed(seed)
+    per = []
+    for depth, mask in frames:
+        inp, inp_mask, tgt = random_holdout(depth, mask, keep, gen)
+        pred, _ = completer.complete(inp, inp_mask)
+        per.append(frame_errors(pred[0, 0].cpu().numpy(), depth[0, 0].numpy(), tgt[0, 0].numpy()))
+    return mean_errors(per)
+
+
+def main(argv: "list[str] | None" = None) -> int:
+    p = argparse.ArgumentParser(prog="sparse-depth train", description=__doc__)
+    p.add_argument("--kitti", default="../shared/data/kitti_raw_2011_09_26")
+    p.add_argument("--ddad", default="../shared/data/ddad_test_scene/scene_01")
+    p.add_argument("--model", default="sparseconv", choices=["sparseconv", "convnet"])
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--crop", type=int, nargs=2, default=[192, 512], metavar=("H", "W"))
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--keep", type=float, nargs=2, default=[0.3, 0.9], metavar=("MIN", "MAX"),
+                   help="input density range, as a fraction of the frame's points")
+    p.add_argument("--loss", default="l2", choices=["l1", "l2"])
+    p.add_argument("--eval-every", type=int, default=500)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", required=True, help="checkpoint path to write")
+    args = p.parse_args(argv)
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    rng = random.Random(args.seed)
+    device = torch.device(args.device)
+    kitti = open_dataset(args.kitti, "kitti-raw")
+    train = project_frames(kitti, list(range(0, 60)), 0.5, 100.0)
+    if args.ddad:
+        ddad = open_dataset(args.ddad, "ddad")
+        train += project_frames(ddad, ddad.frame_ids(), 0.5, 100.0)
+    val = project_frames(kitti, list(range(60, 78)), 0.5, 100.0)
+    print(f"train frames {len(train)}, validation frames {len(val)}", flush=True)
+
+    model = build_model(args.model).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.steps)
+    classic = evaluate_holdout(DepthCompleter("classic", "cpu"), val, 0.5, args.seed)
+    print(f"classic  val rmse {classic['rmse_mm']:.0f} mm mae {classic['mae_mm']:.0f} mm", flush=True)
+    history = []
+    t0 = time.time()
+    running = 0.0
+    for step in range(1, args.steps + 1):
+        batch_d, batch_m = zip(*(random_crop(*train[rng.randrange(len(train))], *args.crop, rng)
+                                 for _ in range(args.batch)))
+        depth, mask = torch.cat(batch_d).to(device), torch.cat(batch_m).to(device)
+        keep = rng.uniform(*args.keep)
+        inp, inp_mask, tgt = random_holdout(depth, mask, keep)
+        pred, conf = model(inp, inp_mask)
+        w = tgt * conf
+        diff = (pred - depth) * w
+        loss = (diff.abs() if args.loss == "l1" else diff ** 2).sum() / w.sum().clamp(min=1)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        running += loss.item()
+        if step % args.eval_every == 0 or step == args.steps:
+            completer = DepthCompleter("classic", "cpu")
+            completer.model, completer.method = model.eval(), args.model
+            metrics = evaluate_holdout(completer, val, 0.5, args.seed)
+            model.train()
+            history.append({"step": step, "loss": running / args.eval_every, **metrics})
+            print(f"step {step:5d} loss {running / args.eval_every:.4f} val rmse {metrics['rmse_mm']:.0f} mm "
+                  f"mae {metrics['mae_mm']:.0f} mm coverage {metrics['coverage']:.3f} "
+                  f"({time.time() - t0:.0f} s)", flush=True)
+            running = 0.0
+    provenance = {
+        "command": "sparse-depth train " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "data": "KITTI raw 2011_09_26 frames 0-59 + DDAD scene_01 (train); KITTI raw 60-77 (validation)",
+        "seed": args.seed, "steps": args.steps, "seconds": round(time.time() - t0, 1),
+        "validation": "random hold-out, keep 0.5, seed %d" % args.seed,
+        "metrics": json.dumps({"model": history[-1], "classic": classic}),
+    }
+    save_checkpoint(args.out, args.model, model.cpu(), provenance)
+    print(f"wrote {args.out}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""The `sparse-depth complete` command on the bundled sample, and the KITTI depth PNG encoding."""
+
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+from sparse_depth_node.depth_io import decode_kitti_depth, encode_kitti_depth, read_kitti_depth, write_kitti_depth
+
+from conftest import REPO, SAMPLE
+
+
+def test_kitti_depth_png_round_trip(tmp_path):
+    depth = np.array([[0.0, 1.0, 12.34567], [np.nan, 255.0, -3.0]], dtype=np.float32)
+    enc = encode_kitti_depth(depth)
+    assert enc.dtype == np.uint16 and enc.tolist() == [[0, 256, 3160], [0, 65280, 0]]
+    write_kitti_depth(tmp_path / "d.png", depth)
+    with Image.open(tmp_path / "d.png") as im:
+        assert im.mode in ("I;16", "I") and np.asarray(im).tolist() == enc.tolist()
+    np.testing.assert_allclose(read_kitti_depth(tmp_path / "d.png"), decode_kitti_depth(enc))
+    assert abs(decode_kitti_depth(enc)[0, 2] - 12.34567) <= 0.5 / 256
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "sparse_depth_node.cli", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_complete_writes_the_four_pngs_and_prints_timings(tmp_path):
+    out = tmp_path / "o"
+    r = run_cli("complete", "--data", str(SAMPLE), "--format", "kitti-raw", "--frame", "1",
+                "--method", "classic", "--device", "cpu", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "project" in r.stdout and "complete" in r.stdout and "total" in r.stdout
+    sparse = read_kitti_depth(out / "sparse_depth.png")
+    dense = read_kitti_depth(out / "dense_depth.png")
+    assert sparse.shape == dense.shape == (375, 1242)
+    assert 15000 < (sparse > 0).sum() < (dense > 0).sum()
+    with Image.open(out / "preview.png") as im:
+        assert im.size[0] == 1242 and im.size[1] > 4 * 375
+    with Image.open(out / "confidence.png") as im:
+        assert im.size == (1242, 375)
+
+
+def test_complete_reports_bad_input_as_an_error_not_a_traceback(tmp_path):
+    r = run_cli("complete", "--data", str(SAMPLE), "--format", "kitti-raw", "--frame", "99",
+                "--method", "classic", "--out", str(tmp_path))
+    assert r.returncode == 2 and "no frame '99'" in r.stderr and "Traceback" not in r.stderr
