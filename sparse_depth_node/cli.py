@@ -61,10 +61,29 @@ def _complete(args: argparse.Namespace) -> int:
     return 0
 
 
+def _node(args: argparse.Namespace) -> int:
+    from .node import main as node_main
+
+    node_main(["sparse_depth_node", *args.ros_args])
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .train import main as train_main
+
+    return train_main(args.train_args)
+
+
 def main(argv: "list[str] | None" = None) -> int:
     parser = argparse.ArgumentParser(prog="sparse-depth", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _add_complete(sub)
+    p = sub.add_parser("node", help="run the ROS 2 node (arguments after 'node' go to ROS, e.g. --ros-args -p ...)")
+    p.add_argument("ros_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=_node)
+    p = sub.add_parser("train", help="train a network (see sparse-depth train --help)", add_help=False)
+    p.add_argument("train_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=_train)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -43,7 +43,8 @@ class FrameResult:
 
     sparse_depth, dense_depth: (H, W) float32 metres, 0 = no measurement / no estimate.
     mask: (H, W) bool, pixels with a LiDAR return. confidence: (H, W) float32 in [0, 1].
-    cloud: (M, 3) float32 in the camera optical frame; cloud_rgb: (M, 3) uint8 or None;
+    cloud: (M, 3) float32 in the camera's reference optical frame (the frame t_cam_from_lidar
+    maps into, i.e. the image's frame_id; P's translation column is undone); cloud_rgb: (M, 3) uint8 or None;
     cloud_pixels: (H', W') bool on the strided grid, True where a cloud point comes from
     (row-major order of ``cloud``). timings_ms: per-stage wall time.
     """
@@ -115,6 +116,8 @@ def process_frame(points: np.ndarray, camera: PinholeCamera, t_cam_from_lidar: n
     timer.lap("complete")
     cloud, colours, kept = backproject_depth(dense, camera, stride=int(params.cloud_stride),
                                              rgb=rgb_t if params.colorize_cloud else None)
+    if any(camera.shift):  # back into the reference optical frame, the frame of t_cam_from_lidar
+        cloud = cloud - torch.tensor(camera.shift, dtype=cloud.dtype, device=cloud.device)
     timer.lap("backproject")
     result = FrameResult(
         sparse_depth=sparse[0, 0].cpu().numpy(),

@@ -1,0 +1,58 @@
+"""Real rclpy helpers for the node tests: KITTI frames as messages, an isolated DDS domain,
+and a spinning loop that waits for what a subscriber receives."""
+
+import os
+import random
+import time
+
+import numpy as np
+import rclpy
+from builtin_interfaces.msg import Time
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
+from std_msgs.msg import Header
+
+from sparse_depth_node.geometry import matrix_to_quaternion
+from sparse_depth_node.msgs import fill_camera_info, fill_cloud_from_array, fill_rgb_image
+
+CAMERA_FRAME = "camera_optical"
+LIDAR_FRAME = "velo_link"
+
+
+def isolate_dds() -> None:
+    """A DDS domain of this test process's own, discovery on this machine only."""
+    os.environ["ROS_DOMAIN_ID"] = str(random.Random(os.getpid()).randint(1, 100))
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+
+
+def frame_messages(frame, stamp_ns: int):
+    """(PointCloud2 x,y,z,intensity, Image rgb8, CameraInfo) of a data set frame, one stamp."""
+    stamp = Time(sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9)
+    cloud = fill_cloud_from_array(PointCloud2(), PointField, Header(stamp=stamp, frame_id=LIDAR_FRAME),
+                                  np.c_[frame.points, frame.intensity])
+    image = fill_rgb_image(Image(), Header(stamp=stamp, frame_id=CAMERA_FRAME), frame.rgb)
+    info = fill_camera_info(CameraInfo(), Header(stamp=stamp, frame_id=CAMERA_FRAME), frame.camera)
+    return cloud, image, info
+
+
+def extrinsic_parameters(frame) -> dict:
+    t = frame.t_cam_from_lidar
+    return {"extrinsic.translation": [float(x) for x in t[:3, 3]],
+            "extrinsic.rotation": [float(x) for x in matrix_to_quaternion(t[:3, :3])]}
+
+
+def spin_until(executor, done, timeout: float, step=None, period: float = 0.3) -> bool:
+    """Spin ``executor`` until ``done()``; call ``step()`` every ``period`` s meanwhile."""
+    end = time.monotonic() + timeout
+    next_step = 0.0
+    while time.monotonic() < end:
+        if done():
+            return True
+        if step is not None and time.monotonic() >= next_step:
+            step()
+            next_step = time.monotonic() + period
+        executor.spin_once(timeout_sec=0.05)
+    return done()
+
+
+__all__ = ["isolate_dds", "frame_messages", "extrinsic_parameters", "spin_until", "rclpy",
+           "CAMERA_FRAME", "LIDAR_FRAME"]
