@@ -1,6 +1,7 @@
 """The node over real DDS: a test publisher sends KITTI frames, a test subscriber checks what
 comes back (encodings, stamps, frames, NaN, cloud bytes, depth at LiDAR pixels)."""
 
+import contextlib
 import os
 import struct
 import subprocess
@@ -64,6 +65,33 @@ def make_node(context, frame, **params):
     return SparseDepthNode(context=context, parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
 
 
+@contextlib.contextmanager
+def live(context, frame, topics=("depth/image", "depth/camera_info", "depth/points"), **params):
+    """The node and a test harness on one executor; ``send()`` publishes ``frame`` with the next stamp."""
+    node = make_node(context, frame, **params)
+    h = Harness(context, topics)
+    ex = SingleThreadedExecutor(context=context)
+    ex.add_node(node)
+    ex.add_node(h.node)
+    stamps = iter(range(10**9, 10**11, 10**8))
+    sent = []
+
+    def send(spoil=None):
+        sent.append(next(stamps))
+        msgs = frame_messages(frame, sent[-1])
+        if spoil is not None:
+            spoil(*msgs)
+        h.publish(msgs)
+
+    send.sent = sent
+    try:
+        yield node, h, ex, send
+    finally:
+        ex.shutdown()
+        node.destroy_node()
+        h.node.destroy_node()
+
+
 def lidar_pixels(frame, min_depth=0.5, max_depth=100.0):
     """Independent numpy projection: {(v, u): nearest z} through P @ T."""
     p = frame.camera.P @ frame.t_cam_from_lidar
@@ -81,27 +109,14 @@ def lidar_pixels(frame, min_depth=0.5, max_depth=100.0):
 
 def test_node_publishes_depth_info_and_cloud_for_kitti_frames(context, kitti_frame0):
     frame = kitti_frame0
-    node = make_node(context, frame)
-    h = Harness(context)
-    ex = SingleThreadedExecutor(context=context)
-    ex.add_node(node)
-    ex.add_node(h.node)
-    stamps = iter(range(1_000_000_000, 2_000_000_000, 100_000_000))
-    sent = []
-
-    def send():
-        s = next(stamps)
-        sent.append(s)
-        h.publish(frame_messages(frame, s))
-
-    try:
+    with live(context, frame) as (node, h, ex, send):
         assert spin_until(ex, h.all_received, 60.0, send), {k: len(v) for k, v in h.got.items()}
         depth_msg, info_msg, cloud_msg = (h.got[t][0] for t in ("depth/image", "depth/camera_info", "depth/points"))
         # REP 118: 32FC1 metres, image stamp and optical frame
         assert depth_msg.encoding == "32FC1" and depth_msg.is_bigendian == 0
         assert (depth_msg.width, depth_msg.height, depth_msg.step) == (1242, 375, 1242 * 4)
         stamp_ns = depth_msg.header.stamp.sec * 10**9 + depth_msg.header.stamp.nanosec
-        assert stamp_ns in sent and depth_msg.header.frame_id == CAMERA_FRAME
+        assert stamp_ns in send.sent and depth_msg.header.frame_id == CAMERA_FRAME
         assert info_msg.header.stamp == depth_msg.header.stamp and info_msg.header.frame_id == CAMERA_FRAME
         np.testing.assert_allclose(np.reshape(info_msg.p, (3, 4)), frame.camera.P)
         depth = np.frombuffer(depth_msg.data, dtype="<f4").reshape(375, 1242)
@@ -125,10 +140,6 @@ def test_node_publishes_depth_info_and_cloud_for_kitti_frames(context, kitti_fra
         for (x, y, z), (r, g, b) in zip(ref.cloud[:2000], ref.cloud_rgb[:2000]):
             expected += struct.pack("<fff4xI12x", x, y, z, (int(r) << 16) | (int(g) << 8) | int(b))
         assert bytes(cloud_msg.data[: len(expected)]) == bytes(expected)
-    finally:
-        ex.shutdown()
-        node.destroy_node()
-        h.node.destroy_node()
 
 
 def test_parameter_validation_and_runtime_change(context, kitti_frame0):
@@ -151,38 +162,21 @@ def test_parameter_validation_and_runtime_change(context, kitti_frame0):
 
 def test_runtime_max_depth_change_applies_to_the_next_frame(context, kitti_frame0):
     frame = kitti_frame0
-    node = make_node(context, frame)
-    h = Harness(context, topics=("depth/image",))
-    ex = SingleThreadedExecutor(context=context)
-    ex.add_node(node)
-    ex.add_node(h.node)
-    stamps = iter(range(10**9, 10**10, 10**8))
-    try:
-        assert spin_until(ex, h.all_received, 60.0, lambda: h.publish(frame_messages(frame, next(stamps))))
+    with live(context, frame, topics=("depth/image",)) as (node, h, ex, send):
+        assert spin_until(ex, h.all_received, 60.0, send)
         first = np.frombuffer(h.got["depth/image"][-1].data, "<f4")
         assert np.nanmax(first) > 30.0
         assert node.set_parameters([Parameter("max_depth", value=15.0)])[0].successful
         n = len(h.got["depth/image"])
-        assert spin_until(ex, lambda: len(h.got["depth/image"]) >= n + 2, 60.0,
-                          lambda: h.publish(frame_messages(frame, next(stamps))))
+        assert spin_until(ex, lambda: len(h.got["depth/image"]) >= n + 2, 60.0, send)
         last = np.frombuffer(h.got["depth/image"][-1].data, "<f4")
         assert np.nanmax(last) <= 15.0
-    finally:
-        ex.shutdown()
-        node.destroy_node()
-        h.node.destroy_node()
 
 
 def test_bad_messages_are_dropped_counted_and_the_node_goes_on(context, kitti_frame0):
     frame = kitti_frame0
-    node = make_node(context, frame)
-    h = Harness(context, topics=("depth/image",))
-    ex = SingleThreadedExecutor(context=context)
-    ex.add_node(node)
-    ex.add_node(h.node)
-    stamps = iter(range(10**9, 10**10, 10**8))
-    try:
-        assert spin_until(ex, h.all_received, 60.0, lambda: h.publish(frame_messages(frame, next(stamps))))
+    with live(context, frame, topics=("depth/image",)) as (node, h, ex, send):
+        assert spin_until(ex, h.all_received, 60.0, send)
         def bad_encoding(cloud, image, info):
             image.encoding = "yuv422"
 
@@ -193,22 +187,15 @@ def test_bad_messages_are_dropped_counted_and_the_node_goes_on(context, kitti_fr
             info.p = [0.0] * 12
 
         for i, spoil in enumerate((bad_encoding, truncated_cloud, uncalibrated), start=1):
-            msgs = frame_messages(frame, next(stamps))
-            spoil(*msgs)
-            h.publish(msgs)
+            send(spoil)
             assert spin_until(ex, lambda: node.stats.snapshot().get("rejected_input", 0) >= i, 30.0), spoil.__name__
         n = len(h.got["depth/image"])
-        assert spin_until(ex, lambda: len(h.got["depth/image"]) > n, 30.0,
-                          lambda: h.publish(frame_messages(frame, next(stamps))))
+        assert spin_until(ex, lambda: len(h.got["depth/image"]) > n, 30.0, send)
         status = node.diagnostic_status()
         values = {kv.key: kv.value for kv in status.values}
         assert int(values["count.rejected_input"]) >= 3 and int(values["count.frames_out"]) >= 2
         assert "latency_ms.complete" in values and values["device"] == "cpu"
         assert spin_until(ex, lambda: len(h.diagnostics) > 0, 5.0)
-    finally:
-        ex.shutdown()
-        node.destroy_node()
-        h.node.destroy_node()
 
 
 def test_no_inference_while_nobody_subscribes(context, kitti_frame0):
