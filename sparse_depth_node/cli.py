@@ -1,10 +1,12 @@
-"""The ``sparse-depth`` command: ``complete`` (one frame from a data set folder), ``node``
-(the ROS 2 node) and ``train`` (the self-supervised training script)."""
+"""The ``sparse-depth`` command: ``complete`` (one frame of a data set), ``convert-kitti``,
+``process`` and ``play`` (rosbag2), ``demo`` (node + bag over DDS), ``node`` (the ROS 2 node)
+and ``train`` (self-supervised training)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +63,56 @@ def _complete(args: argparse.Namespace) -> int:
     return 0
 
 
+def _convert_kitti(args: argparse.Namespace) -> int:
+    from .bag import convert_kitti
+
+    frames = None
+    if args.frames:
+        a, _, b = args.frames.partition(":")
+        frames = (int(a), int(b))
+    n = convert_kitti(args.data, args.out, frames, args.storage)
+    print(f"wrote {n} frames to {args.out} ({args.storage})")
+    return 0
+
+
+def _process(args: argparse.Namespace) -> int:
+    from .bag import load_parameters, parse_remaps, process_bag
+
+    report = process_bag(args.in_bag, args.out_bag, load_parameters(args.params), parse_remaps(args.remap),
+                         args.device, args.storage)
+    print(report.table())
+    print(f"wrote {args.out_bag}")
+    return 0 if report.frames_out > 0 else 1
+
+
+def _play(args: argparse.Namespace) -> int:
+    import rclpy
+
+    from .bag import parse_remaps
+    from .player import BagPlayer
+
+    rclpy.init()
+    node = rclpy.create_node("sparse_depth_player")
+    try:
+        player = BagPlayer(node, args.bag, args.topics or None, parse_remaps(args.remap), args.clock)
+        n = player.play(rate=args.rate, loop=args.loop)
+        time.sleep(0.5)  # let the last (and transient-local) messages go out
+        print(f"published {n} messages from {args.bag}")
+        player.close()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.shutdown()
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(args.bag, args.out, args.model, args.device, args.rate)
+
+
 def _node(args: argparse.Namespace) -> int:
     from .node import main as node_main
 
@@ -78,6 +130,35 @@ def main(argv: "list[str] | None" = None) -> int:
     parser = argparse.ArgumentParser(prog="sparse-depth", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _add_complete(sub)
+    p = sub.add_parser("convert-kitti", help="write a KITTI raw drive as a rosbag2")
+    p.add_argument("--data", required=True, help="KITTI raw drive folder")
+    p.add_argument("--out", required=True, help="bag folder to create")
+    p.add_argument("--frames", default=None, help="A:B, frame indices [A, B)")
+    p.add_argument("--storage", default="mcap", choices=["mcap", "sqlite3"])
+    p.set_defaults(func=_convert_kitti)
+    p = sub.add_parser("process", help="run the pipeline over a bag offline into a new bag")
+    p.add_argument("in_bag")
+    p.add_argument("out_bag")
+    p.add_argument("--params", default=None, help="parameter YAML (as for the node)")
+    p.add_argument("--remap", nargs="*", default=[], help="lidar/points:=/velodyne_points ...")
+    p.add_argument("--device", default=None, help="overrides the YAML's device")
+    p.add_argument("--storage", default="mcap", choices=["mcap", "sqlite3"])
+    p.set_defaults(func=_process)
+    p = sub.add_parser("play", help="publish a bag on live ROS 2 topics with its timing and QoS")
+    p.add_argument("bag")
+    p.add_argument("--rate", type=float, default=1.0)
+    p.add_argument("--loop", action="store_true")
+    p.add_argument("--clock", action="store_true", help="publish /clock from the bag's times")
+    p.add_argument("--topics", nargs="*", default=[])
+    p.add_argument("--remap", nargs="*", default=[], help="FROM:=TO topic remaps")
+    p.set_defaults(func=_play)
+    p = sub.add_parser("demo", help="the node live over DDS, a bag played into it, outputs recorded")
+    p.add_argument("--bag", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--model", default="sparseconv")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--rate", type=float, default=1.0)
+    p.set_defaults(func=_demo)
     p = sub.add_parser("node", help="run the ROS 2 node (arguments after 'node' go to ROS, e.g. --ros-args -p ...)")
     p.add_argument("ros_args", nargs=argparse.REMAINDER)
     p.set_defaults(func=_node)

@@ -106,9 +106,11 @@ class SparseDepthNode(Node):
             "depth/image_raw": self.create_publisher(Image, "depth/image_raw", out_qos, qos_overriding_options=overrides),
         }
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_subscription(PointCloud2, "lidar/points", lambda m: self._offer("cloud", m), qos_profile_sensor_data)
-        self.create_subscription(Image, "camera/image", lambda m: self._offer("image", m), qos_profile_sensor_data)
-        self.create_subscription(CameraInfo, "camera/camera_info", lambda m: self._offer("info", m), qos_profile_sensor_data)
+        # sensor-data QoS (best effort, depth 5) by default; qos_overrides.<topic>.subscription.* change it
+        for cls, topic, stream in ((PointCloud2, "lidar/points", "cloud"), (Image, "camera/image", "image"),
+                                   (CameraInfo, "camera/camera_info", "info")):
+            self.create_subscription(cls, topic, lambda m, s=stream: self._offer(s, m), qos_profile_sensor_data,
+                                     qos_overriding_options=overrides)
         self.create_timer(1.0, self._publish_diagnostics)
         self._worker = threading.Thread(target=self._run, name="sparse_depth_worker", daemon=True)
         self._worker.start()
