@@ -14,7 +14,7 @@ import numpy as np
 import yaml
 from rosbags.highlevel import AnyReader
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
-from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
 from .camera import PinholeCamera
@@ -96,14 +96,15 @@ def _tf_static(parent: str, child: str, t_parent_child: np.ndarray, stamp_ns: in
 
 
 def convert_kitti(data: "str | Path", out: "str | Path", frames: "tuple[int, int] | None" = None,
-                  storage: str = "mcap", start_ns: int = KITTI_START_NS) -> int:
+                  storage: str = "mcap", start_ns: int = KITTI_START_NS, compress: bool = False) -> int:
     """Write a KITTI raw drive (camera 2) as a rosbag2; returns the number of frames written.
 
     Topics: /kitti/velo/points (x, y, z, intensity float32, frame velo_link),
     /kitti/camera/image_raw (rgb8), /kitti/camera/camera_info (rectified: K = P_rect_02[:, :3],
     P = [K | 0]), and /tf_static velo_link -> camera_optical (R_rect_00, Tr_velo_to_cam and camera
     2's offset folded in), offered transient-local. Stamps: 10 Hz from ``start_ns``; message
-    time = header stamp. ``frames`` = [A, B) indices into the drive.
+    time = header stamp. ``frames`` = [A, B) indices into the drive. ``compress``: zstd chunks
+    (mcap) or zstd per file (sqlite3), which rosbag2 reads natively.
     """
     reader = KittiRawReader(data)
     ids = reader.frame_ids()
@@ -118,7 +119,11 @@ def convert_kitti(data: "str | Path", out: "str | Path", frames: "tuple[int, int
     if out.exists():
         raise ValueError(f"{out} exists; rosbag2 writes a new folder")
     T = TYPESTORE.types
-    with Writer(out, version=8, storage_plugin=_storage(storage)) as writer:
+    writer = Writer(out, version=8, storage_plugin=_storage(storage))
+    if compress:
+        writer.set_compression(CompressionMode.STORAGE if storage == "mcap" else CompressionMode.FILE,
+                               CompressionFormat.ZSTD)
+    with writer:
         c_tf = writer.add_connection("/tf_static", "tf2_msgs/msg/TFMessage", typestore=TYPESTORE,
                                      offered_qos_profiles=[qos(transient_local=True, depth=1)])
         c_pts = writer.add_connection(KITTI_TOPICS["points"], "sensor_msgs/msg/PointCloud2", typestore=TYPESTORE,

@@ -70,7 +70,7 @@ def _convert_kitti(args: argparse.Namespace) -> int:
     if args.frames:
         a, _, b = args.frames.partition(":")
         frames = (int(a), int(b))
-    n = convert_kitti(args.data, args.out, frames, args.storage)
+    n = convert_kitti(args.data, args.out, frames, args.storage, compress=args.compress)
     print(f"wrote {n} frames to {args.out} ({args.storage})")
     return 0
 
@@ -135,6 +135,7 @@ def main(argv: "list[str] | None" = None) -> int:
     p.add_argument("--out", required=True, help="bag folder to create")
     p.add_argument("--frames", default=None, help="A:B, frame indices [A, B)")
     p.add_argument("--storage", default="mcap", choices=["mcap", "sqlite3"])
+    p.add_argument("--compress", action="store_true", help="zstd compression (rosbag2 reads it natively)")
     p.set_defaults(func=_convert_kitti)
     p = sub.add_parser("process", help="run the pipeline over a bag offline into a new bag")
     p.add_argument("in_bag")

@@ -8,6 +8,7 @@ planner or RViz receives.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -81,6 +82,8 @@ def run_demo(bag: "str | Path", out: "str | Path", model: str = "sparseconv", de
     for name, topic in inputs.items():
         # reliable input here: a multi-megabyte sample that loses one fragment is lost whole under best effort
         node_args += ["-r", f"{name}:={topic}", "-p", f"qos_overrides.{topic}.subscription.reliability:=reliable"]
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the node below is stopped too
     log = open(out / "node.log", "w")
     proc = subprocess.Popen(node_args, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
     context = rclpy.Context()
