@@ -82,6 +82,9 @@ def run_demo(bag: "str | Path", out: "str | Path", model: str = "sparseconv", de
     for name, topic in inputs.items():
         # reliable input here: a multi-megabyte sample that loses one fragment is lost whole under best effort
         node_args += ["-r", f"{name}:={topic}", "-p", f"qos_overrides.{topic}.subscription.reliability:=reliable"]
+    # Fast DDS's default UDP/SHM transports lose fragments of multi-megabyte samples under load and
+    # repair them only at the next heartbeat (seconds); its LARGE_DATA mode (TCP + SHM) does not.
+    os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the node below is stopped too
     log = open(out / "node.log", "w")
@@ -124,11 +127,18 @@ def run_demo(bag: "str | Path", out: "str | Path", model: str = "sparseconv", de
                 sent[t_ns] = time.monotonic()
 
         player.play(rate=rate, on_message=on_message)
-        end = time.monotonic() + timeout
+        # wait for every frame, or until the node has been quiet for `quiet` s (it dropped some)
+        end, quiet = time.monotonic() + timeout, 10.0
+        last_count, last_change = -1, time.monotonic()
         while time.monotonic() < end:
             with lock:
-                if len(received["depth/image"]) >= n_frames and len(received["depth/points"]) >= n_frames:
-                    break
+                count = min(len(received["depth/image"]), len(received["depth/points"]))
+            if count >= n_frames:
+                break
+            if count != last_count:
+                last_count, last_change = count, time.monotonic()
+            elif time.monotonic() - last_change > quiet:
+                break
             time.sleep(0.1)
         time.sleep(1.5)  # one more diagnostics period
     finally:
