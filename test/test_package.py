@@ -41,5 +41,10 @@ def test_colcon_build_installs_the_ament_layout(tmp_path):
     assert (share / "ament_index" / "resource_index" / "packages" / "sparse_depth_node").is_file()
     assert (share / "sparse_depth_node" / "package.xml").is_file()
     assert (lib / "sparse_depth_node" / "sparse-depth").is_file()
+    assert (lib / "sparse_depth_node" / "sparse_depth_node").is_file()  # what `ros2 run` and launch start
+    assert (share / "sparse_depth_node" / "launch" / "sparse_depth.launch.py").is_file()
+    assert (share / "sparse_depth_node" / "config" / "sparse_depth.yaml").is_file()
+    assert (share / "sparse_depth_node" / "config" / "sparse_depth.rviz").is_file()
+    assert list(lib.glob("python3*/site-packages/sparse_depth_node/weights/sparseconv.pt"))
     installed = list(lib.glob("python3*/site-packages/sparse_depth_node/pipeline.py"))
     assert installed, "the Python package is installed into lib/python3.X/site-packages"
