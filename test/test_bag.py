@@ -125,7 +125,7 @@ def test_unknown_message_type_is_named_when_playing(tmp_path):
 def test_demo_plays_the_bundled_bag_into_a_live_node_over_dds(tmp_path):
     """play + node (own process) + recording subscriber over real DDS: every frame comes through."""
     proc = subprocess.Popen([sys.executable, "-m", "sparse_depth_node.cli", "demo", "--bag", str(SAMPLE_BAG),
-                             "--out", str(tmp_path / "demo"), "--model", "nearest", "--device", "cpu", "--rate", "0.2"],
+                             "--out", str(tmp_path / "demo"), "--model", "nearest", "--device", "cpu", "--rate", "0.1"],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         out, _ = proc.communicate(timeout=300)
