@@ -113,6 +113,36 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(args.bag, args.out, args.model, args.device, args.rate)
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from .completion import DepthCompleter
+    from .datasets import open_dataset
+    from .evaluate import density_sweep, evaluate, format_sweep, format_table, write_json
+
+    reader = open_dataset(args.data, args.format, args.camera)
+    ids = reader.frame_ids()
+    if args.frames:
+        if ":" in args.frames:
+            a, _, b = args.frames.partition(":")
+            ids = ids[int(a or 0):int(b) if b else None]
+        else:
+            ids = args.frames.split(",")
+    frames = [reader.read(i) for i in ids]
+    methods = {}
+    for name in args.methods.split(","):
+        methods[Path(name).stem if name.endswith(".pt") else name] = DepthCompleter(name, args.device)
+    if args.densities:
+        sweep = density_sweep(frames, methods, [float(d) for d in args.densities.split(",")], args.seed)
+        print(format_sweep(sweep))
+        result = {"protocol": "density sweep (20 % fixed target)", "frames": len(frames), "seed": args.seed,
+                  "densities": sweep}
+    else:
+        result = evaluate(frames, methods, args.protocol, args.seed)
+        print(format_table(result))
+    if args.json:
+        write_json(args.json, result)
+    return 0
+
+
 def _node(args: argparse.Namespace) -> int:
     from .node import main as node_main
 
@@ -160,6 +190,18 @@ def main(argv: "list[str] | None" = None) -> int:
     p.add_argument("--device", default="auto")
     p.add_argument("--rate", type=float, default=1.0)
     p.set_defaults(func=_demo)
+    p = sub.add_parser("evaluate", help="score methods on held-out LiDAR points")
+    p.add_argument("--data", required=True)
+    p.add_argument("--format", required=True, choices=["kitti-raw", "kitti-object", "ddad", "nuscenes"])
+    p.add_argument("--camera", default=None)
+    p.add_argument("--frames", default=None, help="A:B (indices) or id,id,...")
+    p.add_argument("--protocol", default="random:0.5", help="random:K or lines:K")
+    p.add_argument("--densities", default=None, help="density sweep instead, e.g. 0.05,0.1,0.2,0.5,1")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--methods", default="sparseconv,classic,nearest", help="names or checkpoint paths")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", default=None)
+    p.set_defaults(func=_evaluate)
     p = sub.add_parser("node", help="run the ROS 2 node (arguments after 'node' go to ROS, e.g. --ros-args -p ...)")
     p.add_argument("ros_args", nargs=argparse.REMAINDER)
     p.set_defaults(func=_node)
