@@ -146,7 +146,7 @@ def test_parameter_validation_and_runtime_change(context, kitti_frame0):
     node = make_node(context, kitti_frame0)
     try:
         bad = node.set_parameters([Parameter("confidence_threshold", value=1.5)])[0]
-        assert not bad.successful and "confidence_threshold" in bad.reason or not bad.successful
+        assert not bad.successful and "range" in bad.reason
         bad = node.set_parameters([Parameter("min_depth", value=200.0)])[0]
         assert not bad.successful and "max_depth" in bad.reason
         bad = node.set_parameters([Parameter("extrinsic.rotation", value=[0.0, 0.0, 0.0, 0.0])])[0]
@@ -161,8 +161,7 @@ def test_parameter_validation_and_runtime_change(context, kitti_frame0):
 
 
 def test_runtime_max_depth_change_applies_to_the_next_frame(context, kitti_frame0):
-    frame = kitti_frame0
-    with live(context, frame, topics=("depth/image",)) as (node, h, ex, send):
+    with live(context, kitti_frame0, topics=("depth/image",)) as (node, h, ex, send):
         assert spin_until(ex, h.all_received, 60.0, send)
         first = np.frombuffer(h.got["depth/image"][-1].data, "<f4")
         assert np.nanmax(first) > 30.0
@@ -174,9 +173,9 @@ def test_runtime_max_depth_change_applies_to_the_next_frame(context, kitti_frame
 
 
 def test_bad_messages_are_dropped_counted_and_the_node_goes_on(context, kitti_frame0):
-    frame = kitti_frame0
-    with live(context, frame, topics=("depth/image",)) as (node, h, ex, send):
+    with live(context, kitti_frame0, topics=("depth/image",)) as (node, h, ex, send):
         assert spin_until(ex, h.all_received, 60.0, send)
+
         def bad_encoding(cloud, image, info):
             image.encoding = "yuv422"
 
