@@ -5,6 +5,10 @@ prefers near points, dilate with a 5x5 diamond, close small holes with a 5x5 squ
 remaining empty pixels from a 7x7 dilation, optionally extend each column's top value to the
 image top and fill what is left with a 31x31 dilation, median-blur 5x5 and Gaussian-blur 5x5
 the valid pixels, and invert back. Morphology is max-pooling, so it runs on CPU and CUDA alike.
+One change from the paper: the median and the Gaussian consider only filled pixels of each
+window. IP-Basic extrapolates everywhere first, so its windows are always full; without
+extrapolation (the node's default: no invented depth in the sky) empty pixels would pull the
+edges of filled regions towards the far end of the inverted range.
 """
 
 from __future__ import annotations
@@ -33,12 +37,19 @@ def _erode_square(x: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def _median5(x: torch.Tensor) -> torch.Tensor:
-    padded = F.pad(x, (2, 2, 2, 2), mode="replicate")
+    """5x5 median over the filled pixels of each window (empty ones, 0, are left out)."""
+    padded = F.pad(torch.where(x > _VALID, x, torch.full_like(x, float("nan"))), (2, 2, 2, 2), mode="replicate")
     patches = padded.unfold(2, 5, 1).unfold(3, 5, 1)
-    return patches.reshape(*x.shape, 25).median(dim=-1).values
+    return torch.nan_to_num(patches.reshape(*x.shape, 25).nanmedian(dim=-1).values, nan=0.0)
 
 
 def _gaussian5(x: torch.Tensor) -> torch.Tensor:
+    """5x5 Gaussian (OpenCV's sigma), normalised over the filled pixels of each window."""
+    valid = (x > _VALID).to(x.dtype)
+    return _gaussian5_raw(x * valid) / _gaussian5_raw(valid).clamp(min=1e-6)
+
+
+def _gaussian5_raw(x: torch.Tensor) -> torch.Tensor:
     sigma = 0.3 * ((5 - 1) * 0.5 - 1) + 0.8  # OpenCV's sigma for a 5-tap kernel with sigma 0
     t = torch.arange(5, dtype=x.dtype, device=x.device) - 2
     g = torch.exp(-(t * t) / (2 * sigma * sigma))
@@ -75,7 +86,7 @@ def ip_basic(depth: torch.Tensor, max_depth: float = 100.0, extrapolate: bool = 
         x = _extend_to_top(x)
         empty = x < _VALID
         x = torch.where(empty, _dilate_square(x, 31), x)
-    x = _median5(x)
+    x = torch.where(x > _VALID, _median5(x), x)
     valid = x > _VALID
     x = torch.where(valid, _gaussian5(x), x)
     valid = x > _VALID
