@@ -20,6 +20,7 @@ from rosbags.typesys import Stores, get_typestore
 from .camera import PinholeCamera
 from .completion import DepthCompleter
 from .datasets import KittiRawReader
+from .extrinsics import extrinsic_from_parameters
 from .geometry import matrix_to_quaternion
 from .msgs import (
     fill_camera_info,
@@ -240,21 +241,14 @@ def process_bag(in_bag: "str | Path", out_bag: "str | Path", params: "dict[str, 
     params = dict(params or {})
     remaps = remaps or {}
     completer = DepthCompleter(str(params.get("model", "sparseconv")), device or str(params.get("device", "auto")))
-    pp = PipelineParams(min_depth=float(params.get("min_depth", 0.5)), max_depth=float(params.get("max_depth", 100.0)),
-                        confidence_threshold=float(params.get("confidence_threshold", 0.5)),
-                        cloud_stride=int(params.get("cloud_stride", 1)),
-                        colorize_cloud=bool(params.get("colorize_cloud", True)))
+    pp = PipelineParams.from_parameters(params.get)
     pp.validate()
     fallback = None
     if "extrinsic.translation" in params or "extrinsic.rotation" in params:
-        from .extrinsics import extrinsic_from_parameters
-
         fallback = extrinsic_from_parameters(params.get("extrinsic.translation", [0.0, 0.0, 0.0]),
                                              params.get("extrinsic.rotation", [0.0, 0.0, 0.0, 1.0]))
-    sync = ApproximateSync(float(params.get("sync_slop", 0.05)), int(params.get("queue_size", 5)),
-                           {"image": float(params.get("time_offset.image", 0.0)),
-                            "info": float(params.get("time_offset.image", 0.0)),
-                            "cloud": float(params.get("time_offset.lidar", 0.0))})
+    sync = ApproximateSync(float(params.get("sync_slop", 0.05)), int(params.get("queue_size", 5)))
+    sync.set_sensor_offsets(float(params.get("time_offset.image", 0.0)), float(params.get("time_offset.lidar", 0.0)))
     report = ProcessReport()
     tree = TfTree()
     t0 = time.perf_counter()

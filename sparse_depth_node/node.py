@@ -29,7 +29,9 @@ from .pipeline import PipelineParams, process_frame
 from .stats import PipelineStats
 from .sync import ApproximateSync
 
-OUTPUTS = ("depth/image", "depth/camera_info", "depth/points", "depth/confidence", "depth/sparse", "depth/image_raw")
+OUTPUT_TYPES = {"depth/image": Image, "depth/camera_info": CameraInfo, "depth/points": PointCloud2,
+                "depth/confidence": Image, "depth/sparse": Image, "depth/image_raw": Image}
+OUTPUTS = tuple(OUTPUT_TYPES)
 STALE_AFTER_S = 2.0
 
 
@@ -91,20 +93,13 @@ class SparseDepthNode(Node):
             self._tf = TfExtrinsics(self)
         elif self.param("use_tf"):
             self.get_logger().info("tf2_ros is not available: T_camera<-lidar comes from the extrinsic.* parameters")
-        self._sync = ApproximateSync(self.param("sync_slop"), self.param("queue_size"),
-                                     {"image": self.param("time_offset.image"), "info": self.param("time_offset.image"),
-                                      "cloud": self.param("time_offset.lidar")})
+        self._sync = ApproximateSync(self.param("sync_slop"), self.param("queue_size"))
+        self._sync.set_sensor_offsets(self.param("time_offset.image"), self.param("time_offset.lidar"))
 
         out_qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
         overrides = QoSOverridingOptions.with_default_policies()
-        self.pubs = {
-            "depth/image": self.create_publisher(Image, "depth/image", out_qos, qos_overriding_options=overrides),
-            "depth/camera_info": self.create_publisher(CameraInfo, "depth/camera_info", out_qos, qos_overriding_options=overrides),
-            "depth/points": self.create_publisher(PointCloud2, "depth/points", out_qos, qos_overriding_options=overrides),
-            "depth/confidence": self.create_publisher(Image, "depth/confidence", out_qos, qos_overriding_options=overrides),
-            "depth/sparse": self.create_publisher(Image, "depth/sparse", out_qos, qos_overriding_options=overrides),
-            "depth/image_raw": self.create_publisher(Image, "depth/image_raw", out_qos, qos_overriding_options=overrides),
-        }
+        self.pubs = {name: self.create_publisher(cls, name, out_qos, qos_overriding_options=overrides)
+                     for name, cls in OUTPUT_TYPES.items()}
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         # sensor-data QoS (best effort, depth 5) by default; qos_overrides.<topic>.subscription.* change it
         for cls, topic, stream in ((PointCloud2, "lidar/points", "cloud"), (Image, "camera/image", "image"),
@@ -141,13 +136,10 @@ class SparseDepthNode(Node):
     def _validate_parameters(self, params: list) -> SetParametersResult:
         new = {p.name: p.value for p in params}
         reason = self._consistency(new)
-        if reason is None and "sync_slop" in new:
-            self._sync.slop = float(new["sync_slop"])
-        for name in ("time_offset.image", "time_offset.lidar"):
-            if reason is None and name in new:
-                streams = ("image", "info") if name.endswith("image") else ("cloud",)
-                for s in streams:
-                    self._sync.offsets[s] = float(new[name])
+        if reason is None:
+            self._sync.slop = float(new.get("sync_slop", self._sync.slop))
+            self._sync.set_sensor_offsets(float(new.get("time_offset.image", self._sync.offsets["image"])),
+                                          float(new.get("time_offset.lidar", self._sync.offsets["cloud"])))
         return SetParametersResult(successful=reason is None, reason=reason or "")
 
     def _load_completer(self) -> DepthCompleter:
@@ -237,9 +229,7 @@ class SparseDepthNode(Node):
         if t_cam is None:
             self._reject("tf_missing", f"no transform {frame.cloud.header.frame_id} -> {frame.image.header.frame_id} yet")
             return
-        params = PipelineParams(min_depth=self.param("min_depth"), max_depth=self.param("max_depth"),
-                                confidence_threshold=self.param("confidence_threshold"),
-                                cloud_stride=self.param("cloud_stride"), colorize_cloud=self.param("colorize_cloud"))
+        params = PipelineParams.from_parameters(lambda name, _default: self.param(name))
         t1 = time.perf_counter()
         try:
             result = process_frame(points, camera, t_cam, self.completer, rgb, params)

@@ -8,7 +8,8 @@ the points (and image) per frame, one device->host copy of the outputs.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -27,6 +28,11 @@ class PipelineParams:
     confidence_threshold: float = 0.5
     cloud_stride: int = 1
     colorize_cloud: bool = True
+
+    @classmethod
+    def from_parameters(cls, get: Callable[[str, Any], Any]) -> "PipelineParams":
+        """Settings from a parameter source: ``get(name, default)``; names as the node's parameters."""
+        return cls(**{f.name: type(f.default)(get(f.name, f.default)) for f in fields(cls)})
 
     def validate(self) -> None:
         if not (0.0 < self.min_depth < self.max_depth) or not np.isfinite(self.max_depth):

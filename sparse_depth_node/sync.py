@@ -49,6 +49,10 @@ class ApproximateSync:
         self.resets = 0
         self._newest = float("-inf")
 
+    def set_sensor_offsets(self, image: float, lidar: float) -> None:
+        """Per-sensor offsets (s): the camera's applies to its images and camera_info."""
+        self.offsets.update(image=image, info=image, cloud=lidar)
+
     def reset(self) -> None:
         """Forget every queued message (they count as dropped)."""
         self.dropped += sum(len(q) for q in self.queues.values())
