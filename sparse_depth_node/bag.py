@@ -195,7 +195,7 @@ class ProcessReport:
         return "\n".join(lines)
 
 
-def _resolve_inputs(connections: list, remaps: dict[str, str]) -> dict[str, str]:
+def resolve_inputs(connections: list, remaps: dict[str, str]) -> dict[str, str]:
     """Input name -> bag topic: remapped, else the node's own name, else the bag's only topic of that type."""
     topics = {c.topic: c.msgtype for c in connections}
     out = {}
@@ -257,7 +257,7 @@ def process_bag(in_bag: "str | Path", out_bag: "str | Path", params: "dict[str, 
         raise ValueError(f"{out_bag} exists; rosbag2 writes a new folder")
     reader = open_bag(in_bag)
     try:
-        inputs = _resolve_inputs(reader.connections, remaps)
+        inputs = resolve_inputs(reader.connections, remaps)
         streams = {inputs["lidar/points"]: "cloud", inputs["camera/image"]: "image",
                    inputs["camera/camera_info"]: "info"}
         T = TYPESTORE.types

@@ -24,7 +24,7 @@ from rclpy.serialization import serialize_message
 from rosbags.rosbag2 import StoragePlugin, Writer
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from .bag import INPUTS, TYPESTORE, open_bag, qos, _resolve_inputs
+from .bag import TYPESTORE, open_bag, qos, resolve_inputs
 from .depth_io import preview
 from .geometry import matrix_to_quaternion
 from .msgs import image_to_rgb, stamp_seconds
@@ -62,7 +62,7 @@ def run_demo(bag: "str | Path", out: "str | Path", model: str = "sparseconv", de
     bag, out = Path(bag), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     reader = open_bag(bag)
-    inputs = _resolve_inputs(reader.connections, {})
+    inputs = resolve_inputs(reader.connections, {})
     n_frames = sum(c.msgcount for c in reader.connections if c.topic == inputs["camera/image"])
     images = {}
     for conn, _, raw in reader.messages(connections=[c for c in reader.connections if c.topic == inputs["camera/image"]]):
@@ -206,4 +206,3 @@ def _write_previews(out: Path, received: dict[str, list], images: dict[int, np.n
         preview(images[stamp], sparse, dense, conf, caption).save(out / f"preview_{i:04d}.png")
 
 
-__all__ = ["run_demo", "bag_extrinsic", "INPUTS"]

@@ -12,9 +12,7 @@ import json
 import random
 import sys
 import time
-from pathlib import Path
 
-import numpy as np
 import torch
 
 from .completion import DepthCompleter
