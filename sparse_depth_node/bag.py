@@ -253,15 +253,20 @@ def process_bag(in_bag: "str | Path", out_bag: "str | Path", params: "dict[str, 
     tree = TfTree()
     t0 = time.perf_counter()
     out_bag = Path(out_bag)
-    if out_bag.exists():
-        raise ValueError(f"{out_bag} exists; rosbag2 writes a new folder")
+    partial = out_bag.with_name(out_bag.name + ".partial")
+    for path in (out_bag, partial):
+        if path.exists():
+            raise ValueError(f"{path} exists; rosbag2 writes a new folder")
     reader = open_bag(in_bag)
+    interrupted = None
     try:
         inputs = resolve_inputs(reader.connections, remaps)
         streams = {inputs["lidar/points"]: "cloud", inputs["camera/image"]: "image",
                    inputs["camera/camera_info"]: "info"}
         T = TYPESTORE.types
-        with Writer(out_bag, version=8, storage_plugin=_storage(storage)) as writer:
+        # written under OUT.partial and renamed when closed: an interrupted run (Ctrl-C) leaves a
+        # closed, readable bag with the frames done so far; a killed one leaves no OUT at all
+        with Writer(partial, version=8, storage_plugin=_storage(storage)) as writer:
             passthrough = {}
             for c in reader.connections:
                 if c.topic in passthrough:
@@ -271,32 +276,35 @@ def process_bag(in_bag: "str | Path", out_bag: "str | Path", params: "dict[str, 
                     offered_qos_profiles=getattr(c.ext, "offered_qos_profiles", []) or [qos()])
             outs = {name: writer.add_connection("/" + name, t, typestore=TYPESTORE, offered_qos_profiles=[qos()])
                     for name, t in OUTPUT_TYPES.items()}
-            for conn, t_ns, raw in reader.messages():
-                writer.write(passthrough[conn.topic], t_ns, raw)
-                if conn.msgtype == "tf2_msgs/msg/TFMessage":
-                    tree.add_message(reader.deserialize(raw, conn.msgtype))
-                    continue
-                stream = streams.get(conn.topic)
-                if stream is None:
-                    continue
-                msg = reader.deserialize(raw, conn.msgtype)
-                if stream == "image":
-                    report.frames_in += 1
-                dropped = sync.dropped
-                matched = sync.add(stream, msg, stamp_seconds(msg.header))
-                for _ in range(sync.dropped - dropped):
-                    report.skip("unpaired")
-                if matched is None:
-                    continue
-                _process_set(matched, tree, fallback, completer, pp, writer, outs, report, T)
-                if progress is not None:
-                    progress(report)
+            try:
+                for conn, t_ns, raw in reader.messages():
+                    writer.write(passthrough[conn.topic], t_ns, raw)
+                    if conn.msgtype == "tf2_msgs/msg/TFMessage":
+                        tree.add_message(reader.deserialize(raw, conn.msgtype))
+                        continue
+                    stream = streams.get(conn.topic)
+                    if stream is None:
+                        continue
+                    msg = reader.deserialize(raw, conn.msgtype)
+                    if stream == "image":
+                        report.frames_in += 1
+                    matched = sync.add(stream, msg, stamp_seconds(msg.header))
+                    if matched is None:
+                        continue
+                    _process_set(matched, tree, fallback, completer, pp, writer, outs, report, T)
+                    if progress is not None:
+                        progress(report)
+            except KeyboardInterrupt as exc:  # close the bag with what is done, then stop
+                interrupted = exc
     finally:
         reader.close()
-    report.skipped["unpaired"] = report.frames_in - report.frames_out - sum(
-        n for r, n in report.skipped.items() if r != "unpaired")
-    if report.skipped["unpaired"] == 0:
-        del report.skipped["unpaired"]
+        if (partial / "metadata.yaml").exists():  # the writer closed it: complete or interrupted
+            partial.rename(out_bag)
+    if interrupted is not None:
+        raise interrupted
+    unpaired = report.frames_in - report.frames_out - sum(report.skipped.values())
+    if unpaired:
+        report.skipped["no matching cloud or camera_info within sync_slop"] = unpaired
     report.seconds = time.perf_counter() - t0
     return report
 

@@ -78,8 +78,13 @@ def _convert_kitti(args: argparse.Namespace) -> int:
 def _process(args: argparse.Namespace) -> int:
     from .bag import load_parameters, parse_remaps, process_bag
 
-    report = process_bag(args.in_bag, args.out_bag, load_parameters(args.params), parse_remaps(args.remap),
-                         args.device, args.storage)
+    done = []
+    try:
+        report = process_bag(args.in_bag, args.out_bag, load_parameters(args.params), parse_remaps(args.remap),
+                             args.device, args.storage, progress=done.append)
+    except KeyboardInterrupt:
+        print(f"interrupted after {len(done)} frames: {args.out_bag} holds them (a closed, readable bag)")
+        return 130
     print(report.table())
     print(f"wrote {args.out_bag}")
     return 0 if report.frames_out > 0 else 1

@@ -293,3 +293,21 @@ def test_play_delivers_every_message_at_its_recorded_pace(rate):
         node.destroy_node()
         player_node.destroy_node()
         rclpy.shutdown(context=ctx)
+
+
+def test_interrupted_process_leaves_a_readable_partial_bag(tmp_path):
+    def stop_after_first(report):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        process_bag(SAMPLE_BAG, tmp_path / "out", {"model": "nearest"}, device="cpu", progress=stop_after_first)
+    assert not (tmp_path / "out.partial").exists()
+    msgs, _ = read_all(tmp_path / "out")
+    assert len(msgs["/depth/image"]) == 1 and len(msgs["/depth/points"]) == 1
+
+
+def test_process_counts_a_reason_for_every_frame_without_output(tmp_path):
+    report = process_bag(SAMPLE_BAG, tmp_path / "out", {"model": "nearest", "sync_slop": 0.0,
+                                                        "time_offset.lidar": 0.5}, device="cpu")
+    assert report.frames_out == 0 and sum(report.skipped.values()) == report.frames_in == 3
+    assert "no matching cloud" in report.table()
