@@ -259,3 +259,48 @@ def test_node_executable_in_its_own_process(tmp_path, kitti_frame0):
         h.node.destroy_node()
         rclpy.shutdown(context=ctx)
     assert "ready: classic on cpu" in (tmp_path / "node.log").read_text()
+
+
+def test_faults_resolution_change_late_camera_info_time_jump_and_stale_input(context, kitti_frame0):
+    import dataclasses
+
+    from PIL import Image as PILImage
+
+    from sparse_depth_node.node import STALE_AFTER_S
+
+    with live(context, kitti_frame0, topics=("depth/image",)) as (node, h, ex, send):
+        assert spin_until(ex, h.all_received, 60.0, send)
+        # the camera switches to half resolution mid-stream
+        half = dataclasses.replace(kitti_frame0, camera=kitti_frame0.camera.scaled(0.5),
+                                   rgb=np.asarray(PILImage.fromarray(kitti_frame0.rgb).resize((621, 188))))
+        cloud, image, info = frame_messages(half, 50 * 10**9)
+        h.publish((cloud, image, info))
+        assert spin_until(ex, lambda: h.got["depth/image"][-1].width == 621, 30.0)
+        assert h.got["depth/image"][-1].height == 188
+        # camera_info arriving after its image and cloud
+        cloud, image, info = frame_messages(kitti_frame0, 51 * 10**9)
+        h.pub_cloud.publish(cloud)
+        h.pub_image.publish(image)
+        spin_until(ex, lambda: False, 0.5)
+        h.pub_info.publish(info)
+        assert spin_until(ex, lambda: h.got["depth/image"][-1].header.stamp.sec == 51, 30.0)
+        # time jumps back (a looping bag): queues reset, frames keep coming
+        cloud, image, info = frame_messages(kitti_frame0, 2 * 10**9)
+        h.publish((cloud, image, info))
+        assert spin_until(ex, lambda: h.got["depth/image"][-1].header.stamp.sec == 2, 30.0)
+        assert node._sync.resets >= 1
+        # every sensor stops: the status says so
+        assert spin_until(ex, lambda: node.diagnostic_status().message.startswith("stale input"), STALE_AFTER_S + 5)
+        from diagnostic_msgs.msg import DiagnosticStatus
+
+        assert node.diagnostic_status().level == DiagnosticStatus.WARN
+
+
+def test_corrupt_weights_fall_back_to_classic(context, kitti_frame0, tmp_path):
+    bad = tmp_path / "corrupt.pt"
+    bad.write_bytes(b"\x80\x04 not a checkpoint" * 100)
+    node = make_node(context, kitti_frame0, model=str(bad))
+    try:
+        assert node.completer.method == "classic" and node.stats.snapshot()["model_fallback"] == 1
+    finally:
+        node.destroy_node()
