@@ -67,22 +67,23 @@ class DepthCompleter:
 
     ``method`` is a name in METHODS or a path to a checkpoint. ``trained`` says whether a
     network runs with trained weights; a network without shipped weights runs with its
-    random initialisation only when ``allow_untrained`` is set.
+    random initialisation only when ``allow_untrained`` is set. ``model`` passes a network
+    in hand (named ``method``) instead of loading one.
     """
 
     def __init__(self, method: str = "sparseconv", device: str = "auto", weights: "str | Path | None" = None,
-                 allow_untrained: bool = False, max_depth: float = 100.0) -> None:
+                 allow_untrained: bool = False, max_depth: float = 100.0, model: "torch.nn.Module | None" = None) -> None:
         self.device = resolve_device(device)
         self.max_depth = max_depth
         self.meta: dict = {}
-        self.model = None
+        self.model = model  # a network in hand (training's validation) is used as it is
         self.trained = True
         if method not in METHODS:  # a checkpoint path
             weights = Path(method)
-        if weights is not None:
+        if model is None and weights is not None:
             self.model, self.meta = load_checkpoint(weights)
             method = self.meta["model"]
-        elif method in MODELS:
+        elif model is None and method in MODELS:
             path = default_weights(method)
             if path.is_file():
                 self.model, self.meta = load_checkpoint(path)
