@@ -63,16 +63,16 @@ def _storage(name: str) -> StoragePlugin:
     return plugins[name]
 
 
-def _header(stamp_ns: int, frame_id: str) -> Any:
+def make_header(stamp_ns: int, frame_id: str) -> Any:
     T = TYPESTORE.types
     return T["std_msgs/msg/Header"](stamp=T["builtin_interfaces/msg/Time"](sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9),
                                     frame_id=frame_id)
 
 
-def _empty(msgtype: str) -> Any:
+def blank_message(msgtype: str) -> Any:
     """A blank rosbags PointCloud2, Image or CameraInfo, to be filled by the ``msgs.fill_*`` functions."""
     T = TYPESTORE.types
-    cls, hdr, none = T[msgtype], _header(0, ""), np.zeros(0, np.uint8)
+    cls, hdr, none = T[msgtype], make_header(0, ""), np.zeros(0, np.uint8)
     if msgtype == "sensor_msgs/msg/PointCloud2":
         return cls(header=hdr, height=0, width=0, fields=[], is_bigendian=False, point_step=0, row_step=0,
                    data=none, is_dense=False)
@@ -92,7 +92,7 @@ def _tf_static(parent: str, child: str, t_parent_child: np.ndarray, stamp_ns: in
         translation=T["geometry_msgs/msg/Vector3"](x=float(t_parent_child[0, 3]), y=float(t_parent_child[1, 3]),
                                                    z=float(t_parent_child[2, 3])),
         rotation=T["geometry_msgs/msg/Quaternion"](x=float(q[0]), y=float(q[1]), z=float(q[2]), w=float(q[3])))
-    ts = T["geometry_msgs/msg/TransformStamped"](header=_header(stamp_ns, parent), child_frame_id=child, transform=tr)
+    ts = T["geometry_msgs/msg/TransformStamped"](header=make_header(stamp_ns, parent), child_frame_id=child, transform=tr)
     return T["tf2_msgs/msg/TFMessage"](transforms=[ts])
 
 
@@ -139,10 +139,10 @@ def convert_kitti(data: "str | Path", out: "str | Path", frames: "tuple[int, int
         for i in range(a, b):
             f = reader.read(ids[i])
             stamp = start_ns + round((i - a) * 1e8)
-            cloud = fill_cloud_from_array(_empty("sensor_msgs/msg/PointCloud2"), T["sensor_msgs/msg/PointField"],
-                                          _header(stamp, KITTI_LIDAR_FRAME), np.c_[f.points, f.intensity])
-            image = fill_rgb_image(_empty("sensor_msgs/msg/Image"), _header(stamp, KITTI_CAMERA_FRAME), f.rgb)
-            info = fill_camera_info(_empty("sensor_msgs/msg/CameraInfo"), _header(stamp, KITTI_CAMERA_FRAME), info_cam)
+            cloud = fill_cloud_from_array(blank_message("sensor_msgs/msg/PointCloud2"), T["sensor_msgs/msg/PointField"],
+                                          make_header(stamp, KITTI_LIDAR_FRAME), np.c_[f.points, f.intensity])
+            image = fill_rgb_image(blank_message("sensor_msgs/msg/Image"), make_header(stamp, KITTI_CAMERA_FRAME), f.rgb)
+            info = fill_camera_info(blank_message("sensor_msgs/msg/CameraInfo"), make_header(stamp, KITTI_CAMERA_FRAME), info_cam)
             writer.write(c_pts, stamp, TYPESTORE.serialize_cdr(cloud, "sensor_msgs/msg/PointCloud2"))
             writer.write(c_img, stamp, TYPESTORE.serialize_cdr(image, "sensor_msgs/msg/Image"))
             writer.write(c_inf, stamp, TYPESTORE.serialize_cdr(info, "sensor_msgs/msg/CameraInfo"))
@@ -332,10 +332,10 @@ def _process_set(matched: Any, tree: TfTree, fallback: "np.ndarray | None", comp
         return
     header = image.header
     stamp = header.stamp.sec * 10**9 + header.stamp.nanosec
-    depth = fill_depth_image(_empty("sensor_msgs/msg/Image"), result.dense_depth, header)
-    conf = fill_depth_image(_empty("sensor_msgs/msg/Image"), np.where(result.confidence > 0, result.confidence, np.nan),
+    depth = fill_depth_image(blank_message("sensor_msgs/msg/Image"), result.dense_depth, header)
+    conf = fill_depth_image(blank_message("sensor_msgs/msg/Image"), np.where(result.confidence > 0, result.confidence, np.nan),
                             header)
-    pts = fill_pointcloud2(_empty("sensor_msgs/msg/PointCloud2"), T["sensor_msgs/msg/PointField"], header,
+    pts = fill_pointcloud2(blank_message("sensor_msgs/msg/PointCloud2"), T["sensor_msgs/msg/PointField"], header,
                            result.cloud, result.cloud_rgb)
     info_out = T["sensor_msgs/msg/CameraInfo"](**{**{k: getattr(info, k) for k in info.__dataclass_fields__},
                                                   "header": header})

@@ -148,6 +148,16 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from .bench import format_report, run, write_json
+
+    report = run(args.data, args.format, args.model, args.device, args.iterations, args.warmup)
+    print(format_report(report))
+    if args.json:
+        write_json(args.json, report)
+    return 0
+
+
 def _node(args: argparse.Namespace) -> int:
     from .node import main as node_main
 
@@ -207,6 +217,15 @@ def main(argv: "list[str] | None" = None) -> int:
     p.add_argument("--device", default="auto")
     p.add_argument("--json", default=None)
     p.set_defaults(func=_evaluate)
+    p = sub.add_parser("bench", help="per-stage timings on real frames (median / p90 / p99)")
+    p.add_argument("--data", default="../shared/data/kitti_raw_2011_09_26")
+    p.add_argument("--format", default="kitti-raw", choices=["kitti-raw", "kitti-object", "ddad", "nuscenes"])
+    p.add_argument("--model", default="sparseconv")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--iterations", type=int, default=50)
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--json", default=None)
+    p.set_defaults(func=_bench)
     p = sub.add_parser("node", help="run the ROS 2 node (arguments after 'node' go to ROS, e.g. --ros-args -p ...)")
     p.add_argument("ros_args", nargs=argparse.REMAINDER)
     p.set_defaults(func=_node)

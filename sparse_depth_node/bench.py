@@ -1,0 +1,190 @@
+"""Per-stage benchmark on real frames: message decoding, projection, completion, back-projection,
+message encoding and end to end, with median / p90 / p99 after warm-up; and, in the same run,
+the project's projection and cloud decoding against straightforward references (a numpy
+sort-based z-buffer, a per-point Python decoder). CUDA is synchronised before each timer read.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import struct
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .bag import TYPESTORE, blank_message, make_header
+from .completion import DepthCompleter
+from .datasets import Frame, open_dataset
+from .geometry import backproject_depth, project_points
+from .msgs import (
+    fill_cloud_from_array,
+    fill_depth_image,
+    fill_pointcloud2,
+    fill_rgb_image,
+    image_to_rgb,
+    pointcloud2_to_xyz,
+)
+from .pipeline import PipelineParams, process_frame
+
+
+def numpy_zbuffer(points: np.ndarray, p: np.ndarray, width: int, height: int,
+                  min_depth: float, max_depth: float) -> np.ndarray:
+    """Reference projection: P (3, 4) @ [x y z 1], then sort by depth and keep the first per pixel."""
+    h = np.c_[points.astype(np.float64), np.ones(len(points))] @ p.T
+    z = h[:, 2]
+    ok = (z >= min_depth) & (z <= max_depth)
+    u = np.floor(h[ok, 0] / z[ok] + 0.5).astype(np.int64)
+    v = np.floor(h[ok, 1] / z[ok] + 0.5).astype(np.int64)
+    z = z[ok]
+    inside = (u >= 0) & (u < width) & (v >= 0) & (v < height)
+    idx, z = v[inside] * width + u[inside], z[inside]
+    order = np.lexsort((z, idx))
+    idx, z = idx[order], z[order]
+    first = np.r_[True, idx[1:] != idx[:-1]]
+    depth = np.zeros(width * height, np.float32)
+    depth[idx[first]] = z[first]
+    return depth.reshape(height, width)
+
+
+def python_cloud_decoder(msg) -> np.ndarray:
+    """Reference decoding: one struct.unpack_from per point (x, y, z float32 little-endian)."""
+    offsets = {f.name: f.offset for f in msg.fields}
+    data = bytes(msg.data)
+    out = []
+    for i in range(msg.width * msg.height):
+        base = i * msg.point_step
+        out.append([struct.unpack_from("<f", data, base + offsets[n])[0] for n in ("x", "y", "z")])
+    return np.asarray(out, np.float32)
+
+
+class Timer:
+    def __init__(self, device: torch.device) -> None:
+        self.sync = device.type == "cuda"
+        self.samples: dict[str, list[float]] = {}
+
+    def run(self, stage: str, fn: Callable, *args, record: bool = True):
+        if self.sync:
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        out = fn(*args)
+        if self.sync:
+            torch.cuda.synchronize()
+        if record:
+            self.samples.setdefault(stage, []).append((time.perf_counter() - t0) * 1e3)
+        return out
+
+
+def summary(samples: list[float]) -> dict[str, float]:
+    a = np.asarray(samples)
+    return {"median_ms": float(np.median(a)), "p90_ms": float(np.percentile(a, 90)),
+            "p99_ms": float(np.percentile(a, 99)), "n": int(a.size)}
+
+
+def bench_frames(frames: list[Frame], completer: DepthCompleter, iterations: int, warmup: int) -> dict:
+    """Stage timings over ``iterations`` frames (cycling through ``frames``) after ``warmup``."""
+    T = TYPESTORE.types
+    timer = Timer(completer.device)
+    params = PipelineParams()
+    for it in range(warmup + iterations):
+        f = frames[it % len(frames)]
+        rec = it >= warmup
+        cloud_msg = fill_cloud_from_array(blank_message("sensor_msgs/msg/PointCloud2"), T["sensor_msgs/msg/PointField"],
+                                          make_header(0, "lidar"), np.c_[f.points, f.intensity])
+        image_msg = fill_rgb_image(blank_message("sensor_msgs/msg/Image"), make_header(0, "camera"), f.rgb)
+        points = timer.run("cloud_msg_to_array", pointcloud2_to_xyz, cloud_msg, record=rec)
+        rgb = timer.run("image_msg_to_array", image_to_rgb, image_msg, record=rec)
+        pts_t = torch.from_numpy(points).to(completer.device)
+        sparse, mask = timer.run("project", project_points, pts_t, f.camera, f.t_cam_from_lidar,
+                                 params.min_depth, params.max_depth, record=rec)
+        dense, conf = timer.run("complete", completer.complete, sparse, mask, record=rec)
+        timer.run("backproject", backproject_depth, dense, f.camera, record=rec)
+        result = process_frame(points, f.camera, f.t_cam_from_lidar, completer, rgb, params)
+        timer.run("depth_msg_encode", fill_depth_image, blank_message("sensor_msgs/msg/Image"), result.dense_depth,
+                  make_header(0, "camera"), record=rec)
+        timer.run("cloud_msg_encode", fill_pointcloud2, blank_message("sensor_msgs/msg/PointCloud2"),
+                  T["sensor_msgs/msg/PointField"], make_header(0, "camera"), result.cloud, result.cloud_rgb, record=rec)
+        if rec:
+            # end to end: messages in -> messages out, the node's path (decode, pipeline, encode)
+            t0 = time.perf_counter()
+            p2 = pointcloud2_to_xyz(cloud_msg)
+            r2 = process_frame(p2, f.camera, f.t_cam_from_lidar, completer, image_to_rgb(image_msg), params)
+            fill_depth_image(blank_message("sensor_msgs/msg/Image"), r2.dense_depth, make_header(0, "camera"))
+            fill_pointcloud2(blank_message("sensor_msgs/msg/PointCloud2"), T["sensor_msgs/msg/PointField"],
+                             make_header(0, "camera"), r2.cloud, r2.cloud_rgb)
+            timer.samples.setdefault("end_to_end", []).append((time.perf_counter() - t0) * 1e3)
+    return {k: summary(v) for k, v in timer.samples.items()}
+
+
+def bench_references(frame: Frame, repeats: int = 5) -> dict[str, dict[str, float]]:
+    """The project's projection and cloud decoding against the references, same frame, same process."""
+    T = TYPESTORE.types
+    p = frame.camera.P @ frame.t_cam_from_lidar
+    out = {}
+    pts_t = torch.from_numpy(frame.points)
+    ours, ref = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        project_points(pts_t, frame.camera, frame.t_cam_from_lidar, 0.5, 100.0)
+        ours.append((time.perf_counter() - t0) * 1e3)
+        t0 = time.perf_counter()
+        numpy_zbuffer(frame.points, p, frame.camera.width, frame.camera.height, 0.5, 100.0)
+        ref.append((time.perf_counter() - t0) * 1e3)
+    out["project"] = {"project_ms": float(np.median(ours)), "reference_ms": float(np.median(ref)),
+                      "reference": "numpy sort-based z-buffer"}
+    msg = fill_cloud_from_array(blank_message("sensor_msgs/msg/PointCloud2"), T["sensor_msgs/msg/PointField"],
+                                make_header(0, "lidar"), np.c_[frame.points, frame.intensity])
+    t0 = time.perf_counter()
+    pointcloud2_to_xyz(msg)
+    ours_ms = (time.perf_counter() - t0) * 1e3
+    t0 = time.perf_counter()
+    python_cloud_decoder(msg)
+    out["cloud_msg_to_array"] = {"project_ms": ours_ms, "reference_ms": (time.perf_counter() - t0) * 1e3,
+                                 "reference": "per-point struct.unpack_from"}
+    return out
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {torch.get_num_threads()} torch threads"
+
+
+def run(data: "str | Path", fmt: str, model: str, device: str, iterations: int, warmup: int) -> dict:
+    reader = open_dataset(data, fmt)
+    frames = [reader.read(i) for i in reader.frame_ids()[: max(1, min(iterations, len(reader.frame_ids())))]]
+    completer = DepthCompleter(model, device)
+    dev = str(completer.device)
+    if completer.device.type == "cuda":
+        dev += f" ({torch.cuda.get_device_name(completer.device)})"
+    stages = bench_frames(frames, completer, iterations, warmup)
+    end = stages.pop("end_to_end")
+    return {"device": dev, "machine": machine(), "model": completer.description, "data": f"{fmt} {data}",
+            "frames": len(frames), "iterations": iterations, "stages": stages, "end_to_end": end,
+            "references": bench_references(frames[0])}
+
+
+def format_report(r: dict) -> str:
+    lines = [f"{r['model']} on {r['device']} ({r['machine']}); {r['data']}, {r['iterations']} iterations "
+             f"over {r['frames']} frames after warm-up",
+             f"{'stage':<20} {'median ms':>10} {'p90 ms':>8} {'p99 ms':>8}"]
+    for stage, s in list(r["stages"].items()) + [("end_to_end", r["end_to_end"])]:
+        lines.append(f"{stage:<20} {s['median_ms']:10.2f} {s['p90_ms']:8.2f} {s['p99_ms']:8.2f}")
+    lines.append("side by side, same frame:")
+    for stage, s in r["references"].items():
+        lines.append(f"  {stage:<18} project {s['project_ms']:8.2f} ms  vs {s['reference']} {s['reference_ms']:9.2f} ms"
+                     f"  ({s['reference_ms'] / max(s['project_ms'], 1e-9):.1f}x)")
+    return "\n".join(lines)
+
+
+def write_json(path: "str | Path", r: dict) -> None:
+    Path(path).write_text(json.dumps(r, indent=2) + "\n")
