@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import rclpy
+import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.node import Node
@@ -163,6 +164,15 @@ class SparseDepthNode(Node):
             return completer
         raise first_error  # unreachable: classic on the CPU always loads
 
+    def _fall_back_to_cpu(self, exc: BaseException) -> None:
+        """CUDA ran out of memory: move the same model to the CPU for good, and say so once."""
+        if self.param("strict"):
+            raise exc
+        model = self.completer.model
+        self.completer = DepthCompleter(self.completer.method, "cpu", model=model.cpu() if model is not None else None)
+        self.stats.count("cuda_oom_fallback")
+        self.get_logger().error(f"CUDA out of memory ({exc}); running {self.completer.description} from now on")
+
     # ---------------------------------------------------------------- input
     def _offer(self, stream: str, msg: Any) -> None:
         self.stats.count(f"in_{stream}")
@@ -236,6 +246,9 @@ class SparseDepthNode(Node):
         except ValueError as exc:
             self._reject("rejected_input", str(exc))
             return
+        except torch.cuda.OutOfMemoryError as exc:
+            self._fall_back_to_cpu(exc)
+            result = process_frame(points, camera, t_cam, self.completer, rgb, params)
         t2 = time.perf_counter()
         self._publish(frame, result, want)
         t3 = time.perf_counter()

@@ -5,12 +5,13 @@ import contextlib
 import os
 import struct
 import subprocess
-import time
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -185,14 +186,17 @@ def test_bad_messages_are_dropped_counted_and_the_node_goes_on(context, kitti_fr
         def uncalibrated(cloud, image, info):
             info.p = [0.0] * 12
 
-        for i, spoil in enumerate((bad_encoding, truncated_cloud, uncalibrated), start=1):
+        def size_mismatch(cloud, image, info):
+            info.width = 640
+
+        for i, spoil in enumerate((bad_encoding, truncated_cloud, uncalibrated, size_mismatch), start=1):
             send(spoil)
             assert spin_until(ex, lambda: node.stats.snapshot().get("rejected_input", 0) >= i, 30.0), spoil.__name__
         n = len(h.got["depth/image"])
         assert spin_until(ex, lambda: len(h.got["depth/image"]) > n, 30.0, send)
         status = node.diagnostic_status()
         values = {kv.key: kv.value for kv in status.values}
-        assert int(values["count.rejected_input"]) >= 3 and int(values["count.frames_out"]) >= 2
+        assert int(values["count.rejected_input"]) >= 4 and int(values["count.frames_out"]) >= 2
         assert "latency_ms.complete" in values and values["device"] == "cpu"
         assert spin_until(ex, lambda: len(h.diagnostics) > 0, 5.0)
 
@@ -344,3 +348,29 @@ def test_overload_keeps_queues_and_memory_bounded_and_serves_the_newest_frame(co
         assert rss_end - rss_warm < 150, (rss_warm, rss_end)
         p90 = node.stats.percentiles()["node_total"][1]
         assert p90 < 3000.0  # latency stays bounded (one frame's work, not a backlog)
+
+
+def test_cuda_unavailable_falls_back_to_cpu_with_the_same_model(context, kitti_frame0):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA; the fallback is for machines without it")
+    node = make_node(context, kitti_frame0, model="sparseconv", device="cuda")
+    try:
+        assert node.completer.method == "sparseconv" and node.completer.device.type == "cpu"
+        assert node.stats.snapshot()["model_fallback"] == 1
+    finally:
+        node.destroy_node()
+
+
+def test_cuda_out_of_memory_moves_the_model_to_cpu_once(context, kitti_frame0):
+    """A CUDA OOM raised by the completion (simulated: no GPU here) switches the node to the CPU."""
+    with live(context, kitti_frame0, topics=("depth/image",), model="sparseconv") as (node, h, ex, send):
+        calls = []
+
+        def out_of_memory(depth, mask):
+            calls.append(1)
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+
+        node.completer.complete = out_of_memory
+        assert spin_until(ex, h.all_received, 60.0, send)
+        assert calls == [1]  # the fallback completer (a new object on the CPU) served the frame
+        assert node.stats.snapshot()["cuda_oom_fallback"] == 1 and node.completer.device.type == "cpu"
