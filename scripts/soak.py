@@ -96,13 +96,10 @@ def main() -> int:
         ex.shutdown()
         node.destroy_node()
         rclpy.shutdown(context=ctx)
-    if len(rows) >= 3:
-        t_s = np.array([r[0] for r in rows])
-        rss = np.array([r[1] for r in rows])
-        half = len(rows) // 2
-        slope = np.polyfit(t_s[half:], rss[half:], 1)[0] * 60
-        print(f"RSS {rss[0]:.0f} -> {rss[-1]:.0f} MB; trend over the second half {slope:+.2f} MB/min; "
-              f"{rows[-1][3]} of {rows[-1][2]} frames processed at rate {args.rate}")
+    if len(rows) >= 4:
+        quarters = np.array_split(np.array([r[1] for r in rows]), 4)
+        print("RSS max per quarter of the run (MB): " + ", ".join(f"{q.max():.0f}" for q in quarters)
+              + f"; {rows[-1][3]} of {rows[-1][2]} frames processed at rate {args.rate}")
     return 0
 
 
