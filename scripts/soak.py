@@ -22,8 +22,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
 from sparse_depth_node.bag import resolve_inputs, open_bag
-from sparse_depth_node.demo import bag_extrinsic
-from sparse_depth_node.geometry import matrix_to_quaternion
+from sparse_depth_node.demo import node_command
 from sparse_depth_node.player import BagPlayer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,15 +48,7 @@ def main() -> int:
     reader = open_bag(BAG)
     inputs = resolve_inputs(reader.connections, {})
     reader.close()
-    t, _, _ = bag_extrinsic(BAG, inputs)
-    q = matrix_to_quaternion(t[:3, :3])
-    cmd = [sys.executable, "-m", "sparse_depth_node.node", "--ros-args", "-p", f"model:={args.model}",
-           "-p", "device:=cpu", "-p", "use_tf:=false",
-           "-p", "extrinsic.translation:=[" + ",".join(f"{x:.9f}" for x in t[:3, 3]) + "]",
-           "-p", "extrinsic.rotation:=[" + ",".join(f"{x:.9f}" for x in q) + "]"]
-    for name, topic in inputs.items():
-        cmd += ["-r", f"{name}:={topic}", "-p", f"qos_overrides.{topic}.subscription.reliability:=reliable"]
-    node_proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    node_proc = subprocess.Popen(node_command(BAG, inputs, args.model, "cpu"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
     node = rclpy.create_node("soak", context=ctx)

@@ -56,6 +56,26 @@ def bag_extrinsic(bag: Path, inputs: dict[str, str]) -> "tuple[np.ndarray, str, 
     return None if t is None else (t, camera, lidar)
 
 
+def node_command(bag: Path, inputs: dict[str, str], model: str, device: str, *extra: str) -> list[str]:
+    """The command line that runs the node for ``bag``: its topics remapped (reliable input), its
+    /tf_static extrinsic as parameters, and ``extra`` ``-p`` arguments."""
+    found = bag_extrinsic(bag, inputs)
+    if found is None:
+        raise ValueError(f"bag {bag} has no /tf_static connecting its LiDAR and camera frames")
+    t_cam = found[0]
+    q = matrix_to_quaternion(t_cam[:3, :3])
+    cmd = [sys.executable, "-m", "sparse_depth_node.node", "--ros-args",
+           "-p", f"model:={model}", "-p", f"device:={device}", "-p", "use_tf:=false",
+           "-p", "extrinsic.translation:=[" + ",".join(f"{x:.9f}" for x in t_cam[:3, 3]) + "]",
+           "-p", "extrinsic.rotation:=[" + ",".join(f"{x:.9f}" for x in q) + "]"]
+    for e in extra:
+        cmd += ["-p", e]
+    for name, topic in inputs.items():
+        # reliable input: a multi-megabyte sample that loses one fragment is lost whole under best effort
+        cmd += ["-r", f"{name}:={topic}", "-p", f"qos_overrides.{topic}.subscription.reliability:=reliable"]
+    return cmd
+
+
 def run_demo(bag: "str | Path", out: "str | Path", model: str = "sparseconv", device: str = "auto",
              rate: float = 1.0, timeout: float = 300.0) -> int:
     """Play ``bag`` into a live node; write out/outputs (a bag), out/preview_*.png and print a table."""
@@ -69,19 +89,7 @@ def run_demo(bag: "str | Path", out: "str | Path", model: str = "sparseconv", de
         msg = reader.deserialize(raw, conn.msgtype)
         images[round(stamp_seconds(msg.header) * 1e9)] = image_to_rgb(msg)
     reader.close()
-    found = bag_extrinsic(bag, inputs)
-    if found is None:
-        raise ValueError(f"bag {bag} has no /tf_static connecting its LiDAR and camera frames")
-    t_cam, _, _ = found
-    q = matrix_to_quaternion(t_cam[:3, :3])
-    node_args = [sys.executable, "-m", "sparse_depth_node.node", "--ros-args",
-                 "-p", f"model:={model}", "-p", f"device:={device}", "-p", "use_tf:=false",
-                 "-p", "publish_sparse:=true", "-p", "publish_confidence:=true",
-                 "-p", "extrinsic.translation:=[" + ",".join(f"{x:.9f}" for x in t_cam[:3, 3]) + "]",
-                 "-p", "extrinsic.rotation:=[" + ",".join(f"{x:.9f}" for x in q) + "]"]
-    for name, topic in inputs.items():
-        # reliable input here: a multi-megabyte sample that loses one fragment is lost whole under best effort
-        node_args += ["-r", f"{name}:={topic}", "-p", f"qos_overrides.{topic}.subscription.reliability:=reliable"]
+    node_args = node_command(bag, inputs, model, device, "publish_sparse:=true", "publish_confidence:=true")
     # Fast DDS's default UDP/SHM transports lose fragments of multi-megabyte samples under load and
     # repair them only at the next heartbeat (seconds); its LARGE_DATA mode (TCP + SHM) does not.
     os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
