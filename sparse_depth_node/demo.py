@@ -8,6 +8,7 @@ planner or RViz receives.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -183,8 +184,6 @@ def run_demo(bag: "str | Path", out: "str | Path", model: str = "sparseconv", de
 
 def _write_outputs(path: Path, received: dict[str, list]) -> None:
     if path.exists():
-        import shutil
-
         shutil.rmtree(path)
     types = {Image: "sensor_msgs/msg/Image", CameraInfo: "sensor_msgs/msg/CameraInfo",
              PointCloud2: "sensor_msgs/msg/PointCloud2"}
