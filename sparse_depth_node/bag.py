@@ -240,7 +240,9 @@ def process_bag(in_bag: "str | Path", out_bag: "str | Path", params: "dict[str, 
     """
     params = dict(params or {})
     remaps = remaps or {}
-    completer = DepthCompleter(str(params.get("model", "sparseconv")), device or str(params.get("device", "auto")))
+    completer = DepthCompleter(str(params.get("model", "sparseconv")), device or str(params.get("device", "auto")),
+                               inference_scale=float(params.get("inference_scale", 1.0)),
+                               precision=str(params.get("precision", "fp32")))
     pp = PipelineParams.from_parameters(params.get)
     pp.validate()
     fallback = None

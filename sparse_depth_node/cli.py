@@ -12,6 +12,13 @@ from pathlib import Path
 import numpy as np
 
 
+def _add_speed_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--inference-scale", type=float, default=1.0,
+                   help="complete at this fraction of the resolution: 1, 0.5, 0.25, ... (default 1)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
+                   help="network precision (fp16: CUDA only)")
+
+
 def _add_complete(sub: argparse._SubParsersAction) -> None:
     from .completion import METHODS
     from .datasets import FORMATS
@@ -25,6 +32,7 @@ def _add_complete(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", default="sparseconv", choices=METHODS)
     p.add_argument("--weights", default=None, help="checkpoint path (default: the shipped weights)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    _add_speed_options(p)
     p.add_argument("--min-depth", type=float, default=0.5)
     p.add_argument("--max-depth", type=float, default=100.0)
     p.add_argument("--allow-untrained", action="store_true",
@@ -40,6 +48,7 @@ def _complete(args: argparse.Namespace) -> int:
 
     frame = open_dataset(args.data, args.format, args.camera).read(args.frame)
     completer = DepthCompleter(args.method, args.device, args.weights, allow_untrained=args.allow_untrained,
+                               inference_scale=args.inference_scale, precision=args.precision,
                                max_depth=args.max_depth)
     params = PipelineParams(min_depth=args.min_depth, max_depth=args.max_depth)
     process_frame(frame.points, frame.camera, frame.t_cam_from_lidar, completer, frame.rgb, params)  # warm-up
@@ -134,7 +143,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     frames = [reader.read(i) for i in ids]
     methods = {}
     for name in args.methods.split(","):
-        methods[Path(name).stem if name.endswith(".pt") else name] = DepthCompleter(name, args.device)
+        methods[Path(name).stem if name.endswith(".pt") else name] = DepthCompleter(
+            name, args.device, inference_scale=args.inference_scale, precision=args.precision)
     if args.densities:
         sweep = density_sweep(frames, methods, [float(d) for d in args.densities.split(",")], args.seed)
         print(format_sweep(sweep))
@@ -215,6 +225,7 @@ def main(argv: "list[str] | None" = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--methods", default="sparseconv,classic,nearest", help="names or checkpoint paths")
     p.add_argument("--device", default="auto")
+    _add_speed_options(p)
     p.add_argument("--json", default=None)
     p.set_defaults(func=_evaluate)
     p = sub.add_parser("bench", help="per-stage timings on real frames (median / p90 / p99)")
@@ -222,6 +233,7 @@ def main(argv: "list[str] | None" = None) -> int:
     p.add_argument("--format", default="kitti-raw", choices=["kitti-raw", "kitti-object", "ddad", "nuscenes"])
     p.add_argument("--model", default="sparseconv")
     p.add_argument("--device", default="auto")
+    _add_speed_options(p)
     p.add_argument("--iterations", type=int, default=50)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--json", default=None)

@@ -3,7 +3,9 @@
 Methods: ``sparseconv`` and ``convnet`` (networks, from the package's shipped weights or a
 checkpoint path), ``classic`` (IP-Basic-style morphology, no weights) and ``nearest``
 (nearest valid pixel within a window). It picks the device, moves the model once, and runs
-inference without autograd.
+inference without autograd. Networks run on the window that holds the LiDAR's support (the
+result is the same as on the whole image), optionally at a lower resolution
+(``inference_scale``) and in reduced precision (``precision``); see inference.py.
 """
 
 from __future__ import annotations
@@ -15,6 +17,14 @@ import torch
 import torch.nn.functional as F
 
 from .classic import ip_basic
+from .inference import (
+    autocast_dtype,
+    downsample_sparse,
+    retain_freed_memory,
+    scale_factor,
+    support_window,
+    upsample_dense,
+)
 from .models import MODELS, build_model, load_checkpoint
 
 LOG = logging.getLogger(__name__)
@@ -68,13 +78,22 @@ class DepthCompleter:
     ``method`` is a name in METHODS or a path to a checkpoint. ``trained`` says whether a
     network runs with trained weights; a network without shipped weights runs with its
     random initialisation only when ``allow_untrained`` is set. ``model`` passes a network
-    in hand (named ``method``) instead of loading one.
+    in hand (named ``method``) instead of loading one. ``inference_scale`` (1, 1/2,
+    1/3, ...) completes at that fraction of the resolution and interpolates back;
+    ``precision`` (fp32, bf16, fp16 on CUDA) is the networks' autocast precision. On the CPU
+    it tunes the process's allocator once (inference.retain_freed_memory).
     """
 
     def __init__(self, method: str = "sparseconv", device: str = "auto", weights: "str | Path | None" = None,
-                 allow_untrained: bool = False, max_depth: float = 100.0, model: "torch.nn.Module | None" = None) -> None:
+                 allow_untrained: bool = False, max_depth: float = 100.0, model: "torch.nn.Module | None" = None,
+                 inference_scale: float = 1.0, precision: str = "fp32") -> None:
         self.device = resolve_device(device)
         self.max_depth = max_depth
+        self.factor = scale_factor(inference_scale)
+        self.precision = precision
+        self.autocast = autocast_dtype(precision, self.device)
+        if self.device.type == "cpu":
+            retain_freed_memory()
         self.meta: dict = {}
         self.model = model  # a network in hand (training's validation) is used as it is
         self.trained = True
@@ -101,19 +120,39 @@ class DepthCompleter:
     def description(self) -> str:
         """One line naming the method, the weights' state and the device."""
         state = "" if self.model is None else (" (trained)" if self.trained else " (UNTRAINED weights)")
-        return f"{self.method}{state} on {self.device}"
+        extras = ([self.precision] if self.model is not None and self.precision != "fp32" else []) + \
+            ([f"at 1/{self.factor} resolution"] if self.factor > 1 else [])
+        return f"{self.method}{state} on {self.device}" + "".join(f", {e}" for e in extras)
 
     @torch.inference_mode()
     def complete(self, depth: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Dense depth (1, 1, H, W) metres, 0 = no estimate, and confidence in [0, 1]."""
         depth = depth.to(self.device, torch.float32)
         mask = mask.to(self.device, torch.float32)
+        size = tuple(depth.shape[-2:])
+        depth, mask = downsample_sparse(depth, mask, self.factor)
         if self.model is not None:
-            dense, conf = self.model(depth, mask)
-            dense = torch.where(conf > 0, dense.clamp(min=0.0), torch.zeros_like(dense))
-            return dense, conf
-        if self.method == "classic":
+            dense, conf = self._run_network(depth, mask)
+        elif self.method == "classic":
             dense = ip_basic(depth * mask, max_depth=self.max_depth)
+            conf = (dense > 0).to(torch.float32)
         else:
             dense = nearest_fill(depth, mask)
-        return dense, (dense > 0).to(torch.float32)
+            conf = (dense > 0).to(torch.float32)
+        return upsample_dense(dense, conf, size)
+
+    def _run_network(self, depth: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The network on the support window of ``mask`` (all of it for a network that does not
+        state its ``support_margin``), pasted into zeros."""
+        dense, conf = torch.zeros_like(depth), torch.zeros_like(mask)
+        margin = getattr(self.model, "support_margin", None)
+        h, w = depth.shape[-2:]
+        y0, y1, x0, x1 = (0, h, 0, w) if margin is None else support_window(mask, margin)
+        if y1 <= y0:
+            return dense, conf
+        with torch.autocast(self.device.type, dtype=self.autocast or torch.float32, enabled=self.autocast is not None):
+            d, c = self.model(depth[..., y0:y1, x0:x1], mask[..., y0:y1, x0:x1])
+        c = c.float()
+        dense[..., y0:y1, x0:x1] = torch.where(c > 0, d.float().clamp(min=0.0), torch.zeros_like(c))
+        conf[..., y0:y1, x0:x1] = c
+        return dense, conf

@@ -25,6 +25,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from .camera import PinholeCamera
 from .completion import DepthCompleter
 from .extrinsics import TfExtrinsics, extrinsic_from_parameters, tf2_available
+from .inference import PRECISIONS, scale_factor
 from .msgs import fill_depth_image, fill_pointcloud2, image_to_rgb, pointcloud2_to_xyz, stamp_seconds
 from .pipeline import PipelineParams, process_frame
 from .stats import PipelineStats
@@ -53,6 +54,8 @@ def _plain(desc: str, read_only: bool = False) -> ParameterDescriptor:
 PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
     "model": ("sparseconv", _plain("sparseconv, convnet, classic, nearest, or a checkpoint path", True)),
     "device": ("auto", _plain("auto, cpu, cuda or cuda:N", True)),
+    "inference_scale": (1.0, _float("complete at this fraction of the image resolution (1, 0.5, 0.25, ...)", 0.05, 1.0, True)),
+    "precision": ("fp32", _plain("network precision: fp32, bf16 (CPUs with AVX512-BF16/AMX, CUDA), fp16 (CUDA)", True)),
     "strict": (False, _plain("fail instead of falling back when the model or device is unavailable", True)),
     "min_depth": (0.5, _float("nearest depth kept, metres", 0.01, 1000.0)),
     "max_depth": (100.0, _float("farthest depth kept, metres", 0.1, 1000.0)),
@@ -130,8 +133,11 @@ class SparseDepthNode(Node):
             return f"min_depth ({value('min_depth')}) must be below max_depth ({value('max_depth')})"
         try:
             extrinsic_from_parameters(list(value("extrinsic.translation")), list(value("extrinsic.rotation")))
+            scale_factor(float(value("inference_scale")))
         except ValueError as exc:
             return str(exc)
+        if value("precision") not in PRECISIONS:
+            return f"precision must be one of {', '.join(PRECISIONS)}, got '{value('precision')}'"
         return None
 
     def _validate_parameters(self, params: list) -> SetParametersResult:
@@ -145,13 +151,15 @@ class SparseDepthNode(Node):
 
     def _load_completer(self) -> DepthCompleter:
         """The configured model on the configured device, else (unless ``strict``) the same
-        model on the CPU, else ``classic`` on the CPU, saying so once."""
-        model, device = self.param("model"), self.param("device")
-        attempts = [(model, device)] + ([(model, "cpu")] if device != "cpu" else []) + [("classic", "cpu")]
+        model on the CPU (fp32 instead of fp16), else ``classic`` on the CPU, saying so once."""
+        model, device, precision = self.param("model"), self.param("device"), self.param("precision")
+        cpu_precision = "fp32" if precision == "fp16" else precision  # fp16 is CUDA-only
+        attempts = [(model, device, precision)] + ([(model, "cpu", cpu_precision)] if device != "cpu" else []) \
+            + [("classic", "cpu", "fp32")]
         first_error = None
-        for m, d in attempts:
+        for m, d, prec in attempts:
             try:
-                completer = DepthCompleter(m, d)
+                completer = DepthCompleter(m, d, inference_scale=self.param("inference_scale"), precision=prec)
             except ValueError as exc:
                 if self.param("strict"):
                     raise
@@ -169,7 +177,8 @@ class SparseDepthNode(Node):
         if self.param("strict"):
             raise exc
         model = self.completer.model
-        self.completer = DepthCompleter(self.completer.method, "cpu", model=model.cpu() if model is not None else None)
+        self.completer = DepthCompleter(self.completer.method, "cpu", model=model.cpu() if model is not None else None,
+                                        inference_scale=1.0 / self.completer.factor)
         self.stats.count("cuda_oom_fallback")
         self.get_logger().error(f"CUDA out of memory ({exc}); running {self.completer.description} from now on")
 

@@ -21,7 +21,7 @@ def test_sparse_conv_of_a_constant_is_that_constant_wherever_the_mask_reaches(de
         layer.weight.fill_(1.0)  # normalised by the valid count: the mean of the valid pixels
         layer.bias.zero_()
     mask = random_mask(density)
-    out, mask_out = layer(torch.full_like(mask, 7.0), mask)
+    out, mask_out = layer(torch.full_like(mask, 7.0) * mask, mask)
     reach = mask_out > 0
     assert reach.any()
     # the mean of the valid pixels of a constant is exactly the constant, at any density
@@ -30,26 +30,25 @@ def test_sparse_conv_of_a_constant_is_that_constant_wherever_the_mask_reaches(de
 
 
 @pytest.mark.parametrize("density", [0.03, 0.3, 1.0])
-def test_sparse_conv_normalises_by_the_valid_count_for_any_weights(density):
-    """out = sum(m x w) / sum(m) + b: for a constant input c it is c * sum(m w) / sum(m) + b."""
+@pytest.mark.parametrize("k", [1, 3, 11])
+def test_sparse_conv_is_the_papers_equation_for_any_weights(density, k):
+    """out = sum(m x w) / sum(m) + b where sum(m) > 0, else 0; mask' = max-pool(m)."""
     torch.manual_seed(1)
-    layer = SparseConv2d(1, 3, 3)
+    layer = SparseConv2d(2, 3, k)
     mask = random_mask(density)
-    c = 4.0
-    out, mask_out = layer(torch.full_like(mask, c), mask)
-    num = F.conv2d(mask, layer.weight, padding=1)
-    cnt = F.conv2d(mask, torch.ones(1, 1, 3, 3), padding=1)
-    expect = torch.where(cnt > 0, c * num / cnt.clamp(min=1), torch.zeros_like(num)) + layer.bias.view(1, -1, 1, 1)
+    x = torch.randn(2, 2, 48, 64) * mask
+    out, mask_out = layer(x, mask)
+    num = F.conv2d(x * mask, layer.weight, padding=k // 2)
+    cnt = F.conv2d(mask, torch.ones(1, 1, k, k), padding=k // 2)
+    expect = torch.where(cnt > 0, num / cnt.clamp(min=1) + layer.bias.view(1, -1, 1, 1), torch.zeros_like(num))
     torch.testing.assert_close(out, expect, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(mask_out, F.max_pool2d(mask, 3, 1, 1))
+    torch.testing.assert_close(mask_out, F.max_pool2d(mask, k, 1, k // 2))
 
 
-def test_all_zero_mask_yields_zero_mask_and_finite_output():
+def test_all_zero_mask_yields_zero_mask_and_zero_output():
     layer = SparseConv2d(4, 8, 7)
-    x = torch.randn(1, 4, 20, 30)
-    out, m = layer(x, torch.zeros(1, 1, 20, 30))
-    assert torch.all(m == 0) and torch.isfinite(out).all()
-    torch.testing.assert_close(out, layer.bias.view(1, -1, 1, 1).expand_as(out))
+    out, m = layer(torch.zeros(1, 4, 20, 30), torch.zeros(1, 1, 20, 30))
+    assert torch.all(m == 0) and torch.all(out == 0)
 
 
 def test_sparse_conv_half_precision_has_no_nan():

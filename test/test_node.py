@@ -161,6 +161,22 @@ def test_parameter_validation_and_runtime_change(context, kitti_frame0):
         node.destroy_node()
 
 
+@pytest.mark.parametrize("param, value, message", [("inference_scale", 0.3, "1/n"), ("precision", "fp8", "precision")])
+def test_bad_speed_parameters_stop_the_node_at_start_with_the_reason(context, kitti_frame0, param, value, message):
+    with pytest.raises(ValueError, match=message):
+        make_node(context, kitti_frame0, **{param: value})
+
+
+def test_half_resolution_bf16_node_publishes_full_resolution_depth(context, kitti_frame0):
+    with live(context, kitti_frame0, model="sparseconv", inference_scale=0.5, precision="bf16") as (node, h, ex, send):
+        assert spin_until(ex, h.all_received, 60.0, send)
+        depth = h.got["depth/image"][0]
+        assert (depth.height, depth.width) == (kitti_frame0.camera.height, kitti_frame0.camera.width)
+        values = np.frombuffer(bytes(depth.data), np.float32)
+        assert np.isfinite(values).mean() > 0.5
+        assert "bf16, at 1/2 resolution" in node.completer.description
+
+
 def test_runtime_max_depth_change_applies_to_the_next_frame(context, kitti_frame0):
     with live(context, kitti_frame0, topics=("depth/image",)) as (node, h, ex, send):
         assert spin_until(ex, h.all_received, 60.0, send)

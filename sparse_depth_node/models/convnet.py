@@ -35,6 +35,9 @@ class ConvNet(nn.Module):
             c_in = channels
         self.convs = nn.ModuleList(convs)
         self.head = nn.Conv2d(channels, 1, 1)
+        # px: the confidence is 0 beyond r = sum(k // 2) of any valid input, but empty pixels carry
+        # bias-driven features, so an output with confidence sees inputs up to 2 r from valid pixels
+        self.support_margin = 2 * sum(k // 2 for k in kernels)
 
     def forward(self, depth: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.cat([depth * mask / self.depth_scale, mask], dim=1)
