@@ -244,7 +244,12 @@ def main(argv: "list[str] | None" = None) -> int:
     p = sub.add_parser("train", help="train a network (see sparse-depth train --help)", add_help=False)
     p.add_argument("train_args", nargs=argparse.REMAINDER)
     p.set_defaults(func=_train)
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] in (["train"], ["node"]):  # their own parsers take every argument (REMAINDER cannot lead with --x)
+        args = argparse.Namespace(command=argv[0], func=_train if argv[0] == "train" else _node,
+                                  train_args=argv[1:], ros_args=argv[1:])
+    else:
+        args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except ValueError as exc:

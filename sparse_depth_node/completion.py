@@ -29,7 +29,7 @@ from .models import MODELS, build_model, load_checkpoint
 
 LOG = logging.getLogger(__name__)
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-METHODS = ("sparseconv", "convnet", "classic", "nearest")
+METHODS = ("sparseconv", "multiscale", "convnet", "classic", "nearest")
 
 
 def resolve_device(device: str = "auto") -> torch.device:

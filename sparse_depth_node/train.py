@@ -1,5 +1,6 @@
 """Self-supervised training from LiDAR alone: the input is a random subset of a frame's
-projected points, the target the held-out rest.
+projected points, the target the held-out rest (``--targets single``), or that plus the
+points of neighbouring sweeps that the frame confirms (``--targets accumulated``, accumulate.py).
 
 Splits (fixed): train on KITTI raw frames 0-59 and DDAD scene_01; validate on KITTI raw
 60-77 with a seeded random 50 % hold-out, scored against ``classic`` in the same run.
@@ -14,12 +15,14 @@ import sys
 import time
 
 import torch
+import torch.nn.functional as F
 
 from .completion import DepthCompleter
 from .datasets import open_dataset
 from .geometry import project_points
 from .metrics import frame_errors, mean_errors, random_holdout
-from .models import build_model, save_checkpoint
+from .models import MODELS, build_model, save_checkpoint
+from .models.multiscale import GOOD_FRACTION
 
 
 def project_frames(reader, ids: list, min_depth: float, max_depth: float) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -31,18 +34,56 @@ def project_frames(reader, ids: list, min_depth: float, max_depth: float) -> lis
     return out
 
 
-def random_crop(depth: torch.Tensor, mask: torch.Tensor, h: int, w: int, rng: random.Random) -> tuple[torch.Tensor, torch.Tensor]:
-    """A crop (1, 1, h, w) whose top lies where LiDAR returns exist, randomly flipped left-right."""
-    rows = torch.nonzero(mask[0, 0].sum(dim=1) > 0).flatten()
+def accumulated_frames(reader, ids: list, min_depth: float, max_depth: float, window: int) -> list[torch.Tensor]:
+    """Samples (1, 4, H, W) [depth, mask, target depth, target mask] of consecutive frames ``ids``,
+    the targets accumulated from the sweeps within ``window`` of each (among ``ids`` only, so no
+    other split leaks in), registered by ICP (accumulate.py)."""
+    from .accumulate import accumulated_target, register_sequence
+
+    frames = [reader.read(i) for i in ids]
+    sweeps = [f.points for f in frames]
+    poses, quality = register_sequence(sweeps)
+    out, added = [], []
+    for i, f in enumerate(frames):
+        depth, mask = project_points(torch.from_numpy(f.points), f.camera, f.t_cam_from_lidar, min_depth, max_depth)
+        tgt_depth, tgt_mask, counts = accumulated_target(sweeps, poses, i, f.camera, f.t_cam_from_lidar, window,
+                                                         min_depth=min_depth, max_depth=max_depth)
+        out.append(torch.cat([depth, mask, tgt_depth, tgt_mask], dim=1))
+        added.append(counts["added"] / max(counts["current"], 1))
+    fitness = [q[0] for q in quality[1:]]
+    print(f"accumulated targets: ICP fitness min {min(fitness):.2f}, mean inlier RMSE "
+          f"{sum(q[1] for q in quality[1:]) / len(fitness):.3f} m; target pixels x{1 + sum(added) / len(added):.2f}",
+          flush=True)
+    return out
+
+
+def random_crop(sample: torch.Tensor, h: int, w: int, rng: random.Random) -> torch.Tensor:
+    """A crop (1, C, h, w) of ``sample`` (1, C, H, W) whose top lies where LiDAR returns exist
+    (channel 1 is the mask), randomly flipped left-right."""
+    rows = torch.nonzero(sample[0, 1].sum(dim=1) > 0).flatten()
     top_min = int(rows[0]) if len(rows) else 0
-    hh, ww = depth.shape[-2:]
+    hh, ww = sample.shape[-2:]
     h, w = min(h, hh), min(w, ww)
     y = rng.randint(min(top_min, hh - h), hh - h)
     x = rng.randint(0, ww - w)
-    d, m = depth[..., y:y + h, x:x + w], mask[..., y:y + h, x:x + w]
-    if rng.random() < 0.5:
-        d, m = d.flip(-1), m.flip(-1)
-    return d, m
+    crop = sample[..., y:y + h, x:x + w]
+    return crop.flip(-1) if rng.random() < 0.5 else crop
+
+
+def masked_loss(pred: torch.Tensor, conf: torch.Tensor, target: torch.Tensor, target_mask: torch.Tensor,
+                kind: str, learned_confidence: bool) -> torch.Tensor:
+    """Mean L1 or L2 depth error (metres) over target pixels the network reaches (conf > 0);
+    for a network with a learned confidence, plus the binary cross-entropy of that confidence
+    against "the error is within GOOD_FRACTION of the depth" (the depth is not pushed by it)."""
+    w = target_mask * (conf > 0).to(pred.dtype)
+    diff = (pred - target) * w
+    n = w.sum().clamp(min=1)
+    loss = (diff.abs() if kind == "l1" else diff ** 2).sum() / n
+    if learned_confidence:
+        good = ((pred.detach() - target).abs() <= GOOD_FRACTION * target).to(pred.dtype)
+        bce = F.binary_cross_entropy(conf.clamp(1e-6, 1 - 1e-6), good, reduction="none")
+        loss = loss + (bce * w).sum() / n
+    return loss
 
 
 def evaluate_holdout(completer: DepthCompleter, frames: list, keep: float, seed: int) -> dict[str, float]:
@@ -60,7 +101,7 @@ def main(argv: "list[str] | None" = None) -> int:
     p = argparse.ArgumentParser(prog="sparse-depth train", description=__doc__)
     p.add_argument("--kitti", default="../shared/data/kitti_raw_2011_09_26")
     p.add_argument("--ddad", default="../shared/data/ddad_test_scene/scene_01")
-    p.add_argument("--model", default="sparseconv", choices=["sparseconv", "convnet"])
+    p.add_argument("--model", default="sparseconv", choices=sorted(MODELS))
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--crop", type=int, nargs=2, default=[192, 512], metavar=("H", "W"))
@@ -68,6 +109,10 @@ def main(argv: "list[str] | None" = None) -> int:
     p.add_argument("--keep", type=float, nargs=2, default=[0.3, 0.9], metavar=("MIN", "MAX"),
                    help="input density range, as a fraction of the frame's points")
     p.add_argument("--loss", default="l2", choices=["l1", "l2"])
+    p.add_argument("--targets", default="single", choices=["single", "accumulated"],
+                   help="KITTI targets: the held-out rest of the sweep, or that plus the confirmed points of "
+                        "the sweeps within --window (ICP-registered)")
+    p.add_argument("--window", type=int, default=5, help="sweeps on each side for accumulated targets")
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
@@ -81,10 +126,13 @@ def main(argv: "list[str] | None" = None) -> int:
     rng = random.Random(args.seed)
     device = torch.device(args.device)
     kitti = open_dataset(args.kitti, "kitti-raw")
-    train = project_frames(kitti, list(range(0, 60)), 0.5, 100.0)
+    if args.targets == "accumulated":
+        train = accumulated_frames(kitti, list(range(0, 60)), 0.5, 100.0, args.window)
+    else:
+        train = [torch.cat([d, m, d, m], dim=1) for d, m in project_frames(kitti, list(range(0, 60)), 0.5, 100.0)]
     if args.ddad:
         ddad = open_dataset(args.ddad, "ddad")
-        train += project_frames(ddad, ddad.frame_ids(), 0.5, 100.0)
+        train += [torch.cat([d, m, d, m], dim=1) for d, m in project_frames(ddad, ddad.frame_ids(), 0.5, 100.0)]
     val = project_frames(kitti, list(range(60, 78)), 0.5, 100.0)
     print(f"train frames {len(train)}, validation frames {len(val)}", flush=True)
 
@@ -97,15 +145,14 @@ def main(argv: "list[str] | None" = None) -> int:
     t0 = time.time()
     running = 0.0
     for step in range(1, args.steps + 1):
-        batch_d, batch_m = zip(*(random_crop(*train[rng.randrange(len(train))], *args.crop, rng)
-                                 for _ in range(args.batch)))
-        depth, mask = torch.cat(batch_d).to(device), torch.cat(batch_m).to(device)
+        batch = torch.cat([random_crop(train[rng.randrange(len(train))], *args.crop, rng)
+                           for _ in range(args.batch)]).to(device)
+        depth, mask, tgt_depth, tgt_mask = batch.split(1, dim=1)
         keep = rng.uniform(*args.keep)
-        inp, inp_mask, tgt = random_holdout(depth, mask, keep)
+        inp, inp_mask, _ = random_holdout(depth, mask, keep)
         pred, conf = model(inp, inp_mask)
-        w = tgt * conf
-        diff = (pred - depth) * w
-        loss = (diff.abs() if args.loss == "l1" else diff ** 2).sum() / w.sum().clamp(min=1)
+        loss = masked_loss(pred, conf, tgt_depth, tgt_mask * (1 - inp_mask), args.loss,
+                           getattr(model, "learned_confidence", False))
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -122,6 +169,7 @@ def main(argv: "list[str] | None" = None) -> int:
     provenance = {
         "command": "sparse-depth train " + " ".join(argv if argv is not None else sys.argv[1:]),
         "data": "KITTI raw 2011_09_26 frames 0-59 + DDAD scene_01 (train); KITTI raw 60-77 (validation)",
+        "targets": args.targets + (f" (KITTI, window {args.window}, ICP)" if args.targets == "accumulated" else ""),
         "seed": args.seed, "steps": args.steps, "seconds": round(time.time() - t0, 1),
         "validation": "random hold-out, keep 0.5, seed %d" % args.seed,
         "metrics": json.dumps({"model": history[-1], "classic": classic}),

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from sparse_depth_node.depth_io import decode_kitti_depth, encode_kitti_depth, read_kitti_depth, write_kitti_depth
@@ -47,3 +48,12 @@ def test_complete_reports_bad_input_as_an_error_not_a_traceback(tmp_path):
     r = run_cli("complete", "--data", str(SAMPLE), "--format", "kitti-raw", "--frame", "99",
                 "--method", "classic", "--out", str(tmp_path))
     assert r.returncode == 2 and "no frame '99'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_train_subcommand_passes_every_option_to_the_training_parser(capsys):
+    from sparse_depth_node.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--steps", "many", "--out", "x.pt"])
+    assert exc.value.code == 2
+    assert "argument --steps: invalid int value: 'many'" in capsys.readouterr().err

@@ -14,10 +14,12 @@ import torch
 from torch import nn
 
 from .convnet import ConvNet
+from .multiscale import SparseMultiScaleNet
 from .sparse_conv import SparseConvNet
 
 FORMAT = "sparse_depth_node/checkpoint/1"
-MODELS: dict[str, type[nn.Module]] = {"sparseconv": SparseConvNet, "convnet": ConvNet}
+MODELS: dict[str, type[nn.Module]] = {"sparseconv": SparseConvNet, "convnet": ConvNet,
+                                       "multiscale": SparseMultiScaleNet}
 
 
 def build_model(name: str, config: "dict | None" = None) -> nn.Module:
@@ -25,8 +27,9 @@ def build_model(name: str, config: "dict | None" = None) -> nn.Module:
     if name not in MODELS:
         raise ValueError(f"unknown model '{name}', expected one of {sorted(MODELS)}")
     cfg = dict(config or {})
-    if "kernels" in cfg:
-        cfg["kernels"] = tuple(cfg["kernels"])
+    for key in ("kernels", "channels"):
+        if isinstance(cfg.get(key), list):
+            cfg[key] = tuple(cfg[key])
     return MODELS[name](**cfg)
 
 
