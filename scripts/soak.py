@@ -1,8 +1,13 @@
-"""Overload / soak benchmark: the node in its own process, the bundled bag played in a loop at a
-rate above what the node can process, for MINUTES; samples the node's RSS and its latency
-(from /diagnostics) every PERIOD seconds and prints a table and the RSS trend.
+"""Node-level load benchmark: the node in its own process, the bundled bag (10 Hz) played in a
+loop into it, the node's RSS and latency (from /diagnostics) sampled every PERIOD seconds.
 
-Usage: python scripts/soak.py [--minutes 20] [--rate 1.5] [--model classic] [--period 10]
+Two modes:
+  soak:  --minutes 20 --rate 2.2    one long run; a row per period and the RSS trend
+  rates: --hz 10,20,50 --seconds 30 one run per input rate; a row per rate: frames in and out,
+         output rate, frames dropped, latency from the last input message's arrival to the
+         publication of the outputs (median / p90), peak RSS
+
+Usage: python scripts/soak.py [--model sparseconv] [--param inference_scale:=0.5 ...] MODE
 Machine-specific figures: run it on the machine you quote.
 """
 
@@ -21,12 +26,13 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
-from sparse_depth_node.bag import resolve_inputs, open_bag
+from sparse_depth_node.bag import open_bag, resolve_inputs
 from sparse_depth_node.demo import node_command
 from sparse_depth_node.player import BagPlayer
 
 REPO = Path(__file__).resolve().parents[1]
 BAG = REPO / "sample" / "kitti_2011_09_26_sample"
+BAG_HZ = 10.0
 
 
 def rss_mb(pid: int) -> float:
@@ -36,19 +42,14 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--minutes", type=float, default=20.0)
-    p.add_argument("--rate", type=float, default=1.5,
-                   help="bag rate: the sample is 10 Hz at rate 1; 1.5 is ~5x what classic sustains on 2 CPU cores")
-    p.add_argument("--model", default="classic")
-    p.add_argument("--period", type=float, default=10.0)
-    args = p.parse_args()
-    os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
+def run_load(rate: float, seconds: float, model: str, params: list[str], period: float, on_sample=None) -> list[tuple]:
+    """Play the bag at ``rate`` (x its 10 Hz) into a fresh node for ``seconds``; every ``period`` s
+    a sample (t s, RSS MB, frames in, frames out, dropped_busy, arrival_to_publish latency text)."""
     reader = open_bag(BAG)
     inputs = resolve_inputs(reader.connections, {})
     reader.close()
-    node_proc = subprocess.Popen(node_command(BAG, inputs, args.model, "cpu"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    node_proc = subprocess.Popen(node_command(BAG, inputs, model, "cpu", *params),
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
     node = rclpy.create_node("soak", context=ctx)
@@ -63,22 +64,21 @@ def main() -> int:
     stop = threading.Event()
     sent = [0]
     player_thread = threading.Thread(target=player.play, kwargs={
-        "rate": args.rate, "loop": True, "should_stop": stop.is_set,
+        "rate": rate, "loop": True, "should_stop": stop.is_set,
         "on_message": lambda topic, _t: sent.__setitem__(0, sent[0] + (topic == inputs["camera/image"]))})
-    time.sleep(3.0)
+    time.sleep(5.0)  # the node loads its model
     player_thread.start()
     rows = []
-    end = time.monotonic() + args.minutes * 60
     start = time.monotonic()
-    print(f"{'t (s)':>6} {'RSS MB':>7} {'frames in':>9} {'out':>5} {'dropped_busy':>12} {'node_total ms (median/p90)':>28}")
     try:
-        while time.monotonic() < end:
-            time.sleep(args.period)
+        while time.monotonic() < start + seconds:
+            time.sleep(period)
             values = {kv.key: kv.value for kv in diags[-1].status[0].values} if diags else {}
             row = (time.monotonic() - start, rss_mb(node_proc.pid), sent[0], len(outputs),
-                   values.get("count.dropped_busy", "0"), values.get("latency_ms.node_total", "-"))
+                   int(values.get("count.dropped_busy", "0")), values.get("latency_ms.arrival_to_publish", "-"))
             rows.append(row)
-            print(f"{row[0]:6.0f} {row[1]:7.1f} {row[2]:9d} {row[3]:5d} {row[4]:>12} {row[5]:>28}", flush=True)
+            if on_sample:
+                on_sample(row)
     finally:
         stop.set()
         player_thread.join(timeout=10)
@@ -87,6 +87,37 @@ def main() -> int:
         ex.shutdown()
         node.destroy_node()
         rclpy.shutdown(context=ctx)
+    return rows
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="sparseconv")
+    p.add_argument("--param", action="append", default=[], help="extra node parameter, NAME:=VALUE")
+    p.add_argument("--period", type=float, default=10.0)
+    p.add_argument("--minutes", type=float, default=None, help="soak mode: run this long")
+    p.add_argument("--rate", type=float, default=2.2, help="soak mode: bag rate (x 10 Hz)")
+    p.add_argument("--hz", default=None, help="rates mode: input rates, e.g. 10,20,50")
+    p.add_argument("--seconds", type=float, default=30.0, help="rates mode: seconds per rate")
+    args = p.parse_args()
+    os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
+    label = " ".join([f"model {args.model}", *args.param])
+    if args.hz:
+        print(f"node-level throughput, {label}, {args.seconds:.0f} s per rate")
+        print(f"{'input Hz':>8} {'frames in':>9} {'out':>5} {'out Hz':>7} {'dropped':>7} "
+              f"{'arrival->publish ms (last 100 frames)':>38} {'peak RSS MB':>11}")
+        for hz in (float(h) for h in args.hz.split(",")):
+            rows = run_load(hz / BAG_HZ, args.seconds, args.model, args.param, min(args.period, args.seconds))
+            t, _, n_in, n_out, dropped, latency = rows[-1]
+            print(f"{hz:8.0f} {n_in:9d} {n_out:5d} {n_out / t:7.1f} {dropped:7d} {latency:>38} "
+                  f"{max(r[1] for r in rows):11.0f}", flush=True)
+        return 0
+    minutes = args.minutes or 20.0
+    print(f"soak, {label}, bag rate {args.rate} ({args.rate * BAG_HZ:.0f} Hz in) for {minutes:.0f} min")
+    print(f"{'t (s)':>6} {'RSS MB':>7} {'frames in':>9} {'out':>5} {'dropped_busy':>12} "
+          f"{'arrival->publish ms':>28}")
+    rows = run_load(args.rate, minutes * 60, args.model, args.param, args.period, on_sample=lambda row: print(
+        f"{row[0]:6.0f} {row[1]:7.1f} {row[2]:9d} {row[3]:5d} {row[4]:12d} {row[5]:>28}", flush=True))
     if len(rows) >= 4:
         quarters = np.array_split(np.array([r[1] for r in rows]), 4)
         print("RSS max per quarter of the run (MB): " + ", ".join(f"{q.max():.0f}" for q in quarters)

@@ -28,6 +28,7 @@ from .msgs import (
     image_to_rgb,
     pointcloud2_to_xyz,
 )
+from .bench_scaling import completion_paths, scaling_image, scaling_models, scaling_points
 from .pipeline import PipelineParams, process_frame
 
 
@@ -154,30 +155,84 @@ def machine() -> str:
     return f"{cpu}, {torch.get_num_threads()} torch threads"
 
 
-def run(data: "str | Path", fmt: str, model: str, device: str, iterations: int, warmup: int) -> dict:
+SECTIONS = ("stages", "paths", "points", "images", "models")
+
+
+def run(data: "str | Path", fmt: str, model: str, device: str, iterations: int, warmup: int,
+        inference_scale: float = 1.0, precision: str = "fp32", sections: tuple[str, ...] = SECTIONS,
+        repeats: int = 3) -> dict:
+    """The benchmark's report: ``stages`` (per-stage table of ``model`` as configured, with the
+    references), and the bench_scaling sections: ``paths`` (completion paths side by side),
+    ``points``, ``images`` and ``models`` (scaling tables, ``repeats`` runs each)."""
     reader = open_dataset(data, fmt)
     frames = [reader.read(i) for i in reader.frame_ids()[: max(1, min(iterations, len(reader.frame_ids())))]]
-    completer = DepthCompleter(model, device)
+    completer = DepthCompleter(model, device, inference_scale=inference_scale, precision=precision)
     dev = str(completer.device)
     if completer.device.type == "cuda":
         dev += f" ({torch.cuda.get_device_name(completer.device)})"
-    stages = bench_frames(frames, completer, iterations, warmup)
-    end = stages.pop("end_to_end")
-    return {"device": dev, "machine": machine(), "model": completer.description, "data": f"{fmt} {data}",
-            "frames": len(frames), "iterations": iterations, "stages": stages, "end_to_end": end,
-            "references": bench_references(frames[0])}
+    report = {"device": dev, "machine": machine(), "model": completer.description, "data": f"{fmt} {data}",
+              "frames": len(frames), "iterations": iterations}
+    if "stages" in sections:
+        stages = bench_frames(frames, completer, iterations, warmup)
+        report.update(stages=stages, end_to_end=stages.pop("end_to_end"), references=bench_references(frames[0]))
+    if "paths" in sections:
+        report["paths"] = completion_paths(frames[:5], model, completer.device, repeats)
+    if "points" in sections:
+        report["points"] = scaling_points(frames[0], completer, (30_000, 120_000, 500_000, 2_000_000), repeats)
+    if "images" in sections:
+        report["images"] = scaling_image(frames[0], completer, repeats)
+    if "models" in sections:
+        report["models"] = scaling_models(frames[0], completer.device, ("sparseconv", "multiscale", "convnet",
+                                                                        "classic", "nearest"), repeats)
+    return report
+
+
+def _table(rows: list[dict], columns: list[tuple[str, str, str]]) -> list[str]:
+    """Rows as text: columns are (key, header, format); a row with ``unavailable`` says why."""
+    out = ["  " + " ".join(f"{h:>{max(len(h), 8)}}" for _, h, _ in columns)]
+    for row in rows:
+        cells = []
+        for key, h, fmt in columns:
+            value = row.get(key, "")
+            cells.append(f"{format(value, fmt) if value != '' else '-':>{max(len(h), 8)}}")
+        out.append("  " + " ".join(cells) + (f"  unavailable: {row['unavailable']}" if "unavailable" in row else ""))
+    return out
 
 
 def format_report(r: dict) -> str:
     lines = [f"{r['model']} on {r['device']} ({r['machine']}); {r['data']}, {r['iterations']} iterations "
-             f"over {r['frames']} frames after warm-up",
-             f"{'stage':<20} {'median ms':>10} {'p90 ms':>8} {'p99 ms':>8}"]
-    for stage, s in list(r["stages"].items()) + [("end_to_end", r["end_to_end"])]:
-        lines.append(f"{stage:<20} {s['median_ms']:10.2f} {s['p90_ms']:8.2f} {s['p99_ms']:8.2f}")
-    lines.append("side by side, same frame:")
-    for stage, s in r["references"].items():
-        lines.append(f"  {stage:<18} project {s['project_ms']:8.2f} ms  vs {s['reference']} {s['reference_ms']:9.2f} ms"
-                     f"  ({s['reference_ms'] / max(s['project_ms'], 1e-9):.1f}x)")
+             f"over {r['frames']} frames after warm-up"]
+    if "stages" in r:
+        lines.append(f"{'stage':<20} {'median ms':>10} {'p90 ms':>8} {'p99 ms':>8}")
+        for stage, s in list(r["stages"].items()) + [("end_to_end", r["end_to_end"])]:
+            lines.append(f"{stage:<20} {s['median_ms']:10.2f} {s['p90_ms']:8.2f} {s['p99_ms']:8.2f}")
+        lines.append("side by side, same frame:")
+        for stage, s in r["references"].items():
+            lines.append(f"  {stage:<18} project {s['project_ms']:8.2f} ms  vs {s['reference']} "
+                         f"{s['reference_ms']:9.2f} ms  ({s['reference_ms'] / max(s['project_ms'], 1e-9):.1f}x)")
+    if "paths" in r:
+        eager = next(iter(r["paths"].values())).get("median_ms")
+        lines.append("completion paths, same frames (speed-up against the first row; |diff| against its depth):")
+        for name, s in r["paths"].items():
+            if "unavailable" in s:
+                lines.append(f"  {name:<40} unavailable: {s['unavailable']}")
+                continue
+            lines.append(f"  {name:<40} {s['median_ms']:8.1f} ms  p90 {s['p90_ms']:8.1f}  x{eager / s['median_ms']:5.2f}"
+                         f"  |diff| {s['mean_abs_diff_m'] * 1000:7.1f} mm  coverage {s['coverage_of_eager']:6.1%}")
+    mem = [("host_peak_rss_mb", "peak RSS MB", ".0f"), ("cuda_max_allocated_mb", "CUDA MB", ".0f")]
+    if "points" in r:
+        lines.append("points (the frame's sweep repeated, 1 cm jitter):")
+        lines += _table(r["points"], [("points", "points", "d"), ("cloud_decode_ms", "decode ms", ".2f"),
+                                      ("project_ms", "project ms", ".2f"), ("pipeline_ms", "pipeline ms", ".1f"), *mem])
+    if "images" in r:
+        lines.append("image size (pipeline without the colour image):")
+        lines += _table(r["images"], [("image", "image", "<24"), ("complete_ms", "complete ms", ".1f"),
+                                      ("pipeline_ms", "pipeline ms", ".1f"), ("pipeline_p90_ms", "p90 ms", ".1f"), *mem])
+    if "models" in r:
+        lines.append("models (shipped weights):")
+        lines += _table(r["models"], [("model", "model", "<10"), ("parameters", "params", "d"),
+                                      ("complete_ms", "complete ms", ".1f"), ("pipeline_ms", "pipeline ms", ".1f"),
+                                      ("pipeline_p90_ms", "p90 ms", ".1f"), *mem])
     return "\n".join(lines)
 
 

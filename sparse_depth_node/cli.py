@@ -161,7 +161,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from .bench import format_report, run, write_json
 
-    report = run(args.data, args.format, args.model, args.device, args.iterations, args.warmup)
+    sections = tuple(s for s in args.sections.split(",") if s)
+    report = run(args.data, args.format, args.model, args.device, args.iterations, args.warmup,
+                 args.inference_scale, args.precision, sections, args.repeats)
     print(format_report(report))
     if args.json:
         write_json(args.json, report)
@@ -235,6 +237,9 @@ def main(argv: "list[str] | None" = None) -> int:
     p.add_argument("--device", default="auto")
     _add_speed_options(p)
     p.add_argument("--iterations", type=int, default=50)
+    p.add_argument("--sections", default="stages,paths,points,images,models",
+                   help="comma-separated: stages, paths (completion paths side by side), points, images, models")
+    p.add_argument("--repeats", type=int, default=3, help="runs per configuration in the scaling sections")
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--json", default=None)
     p.set_defaults(func=_bench)

@@ -194,7 +194,7 @@ class SparseDepthNode(Node):
                 return
             if self._pending is not None:
                 self.stats.count("dropped_busy")
-            self._pending = matched
+            self._pending = (matched, time.perf_counter())  # the set is complete from now on
             self._lock.notify()
 
     def _run(self) -> None:
@@ -204,9 +204,9 @@ class SparseDepthNode(Node):
                     self._lock.wait(0.5)
                 if self._stop:
                     return
-                frame, self._pending = self._pending, None
+                (frame, arrived), self._pending = self._pending, None
             try:
-                self._process(frame)
+                self._process(frame, arrived)
             except Exception as exc:  # never let one frame kill the worker
                 self.stats.count("rejected_internal")
                 self.get_logger().error(f"frame dropped: {type(exc).__name__}: {exc}", throttle_duration_sec=5.0)
@@ -228,7 +228,8 @@ class SparseDepthNode(Node):
             return self._tf.lookup(image.header.frame_id, cloud.header.frame_id, cloud.header.stamp)
         return extrinsic_from_parameters(list(self.param("extrinsic.translation")), list(self.param("extrinsic.rotation")))
 
-    def _process(self, frame: Any) -> None:
+    def _process(self, frame: Any, arrived: float) -> None:
+        """Complete one synchronised set; ``arrived`` is the perf_counter time its last message came."""
         want = self._wanted()
         if not any(want.values()):
             self.stats.count("skipped_no_subscribers")
@@ -262,7 +263,8 @@ class SparseDepthNode(Node):
         self._publish(frame, result, want)
         t3 = time.perf_counter()
         timings = dict(result.timings_ms)
-        timings.update(decode=(t1 - t0) * 1e3, publish=(t3 - t2) * 1e3, node_total=(t3 - t0) * 1e3)
+        timings.update(decode=(t1 - t0) * 1e3, publish=(t3 - t2) * 1e3, node_total=(t3 - t0) * 1e3,
+                       arrival_to_publish=(t3 - arrived) * 1e3)
         self.stats.latency(timings)
         self.stats.count("frames_out")
 

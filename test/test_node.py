@@ -214,6 +214,7 @@ def test_bad_messages_are_dropped_counted_and_the_node_goes_on(context, kitti_fr
         values = {kv.key: kv.value for kv in status.values}
         assert int(values["count.rejected_input"]) >= 4 and int(values["count.frames_out"]) >= 2
         assert "latency_ms.complete" in values and values["device"] == "cpu"
+        assert "latency_ms.arrival_to_publish" in values
         assert spin_until(ex, lambda: len(h.diagnostics) > 0, 5.0)
 
 

@@ -1,0 +1,213 @@
+"""Benchmarks beyond the per-stage table: the completion paths side by side (the paper's
+equations run eagerly against the project's optimised paths, with the error each adds), and
+how time and memory scale with the number of points, the image size and the model.
+
+Every function runs real frames from the data set; times are medians over ``repeats`` after
+one warm-up, CUDA synchronised. Peak host memory is the process's VmHWM, reset before each
+configuration; CUDA peak is ``max_memory_allocated``.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .bag import TYPESTORE, blank_message, make_header
+from .camera import PinholeCamera
+from .completion import DepthCompleter
+from .datasets import Frame
+from .geometry import project_points
+from .msgs import fill_cloud_from_array, pointcloud2_to_xyz
+from .models import SparseConvNet
+from .pipeline import PipelineParams, process_frame
+
+
+def paper_forward(model: torch.nn.Module, depth: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The SparseConvNet's equations as the paper writes them, eagerly, on the whole image:
+    conv(m * x) / conv(m, ones) + b and a max-pooled mask, layer by layer (the baseline)."""
+    x, m = depth / model.depth_scale, mask
+    for i, layer in enumerate([*model.layers, model.head]):
+        k = layer.kernel_size
+        num = F.conv2d(x * m, layer.weight, padding=k // 2)
+        count = F.conv2d(m, torch.ones(1, 1, k, k, device=m.device, dtype=m.dtype), padding=k // 2)
+        x = num / count.clamp(min=1e-4) + layer.bias.view(1, -1, 1, 1)
+        m = F.max_pool2d(m, k, stride=1, padding=k // 2)
+        if i < len(model.layers):
+            x = F.relu(x)
+    return torch.where(m > 0, (x * model.depth_scale).clamp(min=0), torch.zeros_like(x)), m
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    """Start a new peak: host VmHWM (Linux clear_refs) and the CUDA allocator's peak."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory_mb(device: torch.device) -> dict[str, float]:
+    """Host peak RSS since the last reset (MB) and, on CUDA, the peak allocated (MB)."""
+    out = {"host_peak_rss_mb": float("nan")}
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                out["host_peak_rss_mb"] = int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    if device.type == "cuda":
+        out["cuda_max_allocated_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    return out
+
+
+def time_ms(fn: Callable, device: torch.device, repeats: int) -> tuple[float, float, object]:
+    """Median and p90 ms of ``fn()`` over ``repeats`` after one warm-up call, and its last result."""
+    out = fn()
+    samples = []
+    for _ in range(repeats):
+        _sync(device)
+        t0 = time.perf_counter()
+        out = fn()
+        _sync(device)
+        samples.append((time.perf_counter() - t0) * 1e3)
+    return float(np.median(samples)), float(np.percentile(samples, 90)), out
+
+
+def _projected(frame: Frame, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    pts = torch.from_numpy(np.ascontiguousarray(frame.points[:, :3], np.float32)).to(device)
+    return project_points(pts, frame.camera, frame.t_cam_from_lidar, 0.5, 100.0)
+
+
+def completion_paths(frames: list[Frame], model: str, device: torch.device, repeats: int,
+                     compile_paths: bool = True) -> dict[str, dict]:
+    """The network's completion paths side by side on the same frames: ms per frame (median,
+    p90 over frames x repeats) and the mean |depth - eager depth| (m) where both give one, with
+    the fraction of eager's pixels each path covers. A path the device cannot run says why.
+    ``compile_paths`` False leaves out the torch.compile paths (a minute of compiling on a CPU)."""
+    base = DepthCompleter(model, str(device))
+    inputs = [_projected(f, device) for f in frames]
+    half = "fp16" if device.type == "cuda" else "bf16"
+    paper = isinstance(base.model, SparseConvNet)
+    paths: dict[str, Callable[[], "DepthCompleter | Callable"]] = {}
+    if paper:
+        paths["eager, paper equations, whole image"] = lambda: (lambda d, m: paper_forward(base.model, d, m))
+    paths["fused layer, whole image" if paper else "eager, whole image"] = lambda: (lambda d, m: base.model(d, m))
+    paths.update({
+        "support crop (default)": lambda: base,
+        "  + channels-last": lambda: DepthCompleter(model, str(device), model=copy.deepcopy(base.model).to(
+            memory_format=torch.channels_last)),
+        f"  + {half}": lambda: DepthCompleter(model, str(device), precision=half),
+        "  + inference_scale 0.5": lambda: DepthCompleter(model, str(device), inference_scale=0.5),
+        f"  + inference_scale 0.5 + {half}": lambda: DepthCompleter(model, str(device), inference_scale=0.5,
+                                                                    precision=half),
+    })
+    if compile_paths:
+        paths["  + torch.compile"] = lambda: DepthCompleter(model, str(device), model=torch.compile(
+            copy.deepcopy(base.model), dynamic=True))
+        if device.type == "cuda":
+            paths["  + torch.compile, CUDA graphs"] = lambda: DepthCompleter(model, str(device), model=torch.compile(
+                copy.deepcopy(base.model), mode="reduce-overhead"))
+    results: dict[str, dict] = {}
+    eager_out = []
+    for name, make in paths.items():
+        try:
+            runner = make()
+            run = runner.complete if isinstance(runner, DepthCompleter) else runner
+            samples, diffs, cover = [], [], []
+            with torch.inference_mode():
+                for i, (d, m) in enumerate(inputs):
+                    med, _, out = time_ms(lambda: run(d, m), device, repeats)
+                    samples.append(med)
+                    dense = out[0].float()
+                    if not eager_out or len(eager_out) <= i:
+                        eager_out.append(dense)
+                    ref = eager_out[i]
+                    both = (dense > 0) & (ref > 0)
+                    diffs.append(float((dense - ref)[both].abs().mean()) if both.any() else float("nan"))
+                    cover.append(float(both.sum()) / max(float((ref > 0).sum()), 1.0))
+            results[name] = {"median_ms": float(np.median(samples)), "p90_ms": float(np.percentile(samples, 90)),
+                             "mean_abs_diff_m": float(np.nanmean(diffs)), "coverage_of_eager": float(np.mean(cover))}
+        except Exception as exc:  # a path this machine cannot run (no compiler, no bf16 kernels)
+            results[name] = {"unavailable": f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"}
+    return results
+
+
+def synthetic_cloud(frame: Frame, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` points made from the frame's real sweep: its points repeated, each copy jittered by
+    1 cm (so the scene's geometry and the camera's view of it are the real ones)."""
+    rng = np.random.default_rng(seed)
+    reps = int(np.ceil(n / len(frame.points)))
+    pts = np.tile(frame.points[:, :3], (reps, 1))[:n]
+    return (pts + rng.normal(0.0, 0.01, pts.shape)).astype(np.float32)
+
+
+def scaling_points(frame: Frame, completer: DepthCompleter, counts: tuple[int, ...], repeats: int) -> list[dict]:
+    """Cloud decoding, projection and the pipeline's end to end versus the number of points."""
+    T = TYPESTORE.types
+    rows = []
+    for n in counts:
+        pts = synthetic_cloud(frame, n)
+        msg = fill_cloud_from_array(blank_message("sensor_msgs/msg/PointCloud2"), T["sensor_msgs/msg/PointField"],
+                                    make_header(0, "lidar"), np.c_[pts, np.zeros(n, np.float32)])
+        reset_peak_memory(completer.device)
+        decode, _, _ = time_ms(lambda: pointcloud2_to_xyz(msg), completer.device, repeats)
+        pts_t = torch.from_numpy(pts).to(completer.device)
+        project, _, _ = time_ms(lambda: project_points(pts_t, frame.camera, frame.t_cam_from_lidar, 0.5, 100.0),
+                                completer.device, repeats)
+        total, _, _ = time_ms(lambda: process_frame(pts, frame.camera, frame.t_cam_from_lidar, completer),
+                              completer.device, repeats)
+        rows.append({"points": n, "cloud_decode_ms": decode, "project_ms": project, "pipeline_ms": total,
+                     **peak_memory_mb(completer.device)})
+    return rows
+
+
+def full_hd_camera(camera: PinholeCamera) -> PinholeCamera:
+    """The camera scaled to 1920 px wide, its image grown to 1080 rows about the same centre
+    (a taller field of view than the LiDAR's, as a 1080p camera on the same rig would have)."""
+    s = camera.scaled(1920 / camera.width)
+    return replace(s, cy=s.cy + (1080 - s.height) / 2, height=1080)
+
+
+def scaling_image(frame: Frame, completer: DepthCompleter, repeats: int) -> list[dict]:
+    """The pipeline (no image) at 0.5x, 1x, 2x the frame's size and 1920 x 1080."""
+    cams = {f"{s}x": frame.camera.scaled(s) for s in (0.5, 1.0, 2.0)}
+    cams["1920x1080"] = full_hd_camera(frame.camera)
+    rows = []
+    for name, cam in cams.items():
+        reset_peak_memory(completer.device)
+        total, p90, result = time_ms(lambda: process_frame(frame.points, cam, frame.t_cam_from_lidar, completer),
+                                     completer.device, repeats)
+        rows.append({"image": f"{name} ({cam.width}x{cam.height})", "pipeline_ms": total, "pipeline_p90_ms": p90,
+                     "complete_ms": result.timings_ms["complete"], **peak_memory_mb(completer.device)})
+    return rows
+
+
+def scaling_models(frame: Frame, device: torch.device, models: tuple[str, ...], repeats: int) -> list[dict]:
+    """The pipeline per completion method (shipped weights), same frame."""
+    rows = []
+    for name in models:
+        try:
+            completer = DepthCompleter(name, str(device))
+        except ValueError as exc:
+            rows.append({"model": name, "unavailable": str(exc)})
+            continue
+        params = sum(p.numel() for p in completer.model.parameters()) if completer.model is not None else 0
+        reset_peak_memory(device)
+        total, p90, result = time_ms(lambda: process_frame(frame.points, frame.camera, frame.t_cam_from_lidar,
+                                                           completer, params=PipelineParams()), device, repeats)
+        rows.append({"model": name, "parameters": params, "pipeline_ms": total, "pipeline_p90_ms": p90,
+                     "complete_ms": result.timings_ms["complete"], **peak_memory_mb(device)})
+    return rows
