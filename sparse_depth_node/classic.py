@@ -84,8 +84,11 @@ def ip_basic(depth: torch.Tensor, max_depth: float = 100.0, extrapolate: bool = 
     x = torch.where(empty, _dilate_square(x, 7), x)
     if extrapolate:
         x = _extend_to_top(x)
-        empty = x < _VALID
-        x = torch.where(empty, _dilate_square(x, 31), x)
+        for _ in range(max(x.shape[-2:]) // 15 + 1):  # 31 x 31 fills until no hole is left
+            empty = x < _VALID
+            if not bool(empty.any()):
+                break
+            x = torch.where(empty, _dilate_square(x, 31), x)
     x = torch.where(x > _VALID, _median5(x), x)
     valid = x > _VALID
     x = torch.where(valid, _gaussian5(x), x)

@@ -1,8 +1,9 @@
 """DepthCompleter: one object that turns a sparse depth image into dense depth + confidence.
 
-Methods: ``sparseconv`` and ``convnet`` (networks, from the package's shipped weights or a
-checkpoint path), ``classic`` (IP-Basic-style morphology, no weights) and ``nearest``
-(nearest valid pixel within a window). It picks the device, moves the model once, and runs
+Methods: ``sparseconv``, ``multiscale`` and ``convnet`` (networks, from the package's shipped
+weights or a checkpoint path), ``classic`` (IP-Basic-style morphology, no weights; it leaves
+pixels it cannot support empty), ``classic-full`` (the same, extrapolated to every pixel as
+IP-Basic publishes it) and ``nearest`` (nearest valid pixel within a window). It picks the device, moves the model once, and runs
 inference without autograd. Networks run on the window that holds the LiDAR's support (the
 result is the same as on the whole image), optionally at a lower resolution
 (``inference_scale``) and in reduced precision (``precision``); see inference.py.
@@ -29,7 +30,7 @@ from .models import MODELS, build_model, load_checkpoint
 
 LOG = logging.getLogger(__name__)
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-METHODS = ("sparseconv", "multiscale", "convnet", "classic", "nearest")
+METHODS = ("sparseconv", "multiscale", "convnet", "classic", "classic-full", "nearest")
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -133,8 +134,8 @@ class DepthCompleter:
         depth, mask = downsample_sparse(depth, mask, self.factor)
         if self.model is not None:
             dense, conf = self._run_network(depth, mask)
-        elif self.method == "classic":
-            dense = ip_basic(depth * mask, max_depth=self.max_depth)
+        elif self.method in ("classic", "classic-full"):
+            dense = ip_basic(depth * mask, max_depth=self.max_depth, extrapolate=self.method == "classic-full")
             conf = (dense > 0).to(torch.float32)
         else:
             dense = nearest_fill(depth, mask)

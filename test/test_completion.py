@@ -87,6 +87,18 @@ def test_pipeline_cuda_path_matches_cpu(kitti_frame0):
     np.testing.assert_allclose(cpu.dense_depth, gpu.dense_depth, atol=1e-3)
 
 
+def test_classic_full_extrapolates_to_every_pixel_and_keeps_the_lidar_depth(kitti_frame0):
+    f = kitti_frame0
+    depth, mask = project_points(torch.from_numpy(f.points), f.camera, f.t_cam_from_lidar, 0.5, 100.0)
+    full, conf = DepthCompleter("classic-full", "cpu").complete(depth, mask)
+    part, _ = DepthCompleter("classic", "cpu").complete(depth, mask)
+    assert torch.all(full > 0) and torch.all(conf == 1)
+    assert (part > 0).float().mean() < 0.9
+    at_lidar = mask > 0
+    rel = ((full - depth).abs() / depth)[at_lidar]
+    assert rel.median() < 0.01 and (rel < 0.05).float().mean() > 0.95  # edges are smoothed
+
+
 def test_pipeline_bad_and_degenerate_input(kitti_frame0):
     f = kitti_frame0
     c = DepthCompleter("classic", "cpu")
