@@ -106,30 +106,46 @@ def density_split(frame: Frame, density: float, seed: int, target_fraction: floa
     return Split(depth, depth * take, take.float(), target.float())
 
 
-def score(completer: DepthCompleter, split: Split) -> tuple[dict[str, float], float]:
-    """Errors of one completion at the split's target pixels, and its time in ms."""
+def predict(completer: DepthCompleter, split: Split) -> tuple[np.ndarray, float]:
+    """The completion (H, W) metres (0 = no estimate) of the split's input, and its time in ms."""
     sync = completer.device.type == "cuda"
     t0 = time.perf_counter()
     pred, _ = completer.complete(split.input_depth, split.input_mask)
     if sync:
         torch.cuda.synchronize()
-    ms = (time.perf_counter() - t0) * 1e3
-    return frame_errors(pred[0, 0].cpu().numpy(), split.depth[0, 0].numpy(), split.target_mask[0, 0].numpy()), ms
+    return pred[0, 0].cpu().numpy(), (time.perf_counter() - t0) * 1e3
+
+
+def score(completer: DepthCompleter, split: Split) -> tuple[dict[str, float], float]:
+    """Errors of one completion at the split's target pixels, and its time in ms."""
+    pred, ms = predict(completer, split)
+    return frame_errors(pred, split.depth[0, 0].numpy(), split.target_mask[0, 0].numpy()), ms
 
 
 def evaluate(frames: list[Frame], methods: dict[str, DepthCompleter], protocol: str, seed: int) -> dict:
-    """The JSON-ready result: {"protocol", "frames", "methods": {NAME: metrics + ms_per_frame}}."""
+    """The JSON-ready result: {"protocol", "frames", "seed", "common_coverage", "methods": {NAME:
+    metrics + ms_per_frame + "common": the metrics on the target pixels that every method covers}}.
+
+    The "common" metrics compare methods on the same pixels, whatever each one's coverage."""
     per = {name: [] for name in methods}
+    common_per = {name: [] for name in methods}
     times = {name: [] for name in methods}
+    common_share = []
     for i, frame in enumerate(frames):
         split = split_frame(frame, protocol, seed + i)
+        depth, target = split.depth[0, 0].numpy(), split.target_mask[0, 0].numpy() > 0
+        preds = {}
         for name, completer in methods.items():
-            errors, ms = score(completer, split)
-            per[name].append(errors)
+            preds[name], ms = predict(completer, split)
+            per[name].append(frame_errors(preds[name], depth, target))
             times[name].append(ms)
-    return {"protocol": protocol, "frames": len(frames), "seed": seed,
-            "methods": {name: {**mean_errors(per[name]), "ms_per_frame": float(np.median(times[name]))}
-                        for name in methods}}
+        common = target & np.logical_and.reduce([p > 0 for p in preds.values()])
+        common_share.append(common.sum() / max(int((target & (depth > 0)).sum()), 1))
+        for name, pred in preds.items():
+            common_per[name].append(frame_errors(pred, depth, common))
+    return {"protocol": protocol, "frames": len(frames), "seed": seed, "common_coverage": float(np.mean(common_share)),
+            "methods": {name: {**mean_errors(per[name]), "ms_per_frame": float(np.median(times[name])),
+                               "common": mean_errors(common_per[name])} for name in methods}}
 
 
 def density_sweep(frames: list[Frame], methods: dict[str, DepthCompleter], densities: list[float],
@@ -148,11 +164,14 @@ def density_sweep(frames: list[Frame], methods: dict[str, DepthCompleter], densi
 
 def format_table(result: dict) -> str:
     """One row per method: the four metrics, coverage and ms per frame."""
-    lines = [f"protocol {result['protocol']}, {result['frames']} frames, seed {result['seed']}",
-             f"{'method':<28} {'RMSE mm':>9} {'MAE mm':>8} {'iRMSE 1/km':>11} {'iMAE 1/km':>10} {'coverage':>9} {'ms/frame':>9}"]
+    lines = [f"protocol {result['protocol']}, {result['frames']} frames, seed {result['seed']}; "
+             f"'common': on the {100 * result['common_coverage']:.1f} % of targets every method covers",
+             f"{'method':<28} {'RMSE mm':>9} {'MAE mm':>8} {'iRMSE 1/km':>11} {'iMAE 1/km':>10} {'coverage':>9} "
+             f"{'ms/frame':>9} {'common RMSE':>12} {'common MAE':>11}"]
     for name, m in result["methods"].items():
         lines.append(f"{name:<28} {m['rmse_mm']:9.0f} {m['mae_mm']:8.0f} {m['irmse_per_km']:11.2f} "
-                     f"{m['imae_per_km']:10.2f} {100 * m['coverage']:8.1f}% {m['ms_per_frame']:9.1f}")
+                     f"{m['imae_per_km']:10.2f} {100 * m['coverage']:8.1f}% {m['ms_per_frame']:9.1f} "
+                     f"{m['common']['rmse_mm']:12.0f} {m['common']['mae_mm']:11.0f}")
     return "\n".join(lines)
 
 

@@ -93,3 +93,19 @@ def test_evaluate_cli_prints_a_table_and_writes_the_json(tmp_path):
     assert data["protocol"] == "lines:4" and data["frames"] == 2
     assert set(data["methods"]["nearest"]) >= {"rmse_mm", "mae_mm", "irmse_per_km", "imae_per_km", "coverage",
                                                "ms_per_frame"}
+
+
+def test_common_metrics_compare_methods_on_the_pixels_all_of_them_cover(kitti_frame0):
+    methods = {"nearest": DepthCompleter("nearest", "cpu"), "classic": DepthCompleter("classic", "cpu")}
+    result = evaluate([kitti_frame0], methods, "lines:4", 0)
+    near, classic = result["methods"]["nearest"], result["methods"]["classic"]
+    assert classic["coverage"] < 0.5 < near["coverage"]
+    assert result["common_coverage"] <= classic["coverage"] + 1e-9
+    assert near["common"]["coverage"] == 1.0 and classic["common"]["coverage"] == 1.0
+    # by hand: nearest's errors restricted to the pixels classic also fills
+    split = split_frame(kitti_frame0, "lines:4", 0)
+    preds = {name: m.complete(split.input_depth, split.input_mask)[0][0, 0].numpy() for name, m in methods.items()}
+    depth = split.depth[0, 0].numpy()
+    common = (split.target_mask[0, 0].numpy() > 0) & (preds["nearest"] > 0) & (preds["classic"] > 0)
+    expect = frame_errors(preds["nearest"], depth, common)
+    assert near["common"]["rmse_mm"] == pytest.approx(expect["rmse_mm"])
