@@ -69,6 +69,23 @@ def _extend_to_top(x: torch.Tensor) -> torch.Tensor:
     return torch.where(fill, top_value, x)
 
 
+def _fill_along(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """Each empty pixel takes the value of the nearest valid pixel along ``dim`` (either side;
+    the nearer, the lower index on a tie); lines with no valid pixel stay empty."""
+    n = x.shape[dim]
+    shape = [1] * x.dim()
+    shape[dim] = n
+    pos = torch.arange(n, device=x.device).view(shape).expand_as(x)
+    valid = x > _VALID
+    before = torch.where(valid, pos, torch.full_like(pos, -n)).cummax(dim=dim).values
+    after = torch.where(valid, pos, torch.full_like(pos, 2 * n)).flip(dim).cummin(dim=dim).values.flip(dim)
+    take_before = (pos - before) <= (after - pos)
+    src = torch.where(take_before, before, after).clamp(0, n - 1)
+    filled = torch.gather(x, dim, src)
+    has = (before >= 0) | (after < n)
+    return torch.where(valid | ~has, x, filled)
+
+
 def ip_basic(depth: torch.Tensor, max_depth: float = 100.0, extrapolate: bool = False) -> torch.Tensor:
     """Fill a sparse depth image (B, 1, H, W), metres, 0 = empty; returns the same shape.
 
@@ -84,11 +101,9 @@ def ip_basic(depth: torch.Tensor, max_depth: float = 100.0, extrapolate: bool = 
     x = torch.where(empty, _dilate_square(x, 7), x)
     if extrapolate:
         x = _extend_to_top(x)
-        for _ in range(max(x.shape[-2:]) // 15 + 1):  # 31 x 31 fills until no hole is left
-            empty = x < _VALID
-            if not bool(empty.any()):
-                break
-            x = torch.where(empty, _dilate_square(x, 31), x)
+        empty = x < _VALID
+        x = torch.where(empty, _dilate_square(x, 31), x)
+        x = _fill_along(_fill_along(x, -1), -2)  # what is still empty: nearest in its row, then column
     x = torch.where(x > _VALID, _median5(x), x)
     valid = x > _VALID
     x = torch.where(valid, _gaussian5(x), x)

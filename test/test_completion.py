@@ -87,6 +87,16 @@ def test_pipeline_cuda_path_matches_cpu(kitti_frame0):
     np.testing.assert_allclose(cpu.dense_depth, gpu.dense_depth, atol=1e-3)
 
 
+def test_fill_along_takes_the_nearest_valid_pixel_of_the_line():
+    from sparse_depth_node.classic import _fill_along
+
+    x = torch.tensor([[[[0.0, 5.0, 0.0, 0.0, 0.0, 7.0, 0.0], [0.0] * 7]]])
+    rows = _fill_along(x, -1)
+    assert rows[0, 0, 0].tolist() == [5.0, 5.0, 5.0, 5.0, 7.0, 7.0, 7.0]  # a tie goes to the left
+    assert rows[0, 0, 1].tolist() == [0.0] * 7  # nothing valid in the row
+    assert _fill_along(rows, -2)[0, 0, 1].tolist() == [5.0, 5.0, 5.0, 5.0, 7.0, 7.0, 7.0]
+
+
 def test_classic_full_extrapolates_to_every_pixel_and_keeps_the_lidar_depth(kitti_frame0):
     f = kitti_frame0
     depth, mask = project_points(torch.from_numpy(f.points), f.camera, f.t_cam_from_lidar, 0.5, 100.0)
