@@ -18,7 +18,7 @@ from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, W
 from rosbags.typesys import Stores, get_typestore
 
 from .camera import PinholeCamera
-from .completion import DepthCompleter
+from .completion import DEFAULT_METHOD, DepthCompleter
 from .datasets import KittiRawReader
 from .extrinsics import extrinsic_from_parameters
 from .geometry import matrix_to_quaternion
@@ -240,7 +240,7 @@ def process_bag(in_bag: "str | Path", out_bag: "str | Path", params: "dict[str, 
     """
     params = dict(params or {})
     remaps = remaps or {}
-    completer = DepthCompleter(str(params.get("model", "sparseconv")), device or str(params.get("device", "auto")),
+    completer = DepthCompleter(str(params.get("model", DEFAULT_METHOD)), device or str(params.get("device", "auto")),
                                inference_scale=float(params.get("inference_scale", 1.0)),
                                precision=str(params.get("precision", "fp32")))
     pp = PipelineParams.from_parameters(params.get)

@@ -20,7 +20,7 @@ def _add_speed_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_complete(sub: argparse._SubParsersAction) -> None:
-    from .completion import METHODS
+    from .completion import DEFAULT_METHOD, METHODS
     from .datasets import FORMATS
 
     p = sub.add_parser("complete", help="complete one frame of a data set and write PNGs")
@@ -29,7 +29,7 @@ def _add_complete(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frame", default="0", help="frame id or index (nuScenes: camera name)")
     p.add_argument("--camera", default=None, help="camera: KITTI raw index (2) or DDAD name (CAMERA_01)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--method", default="sparseconv", choices=METHODS)
+    p.add_argument("--method", default=DEFAULT_METHOD, choices=METHODS)
     p.add_argument("--weights", default=None, help="checkpoint path (default: the shipped weights)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     _add_speed_options(p)
@@ -184,6 +184,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def main(argv: "list[str] | None" = None) -> int:
+    from .completion import DEFAULT_METHOD
+
     parser = argparse.ArgumentParser(prog="sparse-depth", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _add_complete(sub)
@@ -213,7 +215,7 @@ def main(argv: "list[str] | None" = None) -> int:
     p = sub.add_parser("demo", help="the node live over DDS, a bag played into it, outputs recorded")
     p.add_argument("--bag", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--model", default="sparseconv")
+    p.add_argument("--model", default=DEFAULT_METHOD)
     p.add_argument("--device", default="auto")
     p.add_argument("--rate", type=float, default=1.0)
     p.set_defaults(func=_demo)
@@ -233,7 +235,7 @@ def main(argv: "list[str] | None" = None) -> int:
     p = sub.add_parser("bench", help="per-stage timings on real frames (median / p90 / p99)")
     p.add_argument("--data", default="../shared/data/kitti_raw_2011_09_26")
     p.add_argument("--format", default="kitti-raw", choices=["kitti-raw", "kitti-object", "ddad", "nuscenes"])
-    p.add_argument("--model", default="sparseconv")
+    p.add_argument("--model", default=DEFAULT_METHOD)
     p.add_argument("--device", default="auto")
     _add_speed_options(p)
     p.add_argument("--iterations", type=int, default=50)

@@ -31,6 +31,7 @@ from .models import MODELS, build_model, load_checkpoint
 LOG = logging.getLogger(__name__)
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 METHODS = ("sparseconv", "multiscale", "convnet", "classic", "classic-full", "nearest")
+DEFAULT_METHOD = "sparseconv"  # the shipped network the node, the tools and the demo use by default
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -85,7 +86,7 @@ class DepthCompleter:
     it tunes the process's allocator once (inference.retain_freed_memory).
     """
 
-    def __init__(self, method: str = "sparseconv", device: str = "auto", weights: "str | Path | None" = None,
+    def __init__(self, method: str = DEFAULT_METHOD, device: str = "auto", weights: "str | Path | None" = None,
                  allow_untrained: bool = False, max_depth: float = 100.0, model: "torch.nn.Module | None" = None,
                  inference_scale: float = 1.0, precision: str = "fp32") -> None:
         self.device = resolve_device(device)

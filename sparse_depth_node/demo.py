@@ -26,6 +26,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from .bag import TYPESTORE, open_bag, qos, resolve_inputs
+from .completion import DEFAULT_METHOD
 from .depth_io import preview
 from .geometry import matrix_to_quaternion
 from .msgs import image_to_rgb, stamp_seconds
@@ -77,7 +78,7 @@ def node_command(bag: Path, inputs: dict[str, str], model: str, device: str, *ex
     return cmd
 
 
-def run_demo(bag: "str | Path", out: "str | Path", model: str = "sparseconv", device: str = "auto",
+def run_demo(bag: "str | Path", out: "str | Path", model: str = DEFAULT_METHOD, device: str = "auto",
              rate: float = 1.0, timeout: float = 300.0) -> int:
     """Play ``bag`` into a live node; write out/outputs (a bag), out/preview_*.png and print a table."""
     bag, out = Path(bag), Path(out)

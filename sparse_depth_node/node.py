@@ -23,7 +23,7 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 
 from .camera import PinholeCamera
-from .completion import DepthCompleter
+from .completion import DEFAULT_METHOD, DepthCompleter
 from .extrinsics import TfExtrinsics, extrinsic_from_parameters, tf2_available
 from .inference import PRECISIONS, scale_factor
 from .msgs import fill_depth_image, fill_pointcloud2, image_to_rgb, pointcloud2_to_xyz, stamp_seconds
@@ -52,7 +52,7 @@ def _plain(desc: str, read_only: bool = False) -> ParameterDescriptor:
 
 
 PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
-    "model": ("sparseconv", _plain("sparseconv, multiscale, convnet, classic, classic-full, nearest, or a checkpoint path", True)),
+    "model": (DEFAULT_METHOD, _plain("sparseconv, multiscale, convnet, classic, classic-full, nearest, or a checkpoint path", True)),
     "device": ("auto", _plain("auto, cpu, cuda or cuda:N", True)),
     "inference_scale": (1.0, _float("complete at this fraction of the image resolution (1, 0.5, 0.25, ...)", 0.05, 1.0, True)),
     "precision": ("fp32", _plain("network precision: fp32, bf16 (CPUs with AVX512-BF16/AMX, CUDA), fp16 (CUDA)", True)),
