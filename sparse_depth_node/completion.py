@@ -3,10 +3,11 @@
 Methods: ``sparseconv``, ``multiscale`` and ``convnet`` (networks, from the package's shipped
 weights or a checkpoint path), ``classic`` (IP-Basic-style morphology, no weights; it leaves
 pixels it cannot support empty), ``classic-full`` (the same, extrapolated to every pixel as
-IP-Basic publishes it) and ``nearest`` (nearest valid pixel within a window). It picks the device, moves the model once, and runs
-inference without autograd. Networks run on the window that holds the LiDAR's support (the
-result is the same as on the whole image), optionally at a lower resolution
-(``inference_scale``) and in reduced precision (``precision``); see inference.py.
+IP-Basic publishes it) and ``nearest`` (nearest valid pixel within a window). It picks the
+device, moves the model once, and runs inference without autograd. Networks run on the window
+that holds the LiDAR's support (the result is the same as on the whole image), optionally at
+a lower resolution (``inference_scale``) and in reduced precision (``precision``); see
+inference.py.
 """
 
 from __future__ import annotations
