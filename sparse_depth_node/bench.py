@@ -175,15 +175,17 @@ def run(data: "str | Path", fmt: str, model: str, device: str, iterations: int, 
     if "stages" in sections:
         stages = bench_frames(frames, completer, iterations, warmup)
         report.update(stages=stages, end_to_end=stages.pop("end_to_end"), references=bench_references(frames[0]))
+    source = (str(data), fmt, frames[0].name)
     if "paths" in sections:
         report["paths"] = completion_paths(frames[:5], model, completer.device, repeats)
     if "points" in sections:
-        report["points"] = scaling_points(frames[0], completer, (30_000, 120_000, 500_000, 2_000_000), repeats)
+        report["points"] = scaling_points(frames[0], completer, (30_000, 120_000, 500_000, 2_000_000), repeats,
+                                          source)
     if "images" in sections:
-        report["images"] = scaling_image(frames[0], completer, repeats)
+        report["images"] = scaling_image(frames[0], completer, repeats, source)
     if "models" in sections:
         report["models"] = scaling_models(frames[0], completer.device, ("sparseconv", "multiscale", "convnet",
-                                                                        "classic", "nearest"), repeats)
+                                                                        "classic", "nearest"), repeats, source)
     return report
 
 

@@ -3,13 +3,17 @@ equations run eagerly against the project's optimised paths, with the error each
 how time and memory scale with the number of points, the image size and the model.
 
 Every function runs real frames from the data set; times are medians over ``repeats`` after
-one warm-up, CUDA synchronised. Peak host memory is the process's VmHWM, reset before each
-configuration; CUDA peak is ``max_memory_allocated``.
+one warm-up, CUDA synchronised. Peak memory is measured per configuration in a fresh process
+(``peak_memory``: the pipeline run twice, then the process's peak RSS and, on CUDA,
+``max_memory_allocated``), so that no configuration inherits another's peak.
 """
 
 from __future__ import annotations
 
 import copy
+import json
+import subprocess
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -49,18 +53,8 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def reset_peak_memory(device: torch.device) -> None:
-    """Start a new peak: host VmHWM (Linux clear_refs) and the CUDA allocator's peak."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-
-
 def peak_memory_mb(device: torch.device) -> dict[str, float]:
-    """Host peak RSS since the last reset (MB) and, on CUDA, the peak allocated (MB)."""
+    """This process's peak RSS (MB) and, on CUDA, the peak allocated (MB)."""
     out = {"host_peak_rss_mb": float("nan")}
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
@@ -86,6 +80,38 @@ def time_ms(fn: Callable, device: torch.device, repeats: int) -> tuple[float, fl
     return float(np.median(samples)), float(np.percentile(samples, 90)), out
 
 
+def peak_memory(source: tuple[str, str, str], completer: DepthCompleter, points: "int | None" = None,
+                camera: str = "1.0x") -> dict[str, float]:
+    """Peak memory of the pipeline on frame ``source`` (data folder, format, frame id) with
+    ``completer``'s method and settings, with ``points`` synthetic points (None: the frame's
+    own) and ``camera`` "Sx" (scaled) or "1920x1080", measured in a fresh Python process."""
+    spec = json.dumps({"source": list(source), "method": completer.method, "device": str(completer.device),
+                       "inference_scale": 1.0 / completer.factor, "precision": completer.precision,
+                       "points": points, "camera": camera})
+    out = subprocess.run([sys.executable, "-m", "sparse_depth_node.bench_scaling", spec], capture_output=True,
+                         text=True, timeout=600)
+    if out.returncode != 0:
+        return {"host_peak_rss_mb": float("nan"), "memory_error": out.stderr.strip().splitlines()[-1:]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _camera(frame: Frame, name: str) -> PinholeCamera:
+    return full_hd_camera(frame.camera) if name == "1920x1080" else frame.camera.scaled(float(name.rstrip("x")))
+
+
+def _peak_memory_main(spec: dict) -> None:
+    from .datasets import open_dataset
+
+    data, fmt, frame_id = spec["source"]
+    frame = open_dataset(data, fmt).read(frame_id)
+    completer = DepthCompleter(spec["method"], spec["device"], allow_untrained=True,
+                               inference_scale=spec["inference_scale"], precision=spec["precision"])
+    pts = frame.points if spec["points"] is None else synthetic_cloud(frame, spec["points"])
+    for _ in range(2):
+        process_frame(pts, _camera(frame, spec["camera"]), frame.t_cam_from_lidar, completer)
+    print(json.dumps(peak_memory_mb(completer.device)))
+
+
 def _projected(frame: Frame, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     pts = torch.from_numpy(np.ascontiguousarray(frame.points[:, :3], np.float32)).to(device)
     return project_points(pts, frame.camera, frame.t_cam_from_lidar, 0.5, 100.0)
@@ -98,17 +124,17 @@ def completion_paths(frames: list[Frame], model: str, device: torch.device, repe
     the fraction of eager's pixels each path covers. A path the device cannot run says why.
     ``compile_paths`` False leaves out the torch.compile paths (a minute of compiling on a CPU)."""
     base = DepthCompleter(model, str(device))
+    plain = DepthCompleter(model, str(device), channels_last=False)
     inputs = [_projected(f, device) for f in frames]
     half = "fp16" if device.type == "cuda" else "bf16"
     paper = isinstance(base.model, SparseConvNet)
     paths: dict[str, Callable[[], "DepthCompleter | Callable"]] = {}
     if paper:
-        paths["eager, paper equations, whole image"] = lambda: (lambda d, m: paper_forward(base.model, d, m))
-    paths["fused layer, whole image" if paper else "eager, whole image"] = lambda: (lambda d, m: base.model(d, m))
+        paths["eager, paper equations, whole image"] = lambda: (lambda d, m: paper_forward(plain.model, d, m))
+    paths["fused layer, whole image" if paper else "eager, whole image"] = lambda: (lambda d, m: plain.model(d, m))
     paths.update({
-        "support crop (default)": lambda: base,
-        "  + channels-last": lambda: DepthCompleter(model, str(device), model=copy.deepcopy(base.model).to(
-            memory_format=torch.channels_last)),
+        "  + support crop": lambda: plain,
+        "  + channels-last (default)": lambda: base,
         f"  + {half}": lambda: DepthCompleter(model, str(device), precision=half),
         "  + inference_scale 0.5": lambda: DepthCompleter(model, str(device), inference_scale=0.5),
         f"  + inference_scale 0.5 + {half}": lambda: DepthCompleter(model, str(device), inference_scale=0.5,
@@ -154,15 +180,16 @@ def synthetic_cloud(frame: Frame, n: int, seed: int = 0) -> np.ndarray:
     return (pts + rng.normal(0.0, 0.01, pts.shape)).astype(np.float32)
 
 
-def scaling_points(frame: Frame, completer: DepthCompleter, counts: tuple[int, ...], repeats: int) -> list[dict]:
-    """Cloud decoding, projection and the pipeline's end to end versus the number of points."""
+def scaling_points(frame: Frame, completer: DepthCompleter, counts: tuple[int, ...], repeats: int,
+                   source: tuple[str, str, str]) -> list[dict]:
+    """Cloud decoding, projection and the pipeline's end to end versus the number of points;
+    ``source`` names ``frame`` (data folder, format, frame id) for the memory measurement."""
     T = TYPESTORE.types
     rows = []
     for n in counts:
         pts = synthetic_cloud(frame, n)
         msg = fill_cloud_from_array(blank_message("sensor_msgs/msg/PointCloud2"), T["sensor_msgs/msg/PointField"],
                                     make_header(0, "lidar"), np.c_[pts, np.zeros(n, np.float32)])
-        reset_peak_memory(completer.device)
         decode, _, _ = time_ms(lambda: pointcloud2_to_xyz(msg), completer.device, repeats)
         pts_t = torch.from_numpy(pts).to(completer.device)
         project, _, _ = time_ms(lambda: project_points(pts_t, frame.camera, frame.t_cam_from_lidar, 0.5, 100.0),
@@ -170,7 +197,7 @@ def scaling_points(frame: Frame, completer: DepthCompleter, counts: tuple[int, .
         total, _, _ = time_ms(lambda: process_frame(pts, frame.camera, frame.t_cam_from_lidar, completer),
                               completer.device, repeats)
         rows.append({"points": n, "cloud_decode_ms": decode, "project_ms": project, "pipeline_ms": total,
-                     **peak_memory_mb(completer.device)})
+                     **peak_memory(source, completer, points=n)})
     return rows
 
 
@@ -181,33 +208,33 @@ def full_hd_camera(camera: PinholeCamera) -> PinholeCamera:
     return replace(s, cy=s.cy + (1080 - s.height) / 2, height=1080)
 
 
-def scaling_image(frame: Frame, completer: DepthCompleter, repeats: int) -> list[dict]:
+def scaling_image(frame: Frame, completer: DepthCompleter, repeats: int, source: tuple[str, str, str]) -> list[dict]:
     """The pipeline (no image) at 0.5x, 1x, 2x the frame's size and 1920 x 1080."""
-    cams = {f"{s}x": frame.camera.scaled(s) for s in (0.5, 1.0, 2.0)}
-    cams["1920x1080"] = full_hd_camera(frame.camera)
     rows = []
-    for name, cam in cams.items():
-        reset_peak_memory(completer.device)
+    for name in ("0.5x", "1.0x", "2.0x", "1920x1080"):
+        cam = _camera(frame, name)
         total, p90, result = time_ms(lambda: process_frame(frame.points, cam, frame.t_cam_from_lidar, completer),
                                      completer.device, repeats)
         rows.append({"image": f"{name} ({cam.width}x{cam.height})", "pipeline_ms": total, "pipeline_p90_ms": p90,
-                     "complete_ms": result.timings_ms["complete"], **peak_memory_mb(completer.device)})
+                     "complete_ms": result.timings_ms["complete"],
+                     **peak_memory(source, completer, camera=name)})
     return rows
 
 
-def scaling_models(frame: Frame, device: torch.device, models: tuple[str, ...], repeats: int) -> list[dict]:
-    """The pipeline per completion method (shipped weights), same frame."""
+def scaling_models(frame: Frame, device: torch.device, models: tuple[str, ...], repeats: int,
+                   source: tuple[str, str, str]) -> list[dict]:
+    """The pipeline per completion method, same frame (shipped weights; a network without
+    them runs its random initialisation, which takes the same time)."""
     rows = []
     for name in models:
-        try:
-            completer = DepthCompleter(name, str(device))
-        except ValueError as exc:
-            rows.append({"model": name, "unavailable": str(exc)})
-            continue
+        completer = DepthCompleter(name, str(device), allow_untrained=True)
         params = sum(p.numel() for p in completer.model.parameters()) if completer.model is not None else 0
-        reset_peak_memory(device)
         total, p90, result = time_ms(lambda: process_frame(frame.points, frame.camera, frame.t_cam_from_lidar,
                                                            completer, params=PipelineParams()), device, repeats)
         rows.append({"model": name, "parameters": params, "pipeline_ms": total, "pipeline_p90_ms": p90,
-                     "complete_ms": result.timings_ms["complete"], **peak_memory_mb(device)})
+                     "complete_ms": result.timings_ms["complete"], **peak_memory(source, completer)})
     return rows
+
+
+if __name__ == "__main__":
+    _peak_memory_main(json.loads(sys.argv[1]))

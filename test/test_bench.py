@@ -59,8 +59,9 @@ def test_completion_paths_report_speed_and_the_error_each_adds(kitti_frame0):
     from sparse_depth_node.bench_scaling import completion_paths
 
     paths = completion_paths([kitti_frame0], "sparseconv", torch.device("cpu"), repeats=1, compile_paths=False)
-    assert list(paths)[:3] == ["eager, paper equations, whole image", "fused layer, whole image", "support crop (default)"]
-    for name in ("fused layer, whole image", "support crop (default)", "  + channels-last"):
+    assert list(paths)[:4] == ["eager, paper equations, whole image", "fused layer, whole image", "  + support crop",
+                               "  + channels-last (default)"]
+    for name in ("fused layer, whole image", "  + support crop", "  + channels-last (default)"):
         assert paths[name]["mean_abs_diff_m"] < 1e-3 and paths[name]["coverage_of_eager"] == 1.0, name
     assert paths["  + bf16"]["mean_abs_diff_m"] < 0.05
     half = paths["  + inference_scale 0.5"]
@@ -82,13 +83,15 @@ def test_scaling_inputs_keep_the_real_geometry(kitti_frame0):
     assert abs(cam.cy - ((172.854 + 0.5) * 580 / 375 - 0.5 + 250)) < 1e-9
 
 
-def test_scaling_tables_have_a_row_per_configuration(kitti_frame0):
+def test_scaling_tables_have_a_row_per_configuration(kitti_frame0, kitti_dir):
     from sparse_depth_node.bench_scaling import scaling_image, scaling_models
     from sparse_depth_node.completion import DepthCompleter
 
-    rows = scaling_image(kitti_frame0, DepthCompleter("nearest", "cpu"), repeats=1)
+    source = (str(kitti_dir), "kitti-raw", kitti_frame0.name)
+    rows = scaling_image(kitti_frame0, DepthCompleter("nearest", "cpu"), repeats=1, source=source)
     assert [r["image"] for r in rows] == ["0.5x (621x188)", "1.0x (1242x375)", "2.0x (2484x750)",
                                           "1920x1080 (1920x1080)"]
     assert all(r["pipeline_ms"] > 0 and r["host_peak_rss_mb"] > 100 for r in rows)
-    models = scaling_models(kitti_frame0, torch.device("cpu"), ("sparseconv", "nearest"), repeats=1)
+    assert rows[2]["host_peak_rss_mb"] > rows[0]["host_peak_rss_mb"]  # each measured in its own process
+    models = scaling_models(kitti_frame0, torch.device("cpu"), ("sparseconv", "nearest"), repeats=1, source=source)
     assert models[0]["parameters"] == 25585 and models[1]["parameters"] == 0

@@ -45,6 +45,7 @@ def test_colcon_build_installs_the_ament_layout(tmp_path):
     assert (share / "sparse_depth_node" / "launch" / "sparse_depth.launch.py").is_file()
     assert (share / "sparse_depth_node" / "config" / "sparse_depth.yaml").is_file()
     assert (share / "sparse_depth_node" / "config" / "sparse_depth.rviz").is_file()
-    assert list(lib.glob("python3*/site-packages/sparse_depth_node/weights/sparseconv.pt"))
+    for weights in ("sparseconv.pt", "multiscale.pt"):
+        assert list(lib.glob(f"python3*/site-packages/sparse_depth_node/weights/{weights}")), weights
     installed = list(lib.glob("python3*/site-packages/sparse_depth_node/pipeline.py"))
     assert installed, "the Python package is installed into lib/python3.X/site-packages"
