@@ -202,7 +202,7 @@ def _table(rows: list[dict], columns: list[tuple[str, str, str]]) -> list[str]:
 
 
 def format_report(r: dict) -> str:
-    lines = [f"{r['model']} on {r['device']} ({r['machine']}); {r['data']}, {r['iterations']} iterations "
+    lines = [f"{r['model']}; device {r['device']}; {r['machine']}; {r['data']}, {r['iterations']} iterations "
              f"over {r['frames']} frames after warm-up"]
     if "stages" in r:
         lines.append(f"{'stage':<20} {'median ms':>10} {'p90 ms':>8} {'p99 ms':>8}")

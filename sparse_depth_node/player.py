@@ -80,16 +80,22 @@ class BagPlayer:
 
     def play(self, rate: float = 1.0, loop: bool = False, on_message: "Callable[[str, int], None] | None" = None,
              should_stop: "Callable[[], bool] | None" = None, clock_hz: float = 40.0) -> int:
-        """Publish every message at its recorded time scaled by 1/``rate``; returns the count."""
+        """Publish every message at its recorded time scaled by 1/``rate``; returns the count.
+
+        With ``loop`` each pass starts one message period (of the busiest topic) after the
+        last message of the previous one, so a looped 10 Hz bag stays a steady 10 Hz stream."""
         if rate <= 0:
             raise ValueError(f"rate must be > 0, got {rate}")
         count = 0
+        start_wall = time.monotonic()
         while True:
-            start_wall = time.monotonic()
-            start_bag = None
+            start_bag = last_bag = None
+            stamps: dict[str, list[int]] = {}
             for conn, t_ns, raw in self.reader.messages(connections=self.connections):
                 if start_bag is None:
                     start_bag = t_ns
+                last_bag = t_ns
+                stamps.setdefault(conn.topic, []).append(t_ns)
                 due = start_wall + (t_ns - start_bag) * 1e-9 / rate
                 while True:
                     now = time.monotonic()
@@ -106,8 +112,11 @@ class BagPlayer:
                 count += 1
                 if on_message is not None:
                     on_message(conn.topic, t_ns)
-            if not loop:
+            if not loop or start_bag is None:
                 return count
+            busiest = max(stamps.values(), key=len)
+            period = (busiest[-1] - busiest[0]) / (len(busiest) - 1) if len(busiest) > 1 else 0.0
+            start_wall += (last_bag - start_bag + period) * 1e-9 / rate
 
     def close(self) -> None:
         self.reader.close()

@@ -295,6 +295,47 @@ def test_play_delivers_every_message_at_its_recorded_pace(rate):
         rclpy.shutdown(context=ctx)
 
 
+def test_looped_play_keeps_the_frame_period_across_the_wrap():
+    import threading
+    import time
+
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import CameraInfo
+
+    from ros_helpers import isolate_dds, rclpy, spin_until
+    from sparse_depth_node.player import BagPlayer
+
+    isolate_dds()
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    node = rclpy.create_node("recorder", context=ctx)
+    arrivals = []
+    node.create_subscription(CameraInfo, "/kitti/camera/camera_info", lambda m: arrivals.append(time.monotonic()),
+                             QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE))
+    player_node = rclpy.create_node("player", context=ctx)
+    ex = SingleThreadedExecutor(context=ctx)
+    ex.add_node(node)
+    ex.add_node(player_node)
+    try:
+        player = BagPlayer(player_node, SAMPLE_BAG, topics=["/kitti/camera/camera_info"])
+        assert spin_until(ex, lambda: player.subscribers_ready(list(player.publishers)), 10.0)
+        stop = threading.Event()
+        t = threading.Thread(target=player.play, kwargs={"rate": 1.0, "loop": True, "should_stop": stop.is_set})
+        t.start()
+        assert spin_until(ex, lambda: len(arrivals) >= 7, 10.0)
+        stop.set()
+        t.join()
+        gaps = np.diff(arrivals[:7])  # 3 messages 0.1 s apart per pass, two wraps
+        assert np.all(gaps > 0.07) and np.all(gaps < 0.13), gaps
+        player.close()
+    finally:
+        ex.shutdown()
+        node.destroy_node()
+        player_node.destroy_node()
+        rclpy.shutdown(context=ctx)
+
+
 def test_interrupted_process_leaves_a_readable_partial_bag(tmp_path):
     def stop_after_first(report):
         raise KeyboardInterrupt
