@@ -60,7 +60,8 @@ def run_load(rate: float, seconds: float, model: str, params: list[str], period:
     player = BagPlayer(node, BAG)
     ex = SingleThreadedExecutor(context=ctx)
     ex.add_node(node)
-    threading.Thread(target=ex.spin, daemon=True).start()
+    spinner = threading.Thread(target=ex.spin, daemon=True)
+    spinner.start()
     stop = threading.Event()
     sent = [0]
     player_thread = threading.Thread(target=player.play, kwargs={
@@ -85,6 +86,7 @@ def run_load(rate: float, seconds: float, model: str, params: list[str], period:
         node_proc.terminate()
         node_proc.wait(timeout=20)
         ex.shutdown()
+        spinner.join(timeout=10)
         node.destroy_node()
         rclpy.shutdown(context=ctx)
     return rows
