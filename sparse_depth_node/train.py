@@ -159,7 +159,8 @@ def main(argv: "list[str] | None" = None) -> int:
         sched.step()
         running += loss.item()
         if step % args.eval_every == 0 or step == args.steps:
-            metrics = evaluate_holdout(DepthCompleter(args.model, args.device, model=model.eval()), val, 0.5, args.seed)
+            metrics = evaluate_holdout(DepthCompleter(args.model, args.device, model=model.eval(), channels_last=False),
+                                       val, 0.5, args.seed)
             model.train()
             history.append({"step": step, "loss": running / args.eval_every, **metrics})
             print(f"step {step:5d} loss {running / args.eval_every:.4f} val rmse {metrics['rmse_mm']:.0f} mm "
