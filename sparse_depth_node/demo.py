@@ -130,7 +130,7 @@ def run_demo(bag: "str | Path", out: "str | Path", model: str = DEFAULT_METHOD, 
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the node did not come up; see {out / 'node.log'}")
             time.sleep(0.1)
-        time.sleep(1.0)  # let discovery settle both ways
+        time.sleep(2.0)  # let discovery settle both ways
 
         def on_message(topic: str, t_ns: int) -> None:
             if topic == inputs["camera/image"]:
