@@ -1,7 +1,7 @@
 """Ways to run a completion network faster without changing what it computes, or at a
 measured cost: crop to the LiDAR's support, run at a lower resolution, run in reduced precision.
 
-All functions take and return (1, 1, H, W) tensors: depth in metres (0 = empty / no
+The tensor functions take and return (1, 1, H, W) tensors: depth in metres (0 = empty / no
 estimate) and a mask or confidence in [0, 1], on any device.
 """
 

@@ -3,7 +3,6 @@ neighbour's point, checked on a hand-made scene."""
 
 import numpy as np
 import pytest
-import torch
 
 from sparse_depth_node.accumulate import accumulated_target, icp, register_sequence
 from sparse_depth_node.camera import PinholeCamera
