@@ -130,7 +130,15 @@ def _demo(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from .completion import DepthCompleter
     from .datasets import open_dataset
-    from .evaluate import density_sweep, evaluate, format_sweep, format_table, write_json
+    from .evaluate import (
+        confidence_curve,
+        density_sweep,
+        evaluate,
+        format_confidence,
+        format_sweep,
+        format_table,
+        write_json,
+    )
 
     reader = open_dataset(args.data, args.format, args.camera)
     ids = reader.frame_ids()
@@ -153,6 +161,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     else:
         result = evaluate(frames, methods, args.protocol, args.seed)
         print(format_table(result))
+        if args.confidence:
+            result["confidence"] = {}
+            for name, completer in methods.items():
+                rows = confidence_curve(frames, completer, args.protocol, args.seed)
+                result["confidence"][name] = rows
+                print(format_confidence(name, rows))
     if args.json:
         write_json(args.json, result)
     return 0
@@ -226,6 +240,8 @@ def main(argv: "list[str] | None" = None) -> int:
     p.add_argument("--frames", default=None, help="A:B (indices) or id,id,...")
     p.add_argument("--protocol", default="random:0.5", help="random:K or lines:K")
     p.add_argument("--densities", default=None, help="density sweep instead, e.g. 0.05,0.1,0.2,0.5,1")
+    p.add_argument("--confidence", action="store_true",
+                   help="also: per method, the error of the pixels kept and dropped by confidence thresholds")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--methods", default="sparseconv,classic,nearest", help="names or checkpoint paths")
     p.add_argument("--device", default="auto")

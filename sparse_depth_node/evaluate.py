@@ -162,6 +162,42 @@ def density_sweep(frames: list[Frame], methods: dict[str, DepthCompleter], densi
     return out
 
 
+def confidence_curve(frames: list[Frame], completer: DepthCompleter, protocol: str, seed: int,
+                     thresholds: tuple[float, ...] = (0.25, 0.5, 0.75, 0.9)) -> list[dict]:
+    """What a confidence threshold buys: for each threshold t, the share of the covered targets
+    whose confidence is >= t, and the RMSE and MAE (mm) of those and of the rest, pooled over
+    the pixels of all frames (the splits as in ``evaluate``)."""
+    errors, confidences = [], []
+    for i, frame in enumerate(frames):
+        split = split_frame(frame, protocol, seed + i)
+        pred, conf = completer.complete(split.input_depth, split.input_mask)
+        pred, conf = pred.cpu(), conf.cpu()
+        covered = (split.target_mask > 0) & (split.depth > 0) & (pred > 0)
+        errors.append(((pred - split.depth)[covered] * 1000.0).double().numpy())
+        confidences.append(conf[covered].double().numpy())
+    err, conf = np.concatenate(errors), np.concatenate(confidences)
+
+    def rmse_mae(e: np.ndarray) -> tuple[float, float]:
+        return (float(np.sqrt(np.mean(e ** 2))), float(np.mean(np.abs(e)))) if e.size else (float("nan"),) * 2
+
+    rows = []
+    for t in thresholds:
+        kept = conf >= t
+        (rk, mk), (rd, md) = rmse_mae(err[kept]), rmse_mae(err[~kept])
+        rows.append({"threshold": t, "kept": float(kept.mean()) if err.size else float("nan"),
+                     "rmse_kept_mm": rk, "mae_kept_mm": mk, "rmse_dropped_mm": rd, "mae_dropped_mm": md})
+    return rows
+
+
+def format_confidence(name: str, rows: list[dict]) -> str:
+    lines = [f"{name}: confidence threshold against the error of the pixels kept and dropped",
+             f"{'threshold':>9} {'kept':>7} {'RMSE kept':>10} {'MAE kept':>9} {'RMSE dropped':>13} {'MAE dropped':>12}"]
+    for r in rows:
+        lines.append(f"{r['threshold']:9.2f} {100 * r['kept']:6.1f}% {r['rmse_kept_mm']:10.0f} {r['mae_kept_mm']:9.0f} "
+                     f"{r['rmse_dropped_mm']:13.0f} {r['mae_dropped_mm']:12.0f}")
+    return "\n".join(lines)
+
+
 def format_table(result: dict) -> str:
     """One row per method: the four metrics, coverage and ms per frame."""
     lines = [f"protocol {result['protocol']}, {result['frames']} frames, seed {result['seed']}; "

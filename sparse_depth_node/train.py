@@ -22,6 +22,7 @@ from .datasets import open_dataset
 from .geometry import project_points
 from .metrics import frame_errors, mean_errors, random_holdout
 from .models import MODELS, build_model, save_checkpoint
+from .models.checkpoint import read_checkpoint
 from .models.multiscale import GOOD_FRACTION
 
 
@@ -86,6 +87,17 @@ def masked_loss(pred: torch.Tensor, conf: torch.Tensor, target: torch.Tensor, ta
     return loss
 
 
+def init_model(model: torch.nn.Module, path: str) -> None:
+    """Load the weights of checkpoint ``path`` into ``model`` where names and shapes match,
+    saying which of the model's parameters it did not provide."""
+    source = read_checkpoint(path)["state_dict"]
+    own = model.state_dict()
+    taken = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(taken, strict=False)
+    missing = sorted(set(own) - set(taken))
+    print(f"initialised from {path}: {len(taken)} tensors; new: {', '.join(missing) or 'none'}", flush=True)
+
+
 def evaluate_holdout(completer: DepthCompleter, frames: list, keep: float, seed: int) -> dict[str, float]:
     """Mean errors of ``completer`` on ``frames`` under a seeded random hold-out."""
     gen = torch.Generator().manual_seed(seed)
@@ -113,6 +125,9 @@ def main(argv: "list[str] | None" = None) -> int:
                    help="KITTI targets: the held-out rest of the sweep, or that plus the confirmed points of "
                         "the sweeps within --window (ICP-registered)")
     p.add_argument("--window", type=int, default=5, help="sweeps on each side for accumulated targets")
+    p.add_argument("--init", default=None, help="start from this checkpoint's weights (new modules keep their init)")
+    p.add_argument("--train", default="all", choices=["all", "confidence"],
+                   help="which parameters learn: all, or only the confidence branch (the depth stays as in --init)")
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
@@ -137,7 +152,10 @@ def main(argv: "list[str] | None" = None) -> int:
     print(f"train frames {len(train)}, validation frames {len(val)}", flush=True)
 
     model = build_model(args.model).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    if args.init:
+        init_model(model, args.init)
+    params = model.confidence.parameters() if args.train == "confidence" else model.parameters()
+    opt = torch.optim.Adam(params, lr=args.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.steps)
     classic = evaluate_holdout(DepthCompleter("classic", "cpu"), val, 0.5, args.seed)
     print(f"classic  val rmse {classic['rmse_mm']:.0f} mm mae {classic['mae_mm']:.0f} mm", flush=True)
@@ -171,6 +189,9 @@ def main(argv: "list[str] | None" = None) -> int:
         "command": "sparse-depth train " + " ".join(argv if argv is not None else sys.argv[1:]),
         "data": "KITTI raw 2011_09_26 frames 0-59 + DDAD scene_01 (train); KITTI raw 60-77 (validation)",
         "targets": args.targets + (f" (KITTI, window {args.window}, ICP)" if args.targets == "accumulated" else ""),
+        "init": (f"{args.init}, trained by: {read_checkpoint(args.init)['provenance'].get('command', '?')}"
+                 if args.init else "random"),
+        "trained": args.train,
         "seed": args.seed, "steps": args.steps, "seconds": round(time.time() - t0, 1),
         "validation": "random hold-out, keep 0.5, seed %d" % args.seed,
         "metrics": json.dumps({"model": history[-1], "classic": classic}),

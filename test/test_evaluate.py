@@ -109,3 +109,16 @@ def test_common_metrics_compare_methods_on_the_pixels_all_of_them_cover(kitti_fr
     common = (split.target_mask[0, 0].numpy() > 0) & (preds["nearest"] > 0) & (preds["classic"] > 0)
     expect = frame_errors(preds["nearest"], depth, common)
     assert near["common"]["rmse_mm"] == pytest.approx(expect["rmse_mm"])
+
+
+def test_shipped_confidence_keeps_the_good_pixels_and_drops_the_bad(kitti_dir):
+    from sparse_depth_node.evaluate import confidence_curve
+
+    frames = [open_dataset(kitti_dir, "kitti-raw").read(i) for i in (60, 66, 72)]
+    rows = {r["threshold"]: r for r in confidence_curve(frames, DepthCompleter("multiscale", "cpu"), "random:0.5", 0)}
+    half = rows[0.5]
+    assert 0.8 < half["kept"] < 1.0
+    assert half["rmse_dropped_mm"] > 3 * half["rmse_kept_mm"]
+    assert rows[0.75]["rmse_kept_mm"] < half["rmse_kept_mm"] and rows[0.75]["kept"] < half["kept"]
+    sparse = {r["threshold"]: r for r in confidence_curve(frames[:1], DepthCompleter("sparseconv", "cpu"), "random:0.5", 0)}
+    assert sparse[0.9]["kept"] == 1.0  # the paper's network's confidence is its binary reach

@@ -39,10 +39,10 @@ def save_checkpoint(path: "str | Path", name: str, model: nn.Module, provenance:
                 "state_dict": model.state_dict(), "provenance": provenance}, str(path))
 
 
-def load_checkpoint(path: "str | Path", map_location: "str | torch.device" = "cpu") -> tuple[nn.Module, dict]:
-    """The model stored at ``path`` and the checkpoint's dict (without the state dict).
+def read_checkpoint(path: "str | Path", map_location: "str | torch.device" = "cpu") -> dict:
+    """The checkpoint dict stored at ``path``, read without executing code.
 
-    Raises ValueError naming the file when it is missing, not a checkpoint, or does not fit.
+    Raises ValueError naming the file when it is missing or not a checkpoint.
     """
     path = Path(path)
     if not path.is_file():
@@ -53,6 +53,16 @@ def load_checkpoint(path: "str | Path", map_location: "str | torch.device" = "cp
         raise ValueError(f"weights file {path} cannot be read safely: {exc}") from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ValueError(f"weights file {path} is not a {FORMAT} checkpoint")
+    return ckpt
+
+
+def load_checkpoint(path: "str | Path", map_location: "str | torch.device" = "cpu") -> tuple[nn.Module, dict]:
+    """The model stored at ``path`` and the checkpoint's dict (without the state dict).
+
+    Raises ValueError naming the file when it is missing, not a checkpoint, or does not fit.
+    """
+    path = Path(path)
+    ckpt = read_checkpoint(path, map_location)
     model = build_model(ckpt["model"], ckpt["config"])
     try:
         model.load_state_dict(ckpt["state_dict"])

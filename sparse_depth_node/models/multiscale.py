@@ -9,9 +9,11 @@ invariant to the input density by construction:
 - fusion of a skip and an up-sampled stream: one sparse convolution per stream, each
   normalised by its own mask, summed; the fused mask is the union.
 The coarsest scale (1/8) gives a receptive field of about 90 px, which fills the gaps between
-scan lines that the paper's 12 px cannot reach. A second output channel is a confidence
-logit: ``sigmoid`` of it, times the validity mask, is the predicted probability that the depth
-is within ``GOOD_FRACTION`` of the truth (trained by the training script).
+scan lines that the paper's 12 px cannot reach. The confidence is the predicted probability
+that the depth is within ``GOOD_FRACTION`` of the truth (trained by the training script): the
+head's second channel plus a small plain-convolution branch that also sees how many inputs lie
+near each pixel (the log counts in 5 x 5 and 15 x 15 windows). The depth is density-invariant;
+the confidence deliberately is not, since nearby support is what makes an estimate reliable.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .sparse_conv import SparseConv2d
+from .sparse_conv import SparseConv2d, valid_count
 
 GOOD_FRACTION = 0.05  # |depth error| <= 5 % of the true depth counts as good for the confidence
 
@@ -80,6 +82,7 @@ class SparseMultiScaleNet(nn.Module):
         ])
         self.dec = nn.ModuleList([SparseFuse(c2, c3, c2), SparseFuse(c1, c2, c1), SparseFuse(c0, c1, c0)])
         self.head = SparseConv2d(c0, 2, 1)
+        self.confidence = nn.Sequential(nn.Conv2d(c0 + 2, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 1, 1))
         # px: no output reaches farther than 45 px from a valid input (test_models checks it), and
         # empty pixels carry zero features; windows start on the coarsest scale's 8 px grid
         self.support_margin = 48
@@ -100,6 +103,6 @@ class SparseMultiScaleNet(nn.Module):
             x, m = fuse(sx, sm, ux, um)
             x = F.relu_(x)
         out, m = self.head(x, m)
-        depth_out = out[:, :1] * self.depth_scale
-        confidence = torch.sigmoid(out[:, 1:]) * m
-        return depth_out, confidence
+        support = torch.cat([torch.log1p(valid_count(mask, 5)), torch.log1p(valid_count(mask, 15))], dim=1)
+        logit = out[:, 1:] + self.confidence(torch.cat([x, support], dim=1))
+        return out[:, :1] * self.depth_scale, torch.sigmoid(logit) * m
