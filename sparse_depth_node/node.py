@@ -59,7 +59,7 @@ PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
     "strict": (False, _plain("fail instead of falling back when the model or device is unavailable", True)),
     "min_depth": (0.5, _float("nearest depth kept, metres", 0.01, 1000.0)),
     "max_depth": (100.0, _float("farthest depth kept, metres", 0.1, 1000.0)),
-    "confidence_threshold": (0.5, _float("pixels with lower confidence get no estimate", 0.0, 1.0)),
+    "confidence_threshold": (0.0, _float("pixels with lower confidence get no estimate (0: every pixel reached)", 0.0, 1.0)),
     "cloud_stride": (1, _int("keep every n-th row and column in depth/points", 1, 64)),
     "colorize_cloud": (True, _plain("add an rgb field (offset 16, point_step 32) to depth/points")),
     "organized_cloud": (False, _plain("publish depth/points as an H x W cloud with NaN holes")),

@@ -25,7 +25,7 @@ class PipelineParams:
 
     min_depth: float = 0.5
     max_depth: float = 100.0
-    confidence_threshold: float = 0.5
+    confidence_threshold: float = 0.0
     cloud_stride: int = 1
     colorize_cloud: bool = True
 

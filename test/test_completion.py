@@ -143,6 +143,17 @@ def test_confidence_threshold_and_stride_shape_the_cloud(kitti_frame0):
     assert abs(len(strided.cloud) * 16 - len(full.cloud)) < 0.05 * len(full.cloud)
 
 
+def test_confidence_threshold_drops_exactly_the_less_confident_pixels(kitti_frame0):
+    f = kitti_frame0
+    c = DepthCompleter("multiscale", "cpu")
+    every = process_frame(f.points, f.camera, f.t_cam_from_lidar, c)
+    sure = process_frame(f.points, f.camera, f.t_cam_from_lidar, c, params=PipelineParams(confidence_threshold=0.5))
+    reached = every.dense_depth > 0
+    assert reached.mean() > 0.7 and np.array_equal(reached, every.confidence > 0)
+    np.testing.assert_array_equal(sure.dense_depth > 0, reached & (every.confidence >= 0.5))
+    assert 0.5 < (sure.dense_depth > 0).sum() / reached.sum() < 0.95
+
+
 def test_sparse_conv_density_invariance_on_a_real_frame(kitti_frame0):
     """An untrained SparseConvNet on a real frame: dropping points changes the output little where
     both densities reach, because each layer averages over the valid pixels it sees."""
