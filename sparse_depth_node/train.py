@@ -14,11 +14,13 @@ import random
 import sys
 import time
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .completion import DepthCompleter
 from .datasets import open_dataset
+from .evaluate import frame_rings
 from .geometry import project_points
 from .metrics import frame_errors, mean_errors, random_holdout
 from .models import MODELS, build_model, save_checkpoint
@@ -56,6 +58,21 @@ def accumulated_frames(reader, ids: list, min_depth: float, max_depth: float, wi
           f"{sum(q[1] for q in quality[1:]) / len(fitness):.3f} m; target pixels x{1 + sum(added) / len(added):.2f}",
           flush=True)
     return out
+
+
+RING_STEPS = (2, 4)  # scan-line hold-outs: every 2nd or every 4th ring as input, each phase
+
+
+def ring_inputs(frame, min_depth: float, max_depth: float) -> torch.Tensor:
+    """(1, 2 V, H, W): depth and mask of every scan-line input variant of ``frame`` (for each k in
+    RING_STEPS and each phase p, the rings r with r % k == p), rings from the scan order."""
+    rings = frame_rings(frame)
+    channels = []
+    for k in RING_STEPS:
+        for phase in range(k):
+            pts = np.ascontiguousarray(frame.points[rings % k == phase])
+            channels += project_points(torch.from_numpy(pts), frame.camera, frame.t_cam_from_lidar, min_depth, max_depth)
+    return torch.cat(channels, dim=1)
 
 
 def random_crop(sample: torch.Tensor, h: int, w: int, rng: random.Random) -> torch.Tensor:
@@ -125,6 +142,9 @@ def main(argv: "list[str] | None" = None) -> int:
                    help="KITTI targets: the held-out rest of the sweep, or that plus the confirmed points of "
                         "the sweeps within --window (ICP-registered)")
     p.add_argument("--window", type=int, default=5, help="sweeps on each side for accumulated targets")
+    p.add_argument("--ring-holdout", type=float, default=0.0,
+                   help="share of the batches whose input is every 2nd or 4th scan line of a KITTI frame and whose "
+                        "targets are the other lines (the rest: a random hold-out)")
     p.add_argument("--init", default=None, help="start from this checkpoint's weights (new modules keep their init)")
     p.add_argument("--train", default="all", choices=["all", "confidence"],
                    help="which parameters learn: all, or only the confidence branch (the depth stays as in --init)")
@@ -149,7 +169,12 @@ def main(argv: "list[str] | None" = None) -> int:
         ddad = open_dataset(args.ddad, "ddad")
         train += [torch.cat([d, m, d, m], dim=1) for d, m in project_frames(ddad, ddad.frame_ids(), 0.5, 100.0)]
     val = project_frames(kitti, list(range(60, 78)), 0.5, 100.0)
-    print(f"train frames {len(train)}, validation frames {len(val)}", flush=True)
+    # KITTI samples with their scan-line input variants appended (channels 4 on)
+    ring_train = [torch.cat([s, ring_inputs(kitti.read(i), 0.5, 100.0)], dim=1)
+                  for i, s in zip(range(0, 60), train)] if args.ring_holdout > 0 else []
+    variants = (ring_train[0].shape[1] - 4) // 2 if ring_train else 0
+    print(f"train frames {len(train)}, validation frames {len(val)}"
+          + (f", {variants} scan-line inputs per KITTI frame" if variants else ""), flush=True)
 
     model = build_model(args.model).to(device)
     if args.init:
@@ -163,11 +188,17 @@ def main(argv: "list[str] | None" = None) -> int:
     t0 = time.time()
     running = 0.0
     for step in range(1, args.steps + 1):
-        batch = torch.cat([random_crop(train[rng.randrange(len(train))], *args.crop, rng)
+        lines = args.ring_holdout > 0 and rng.random() < args.ring_holdout
+        pool = ring_train if lines else train
+        batch = torch.cat([random_crop(pool[rng.randrange(len(pool))], *args.crop, rng)
                            for _ in range(args.batch)]).to(device)
-        depth, mask, tgt_depth, tgt_mask = batch.split(1, dim=1)
-        keep = rng.uniform(*args.keep)
-        inp, inp_mask, _ = random_holdout(depth, mask, keep)
+        depth, mask, tgt_depth, tgt_mask = batch[:, :4].split(1, dim=1)
+        if lines:
+            v = 4 + 2 * rng.randrange(variants)
+            inp, inp_mask = batch[:, v:v + 1], batch[:, v + 1:v + 2]
+        else:
+            keep = rng.uniform(*args.keep)
+            inp, inp_mask, _ = random_holdout(depth, mask, keep)
         pred, conf = model(inp, inp_mask)
         loss = masked_loss(pred, conf, tgt_depth, tgt_mask * (1 - inp_mask), args.loss,
                            getattr(model, "learned_confidence", False))

@@ -48,3 +48,20 @@ def test_confidence_only_training_keeps_the_depth_weights_of_its_init(tmp_path, 
     assert any(not torch.equal(trained[n], before[n]) for n in before if n.startswith("confidence."))
     prov = meta["provenance"]
     assert prov["trained"] == "confidence" and "made by the test" in prov["init"]
+
+
+def test_ring_inputs_are_the_projections_of_every_kth_scan_line(kitti_frame0):
+    from sparse_depth_node.evaluate import split_frame
+    from sparse_depth_node.train import RING_STEPS, ring_inputs
+
+    variants = ring_inputs(kitti_frame0, 0.5, 100.0)
+    assert variants.shape[1] == 2 * sum(RING_STEPS)
+    # variant 2 (k = 4, phase 0) is exactly the lines:4 protocol's input
+    lines = split_frame(kitti_frame0, "lines:4", 0)
+    first_k4 = 2 * RING_STEPS[0]
+    assert torch.equal(variants[:, first_k4:first_k4 + 1], lines.input_depth)
+    assert torch.equal(variants[:, first_k4 + 1:first_k4 + 2], lines.input_mask)
+    # the two phases of k = 2 together hold (almost) every projected pixel, each about half
+    half_a, half_b = variants[:, 1], variants[:, 3]
+    full = ((half_a + half_b) > 0).sum()
+    assert 0.4 < half_a.sum() / full < 0.6 and 0.4 < half_b.sum() / full < 0.6
