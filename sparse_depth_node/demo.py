@@ -137,12 +137,13 @@ def run_demo(bag: "str | Path", out: "str | Path", model: str = DEFAULT_METHOD, 
                 sent[t_ns] = time.monotonic()
 
         player.play(rate=rate, on_message=on_message)
-        # wait for every frame, or until the node has been quiet for `quiet` s (it dropped some)
+        # wait for every output of every frame (the previews need the sparse and confidence images
+        # too), or until the node has been quiet for `quiet` s (it dropped some)
         end, quiet = time.monotonic() + timeout, 10.0
         last_count, last_change = -1, time.monotonic()
         while time.monotonic() < end:
             with lock:
-                count = min(len(received["depth/image"]), len(received["depth/points"]))
+                count = min(len(received[t]) for t in ("depth/image", "depth/points", "depth/sparse", "depth/confidence"))
             if count >= n_frames:
                 break
             if count != last_count:
