@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import math
 
 import torch
@@ -17,6 +18,7 @@ import torch.nn.functional as F
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+@functools.cache
 def retain_freed_memory() -> bool:
     """Ask glibc's malloc to keep freed memory for reuse instead of returning it to the kernel.
 
@@ -24,7 +26,8 @@ def retain_freed_memory() -> bool:
     by default glibc unmaps or trims them, so every frame page-faults them in again, which
     cost about a third of the network's time on the benchmark machine. This sets the trim
     threshold to 1 GiB and the mmap threshold to its 32 MiB maximum; peak RSS does not grow.
-    Process-wide, idempotent; False (and nothing changed) where libc has no ``mallopt``.
+    Process-wide, so done once per process (finding libc runs ``ldconfig``); False (and
+    nothing changed) where libc has no ``mallopt``.
     """
     name = ctypes.util.find_library("c")
     libc = ctypes.CDLL(name) if name else None
