@@ -1,6 +1,7 @@
 """Real rclpy helpers for the node tests: KITTI frames as messages, an isolated DDS domain,
-and a spinning loop that waits for what a subscriber receives."""
+a spinning loop that waits for what a subscriber receives, and a bag player with a listener."""
 
+import contextlib
 import os
 import random
 import time
@@ -9,6 +10,7 @@ import numpy as np
 import rclpy
 from builtin_interfaces.msg import Time
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
+from rclpy.executors import SingleThreadedExecutor
 from std_msgs.msg import Header
 
 from sparse_depth_node.geometry import matrix_to_quaternion
@@ -54,5 +56,33 @@ def spin_until(executor, done, timeout: float, step=None, period: float = 0.3) -
     return done()
 
 
-__all__ = ["isolate_dds", "frame_messages", "extrinsic_parameters", "spin_until", "rclpy",
+@contextlib.contextmanager
+def playing(bag, listener_overrides=None, **player_options):
+    """An isolated DDS context with a listening node (``listener_overrides``: its parameters)
+    and a BagPlayer of ``bag`` on a node of its own, both on one executor; yields (listener,
+    player, executor) and tears everything down afterwards."""
+    from sparse_depth_node.player import BagPlayer
+
+    isolate_dds()
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    listener = rclpy.create_node("listener", context=ctx, parameter_overrides=listener_overrides or [])
+    player_node = rclpy.create_node("player", context=ctx)
+    ex = SingleThreadedExecutor(context=ctx)
+    ex.add_node(listener)
+    ex.add_node(player_node)
+    player = None
+    try:
+        player = BagPlayer(player_node, bag, **player_options)
+        yield listener, player, ex
+    finally:
+        if player is not None:
+            player.close()
+        ex.shutdown()
+        listener.destroy_node()
+        player_node.destroy_node()
+        rclpy.shutdown(context=ctx)
+
+
+__all__ = ["isolate_dds", "frame_messages", "extrinsic_parameters", "spin_until", "playing", "rclpy",
            "CAMERA_FRAME", "LIDAR_FRAME"]

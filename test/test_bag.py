@@ -152,25 +152,15 @@ def test_demo_plays_the_bundled_bag_into_a_live_node_over_dds(tmp_path):
 
 
 def test_play_with_clock_drives_a_sim_time_node(tmp_path):
-    from ros_helpers import isolate_dds, rclpy, spin_until
-    from rclpy.executors import SingleThreadedExecutor
+    import threading
+
     from rclpy.parameter import Parameter
 
-    from sparse_depth_node.player import BagPlayer
+    from ros_helpers import playing, spin_until
 
-    isolate_dds()
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    sim = rclpy.create_node("sim_time_node", context=ctx, parameter_overrides=[Parameter("use_sim_time", value=True)])
-    player_node = rclpy.create_node("player", context=ctx)
-    ex = SingleThreadedExecutor(context=ctx)
-    ex.add_node(sim)
-    ex.add_node(player_node)
-    try:
-        player = BagPlayer(player_node, SAMPLE_BAG, topics=["/kitti/camera/camera_info"], clock=True)
-        assert spin_until(ex, lambda: player_node.count_subscribers("/clock") > 0, 10.0)
-        import threading
-
+    with playing(SAMPLE_BAG, [Parameter("use_sim_time", value=True)], topics=["/kitti/camera/camera_info"],
+                 clock=True) as (sim, player, ex):
+        assert spin_until(ex, lambda: player.node.count_subscribers("/clock") > 0, 10.0)
         t = threading.Thread(target=player.play, kwargs={"rate": 2.0})
         t.start()
         bag_start = 1_317_024_000 * 10**9
@@ -178,12 +168,6 @@ def test_play_with_clock_drives_a_sim_time_node(tmp_path):
         t.join()
         assert ok, sim.get_clock().now()
         assert sim.get_clock().now().nanoseconds <= bag_start + 3 * 10**8
-        player.close()
-    finally:
-        ex.shutdown()
-        sim.destroy_node()
-        player_node.destroy_node()
-        rclpy.shutdown(context=ctx)
 
 
 def test_a_foreign_bag_works_through_remapping_and_its_tf_tree(tmp_path, kitti_frame0):
@@ -260,28 +244,17 @@ def test_play_delivers_every_message_at_its_recorded_pace(rate):
     import threading
     import time
 
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-    from ros_helpers import isolate_dds, rclpy, spin_until
-    from sparse_depth_node.player import BagPlayer
+    from ros_helpers import playing, spin_until
 
-    isolate_dds()
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    node = rclpy.create_node("recorder", context=ctx)
-    got = []
-    reliable = QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE)
-    for cls, topic in ((PointCloud2, "/kitti/velo/points"), (Image, "/kitti/camera/image_raw"),
-                       (CameraInfo, "/kitti/camera/camera_info")):
-        node.create_subscription(cls, topic, lambda m, t=topic: got.append((t, m.header.stamp.nanosec)), reliable)
-    player_node = rclpy.create_node("player", context=ctx)
-    ex = SingleThreadedExecutor(context=ctx)
-    ex.add_node(node)
-    ex.add_node(player_node)
-    try:
-        player = BagPlayer(player_node, SAMPLE_BAG)
+    with playing(SAMPLE_BAG) as (node, player, ex):
+        got = []
+        reliable = QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE)
+        for cls, topic in ((PointCloud2, "/kitti/velo/points"), (Image, "/kitti/camera/image_raw"),
+                           (CameraInfo, "/kitti/camera/camera_info")):
+            node.create_subscription(cls, topic, lambda m, t=topic: got.append((t, m.header.stamp.nanosec)), reliable)
         assert "/tf_static" in player.skipped or "/tf_static" in player.publishers
         assert spin_until(ex, lambda: player.subscribers_ready(list(player.publishers)), 10.0)
         elapsed = []
@@ -293,38 +266,21 @@ def test_play_delivers_every_message_at_its_recorded_pace(rate):
         assert sorted(got) == sorted((tp, i * 10**8) for tp in ("/kitti/velo/points", "/kitti/camera/image_raw",
                                                              "/kitti/camera/camera_info") for i in range(3))
         assert elapsed[1] - elapsed[0] >= 0.2 / rate * 0.95  # the bag spans 0.2 s
-        player.close()
-    finally:
-        ex.shutdown()
-        node.destroy_node()
-        player_node.destroy_node()
-        rclpy.shutdown(context=ctx)
 
 
 def test_looped_play_keeps_the_frame_period_across_the_wrap():
     import threading
     import time
 
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import CameraInfo
 
-    from ros_helpers import isolate_dds, rclpy, spin_until
-    from sparse_depth_node.player import BagPlayer
+    from ros_helpers import playing, spin_until
 
-    isolate_dds()
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    node = rclpy.create_node("recorder", context=ctx)
-    arrivals = []
-    node.create_subscription(CameraInfo, "/kitti/camera/camera_info", lambda m: arrivals.append(time.monotonic()),
-                             QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE))
-    player_node = rclpy.create_node("player", context=ctx)
-    ex = SingleThreadedExecutor(context=ctx)
-    ex.add_node(node)
-    ex.add_node(player_node)
-    try:
-        player = BagPlayer(player_node, SAMPLE_BAG, topics=["/kitti/camera/camera_info"])
+    with playing(SAMPLE_BAG, topics=["/kitti/camera/camera_info"]) as (node, player, ex):
+        arrivals = []
+        node.create_subscription(CameraInfo, "/kitti/camera/camera_info", lambda m: arrivals.append(time.monotonic()),
+                                 QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE))
         assert spin_until(ex, lambda: player.subscribers_ready(list(player.publishers)), 10.0)
         stop = threading.Event()
         t = threading.Thread(target=player.play, kwargs={"rate": 1.0, "loop": True, "should_stop": stop.is_set})
@@ -334,12 +290,6 @@ def test_looped_play_keeps_the_frame_period_across_the_wrap():
         t.join()
         gaps = np.diff(arrivals[:7])  # 3 messages 0.1 s apart per pass, two wraps
         assert np.all(gaps > 0.07) and np.all(gaps < 0.13), gaps
-        player.close()
-    finally:
-        ex.shutdown()
-        node.destroy_node()
-        player_node.destroy_node()
-        rclpy.shutdown(context=ctx)
 
 
 def test_interrupted_process_leaves_a_readable_partial_bag(tmp_path):
