@@ -131,7 +131,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .completion import DepthCompleter
     from .datasets import open_dataset
     from .evaluate import (
-        confidence_curve,
+        CONFIDENCE_THRESHOLDS,
         density_sweep,
         evaluate,
         format_confidence,
@@ -159,14 +159,11 @@ def _evaluate(args: argparse.Namespace) -> int:
         result = {"protocol": "density sweep (20 % fixed target)", "frames": len(frames), "seed": args.seed,
                   "densities": sweep}
     else:
-        result = evaluate(frames, methods, args.protocol, args.seed)
+        result = evaluate(frames, methods, args.protocol, args.seed,
+                          CONFIDENCE_THRESHOLDS if args.confidence else None)
         print(format_table(result))
-        if args.confidence:
-            result["confidence"] = {}
-            for name, completer in methods.items():
-                rows = confidence_curve(frames, completer, args.protocol, args.seed)
-                result["confidence"][name] = rows
-                print(format_confidence(name, rows))
+        for name, rows in result.get("confidence", {}).items():
+            print(format_confidence(name, rows))
     if args.json:
         write_json(args.json, result)
     return 0

@@ -106,46 +106,60 @@ def density_split(frame: Frame, density: float, seed: int, target_fraction: floa
     return Split(depth, depth * take, take.float(), target.float())
 
 
-def predict(completer: DepthCompleter, split: Split) -> tuple[np.ndarray, float]:
-    """The completion (H, W) metres (0 = no estimate) of the split's input, and its time in ms."""
+def predict(completer: DepthCompleter, split: Split) -> tuple[np.ndarray, np.ndarray, float]:
+    """The completion (H, W) metres (0 = no estimate) of the split's input, its confidence
+    (H, W) in [0, 1], and its time in ms."""
     sync = completer.device.type == "cuda"
     t0 = time.perf_counter()
-    pred, _ = completer.complete(split.input_depth, split.input_mask)
+    pred, conf = completer.complete(split.input_depth, split.input_mask)
     if sync:
         torch.cuda.synchronize()
-    return pred[0, 0].cpu().numpy(), (time.perf_counter() - t0) * 1e3
+    ms = (time.perf_counter() - t0) * 1e3
+    return pred[0, 0].cpu().numpy(), conf[0, 0].cpu().numpy(), ms
 
 
 def score(completer: DepthCompleter, split: Split) -> tuple[dict[str, float], float]:
     """Errors of one completion at the split's target pixels, and its time in ms."""
-    pred, ms = predict(completer, split)
+    pred, _, ms = predict(completer, split)
     return frame_errors(pred, split.depth[0, 0].numpy(), split.target_mask[0, 0].numpy()), ms
 
 
-def evaluate(frames: list[Frame], methods: dict[str, DepthCompleter], protocol: str, seed: int) -> dict:
+def evaluate(frames: list[Frame], methods: dict[str, DepthCompleter], protocol: str, seed: int,
+             confidence_thresholds: "tuple[float, ...] | None" = None) -> dict:
     """The JSON-ready result: {"protocol", "frames", "seed", "common_coverage", "methods": {NAME:
-    metrics + ms_per_frame + "common": the metrics on the target pixels that every method covers}}.
+    metrics + ms_per_frame + "common": the metrics on the target pixels that every method covers}},
+    with ``confidence_thresholds`` also "confidence": {NAME: confidence_curve rows}.
 
     The "common" metrics compare methods on the same pixels, whatever each one's coverage."""
     per = {name: [] for name in methods}
     common_per = {name: [] for name in methods}
     times = {name: [] for name in methods}
+    covered_errors = {name: [] for name in methods}
+    covered_confidences = {name: [] for name in methods}
     common_share = []
     for i, frame in enumerate(frames):
         split = split_frame(frame, protocol, seed + i)
         depth, target = split.depth[0, 0].numpy(), split.target_mask[0, 0].numpy() > 0
         preds = {}
         for name, completer in methods.items():
-            preds[name], ms = predict(completer, split)
+            preds[name], conf, ms = predict(completer, split)
             per[name].append(frame_errors(preds[name], depth, target))
             times[name].append(ms)
+            covered = target & (depth > 0) & (preds[name] > 0)
+            covered_errors[name].append((preds[name][covered].astype(np.float64) - depth[covered]) * 1000.0)
+            covered_confidences[name].append(conf[covered].astype(np.float64))
         common = target & np.logical_and.reduce([p > 0 for p in preds.values()])
         common_share.append(common.sum() / max(int((target & (depth > 0)).sum()), 1))
         for name, pred in preds.items():
             common_per[name].append(frame_errors(pred, depth, common))
-    return {"protocol": protocol, "frames": len(frames), "seed": seed, "common_coverage": float(np.mean(common_share)),
-            "methods": {name: {**mean_errors(per[name]), "ms_per_frame": float(np.median(times[name])),
-                               "common": mean_errors(common_per[name])} for name in methods}}
+    result = {"protocol": protocol, "frames": len(frames), "seed": seed, "common_coverage": float(np.mean(common_share)),
+              "methods": {name: {**mean_errors(per[name]), "ms_per_frame": float(np.median(times[name])),
+                                 "common": mean_errors(common_per[name])} for name in methods}}
+    if confidence_thresholds:
+        result["confidence"] = {name: confidence_curve(np.concatenate(covered_errors[name]),
+                                                       np.concatenate(covered_confidences[name]), confidence_thresholds)
+                                for name in methods}
+    return result
 
 
 def density_sweep(frames: list[Frame], methods: dict[str, DepthCompleter], densities: list[float],
@@ -162,20 +176,13 @@ def density_sweep(frames: list[Frame], methods: dict[str, DepthCompleter], densi
     return out
 
 
-def confidence_curve(frames: list[Frame], completer: DepthCompleter, protocol: str, seed: int,
-                     thresholds: tuple[float, ...] = (0.25, 0.5, 0.75, 0.9)) -> list[dict]:
-    """What a confidence threshold buys: for each threshold t, the share of the covered targets
-    whose confidence is >= t, and the RMSE and MAE (mm) of those and of the rest, pooled over
-    the pixels of all frames (the splits as in ``evaluate``)."""
-    errors, confidences = [], []
-    for i, frame in enumerate(frames):
-        split = split_frame(frame, protocol, seed + i)
-        pred, conf = completer.complete(split.input_depth, split.input_mask)
-        pred, conf = pred.cpu(), conf.cpu()
-        covered = (split.target_mask > 0) & (split.depth > 0) & (pred > 0)
-        errors.append(((pred - split.depth)[covered] * 1000.0).double().numpy())
-        confidences.append(conf[covered].double().numpy())
-    err, conf = np.concatenate(errors), np.concatenate(confidences)
+CONFIDENCE_THRESHOLDS = (0.25, 0.5, 0.75, 0.9)
+
+
+def confidence_curve(err: np.ndarray, conf: np.ndarray, thresholds: tuple[float, ...]) -> list[dict]:
+    """What a confidence threshold buys: for each threshold t, the share of the covered target
+    pixels whose confidence ``conf`` is >= t, and the RMSE and MAE (mm) of their errors ``err``
+    (mm) and of the rest's, pooled over pixels."""
 
     def rmse_mae(e: np.ndarray) -> tuple[float, float]:
         return (float(np.sqrt(np.mean(e ** 2))), float(np.mean(np.abs(e)))) if e.size else (float("nan"),) * 2

@@ -112,13 +112,17 @@ def test_common_metrics_compare_methods_on_the_pixels_all_of_them_cover(kitti_fr
 
 
 def test_shipped_confidence_keeps_the_good_pixels_and_drops_the_bad(kitti_dir):
-    from sparse_depth_node.evaluate import confidence_curve
+    from sparse_depth_node.evaluate import CONFIDENCE_THRESHOLDS
+
+    def curve(frames, method):
+        result = evaluate(frames, {method: DepthCompleter(method, "cpu")}, "random:0.5", 0, CONFIDENCE_THRESHOLDS)
+        return {r["threshold"]: r for r in result["confidence"][method]}
 
     frames = [open_dataset(kitti_dir, "kitti-raw").read(i) for i in (60, 66, 72)]
-    rows = {r["threshold"]: r for r in confidence_curve(frames, DepthCompleter("multiscale", "cpu"), "random:0.5", 0)}
+    rows = curve(frames, "multiscale")
     half = rows[0.5]
     assert 0.8 < half["kept"] < 1.0
     assert half["rmse_dropped_mm"] > 3 * half["rmse_kept_mm"]
     assert rows[0.75]["rmse_kept_mm"] < half["rmse_kept_mm"] and rows[0.75]["kept"] < half["kept"]
-    sparse = {r["threshold"]: r for r in confidence_curve(frames[:1], DepthCompleter("sparseconv", "cpu"), "random:0.5", 0)}
+    sparse = curve(frames[:1], "sparseconv")
     assert sparse[0.9]["kept"] == 1.0  # the paper's network's confidence is its binary reach
