@@ -1,8 +1,8 @@
 """ament_python package: `colcon build` installs the library, the executables into
 lib/sparse_depth_node (so `ros2 run` finds them), and launch/, config/ and the weights."""
 
-from glob import glob
 import os
+from glob import glob
 
 from setuptools import find_packages, setup
 
@@ -28,7 +28,7 @@ setup(
     tests_require=["pytest"],
     entry_points={
         "console_scripts": [
-            f"sparse_depth_node = {PACKAGE}.node:main",
+            f"sparse_depth_node = {PACKAGE}.ros.node:main",
             f"sparse-depth = {PACKAGE}.cli:main",
         ],
     },

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sparse_depth_node.datasets import KittiRawReader
+from sparse_depth_node.data.datasets import KittiRawReader
 
 MARGIN_PX = 64
 
@@ -28,14 +28,24 @@ def main() -> None:
     p = cam.P @ reader.t_cam_from_lidar
     for frame in frames:
         fid = reader.frame_ids()[int(frame)]
-        scan = np.fromfile(src / "velodyne_points" / "data" / f"{fid}.bin", dtype=np.float32).reshape(-1, 4)
+        scan = np.fromfile(
+            src / "velodyne_points" / "data" / f"{fid}.bin", dtype=np.float32
+        ).reshape(-1, 4)
         h = np.c_[scan[:, :3].astype(np.float64), np.ones(len(scan))] @ p.T
         z = h[:, 2]
         with np.errstate(divide="ignore", invalid="ignore"):
             u, v = h[:, 0] / z, h[:, 1] / z
-        keep = (z > 0.1) & (u > -MARGIN_PX) & (u < cam.width + MARGIN_PX) & (v > -MARGIN_PX) & (v < cam.height + MARGIN_PX)
+        keep = (
+            (z > 0.1)
+            & (u > -MARGIN_PX)
+            & (u < cam.width + MARGIN_PX)
+            & (v > -MARGIN_PX)
+            & (v < cam.height + MARGIN_PX)
+        )
         scan[keep].tofile(dst / "velodyne_points" / "data" / f"{fid}.bin")
-        shutil.copy(src / "image_02" / "data" / f"{fid}.png", dst / "image_02" / "data" / f"{fid}.png")
+        shutil.copy(
+            src / "image_02" / "data" / f"{fid}.png", dst / "image_02" / "data" / f"{fid}.png"
+        )
         print(f"{fid}: kept {int(keep.sum())} of {len(scan)} points")
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian/Ubuntu machine with Python 3.10-3.12: a virtual environment in .venv
-# with the pinned dependencies (requirements.txt; open3d needs Debian's libusb-1.0-0), ROS 2 as pip wheels when no ROS is sourced
+# with the pinned dependencies (requirements.txt), ROS 2 as pip wheels when no ROS is sourced
 # (requirements-ros.txt), and this package installed in editable mode. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,13 +10,6 @@ if ! "$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1; then
     apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
   else
     echo "setup: python3-venv is missing; install it (apt-get install python3-venv)" >&2; exit 1
-  fi
-fi
-if ! ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0'; then  # open3d links it
-  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    apt-get install -y -qq libusb-1.0-0 >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq libusb-1.0-0 >/dev/null; }
-  else
-    echo "setup: libusb-1.0-0 is missing (open3d needs it); install it (apt-get install libusb-1.0-0)" >&2; exit 1
   fi
 fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv

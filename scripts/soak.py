@@ -26,9 +26,9 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
-from sparse_depth_node.bag import open_bag, resolve_inputs
-from sparse_depth_node.demo import node_command
-from sparse_depth_node.player import BagPlayer
+from sparse_depth_node.bag.demo import node_command
+from sparse_depth_node.bag.player import BagPlayer
+from sparse_depth_node.bag.process import open_bag, resolve_inputs
 
 REPO = Path(__file__).resolve().parents[1]
 BAG = REPO / "sample" / "kitti_2011_09_26_sample"
@@ -42,20 +42,30 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def run_load(rate: float, seconds: float, model: str, params: list[str], period: float, on_sample=None) -> list[tuple]:
+def run_load(
+    rate: float, seconds: float, model: str, params: list[str], period: float, on_sample=None
+) -> list[tuple]:
     """Play the bag at ``rate`` (x its 10 Hz) into a fresh node for ``seconds``; every ``period`` s
-    a sample (t s, RSS MB, frames in, frames out, dropped_busy, arrival_to_publish latency text)."""
+    a sample (t s, RSS MB, frames in, frames out, dropped_busy, arrival_to_publish latency
+    text)."""
     reader = open_bag(BAG)
     inputs = resolve_inputs(reader.connections, {})
     reader.close()
-    node_proc = subprocess.Popen(node_command(BAG, inputs, model, "cpu", *params),
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    node_proc = subprocess.Popen(
+        node_command(BAG, inputs, model, "cpu", *params),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
     node = rclpy.create_node("soak", context=ctx)
     outputs, diags = [], []
-    node.create_subscription(Image, "depth/image", lambda m: outputs.append(time.monotonic()),
-                             QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
+    node.create_subscription(
+        Image,
+        "depth/image",
+        lambda m: outputs.append(time.monotonic()),
+        QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE),
+    )
     node.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 10)
     player = BagPlayer(node, BAG)
     ex = SingleThreadedExecutor(context=ctx)
@@ -64,9 +74,17 @@ def run_load(rate: float, seconds: float, model: str, params: list[str], period:
     spinner.start()
     stop = threading.Event()
     sent = [0]
-    player_thread = threading.Thread(target=player.play, kwargs={
-        "rate": rate, "loop": True, "should_stop": stop.is_set,
-        "on_message": lambda topic, _t: sent.__setitem__(0, sent[0] + (topic == inputs["camera/image"]))})
+    player_thread = threading.Thread(
+        target=player.play,
+        kwargs={
+            "rate": rate,
+            "loop": True,
+            "should_stop": stop.is_set,
+            "on_message": lambda topic, _t: sent.__setitem__(
+                0, sent[0] + (topic == inputs["camera/image"])
+            ),
+        },
+    )
     time.sleep(5.0)  # the node loads its model
     player_thread.start()
     rows = []
@@ -75,8 +93,14 @@ def run_load(rate: float, seconds: float, model: str, params: list[str], period:
         while time.monotonic() < start + seconds:
             time.sleep(period)
             values = {kv.key: kv.value for kv in diags[-1].status[0].values} if diags else {}
-            row = (time.monotonic() - start, rss_mb(node_proc.pid), sent[0], len(outputs),
-                   int(values.get("count.dropped_busy", "0")), values.get("latency_ms.arrival_to_publish", "-"))
+            row = (
+                time.monotonic() - start,
+                rss_mb(node_proc.pid),
+                sent[0],
+                len(outputs),
+                int(values.get("count.dropped_busy", "0")),
+                values.get("latency_ms.arrival_to_publish", "-"),
+            )
             rows.append(row)
             if on_sample:
                 on_sample(row)
@@ -93,9 +117,13 @@ def run_load(rate: float, seconds: float, model: str, params: list[str], period:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--model", default="sparseconv")
-    p.add_argument("--param", action="append", default=[], help="extra node parameter, NAME:=VALUE")
+    p.add_argument(
+        "--param", action="append", default=[], help="extra node parameter, NAME:=VALUE"
+    )
     p.add_argument("--period", type=float, default=10.0)
     p.add_argument("--minutes", type=float, default=None, help="soak mode: run this long")
     p.add_argument("--rate", type=float, default=2.2, help="soak mode: bag rate (x 10 Hz)")
@@ -106,24 +134,48 @@ def main() -> int:
     label = " ".join([f"model {args.model}", *args.param])
     if args.hz:
         print(f"node-level throughput, {label}, {args.seconds:.0f} s per rate")
-        print(f"{'input Hz':>8} {'frames in':>9} {'out':>5} {'out Hz':>7} {'dropped':>7} "
-              f"{'arrival->publish ms (last 100 frames)':>38} {'peak RSS MB':>11}")
+        print(
+            f"{'input Hz':>8} {'frames in':>9} {'out':>5} {'out Hz':>7} {'dropped':>7} "
+            f"{'arrival->publish ms (last 100 frames)':>38} {'peak RSS MB':>11}"
+        )
         for hz in (float(h) for h in args.hz.split(",")):
-            rows = run_load(hz / BAG_HZ, args.seconds, args.model, args.param, min(args.period, args.seconds))
+            rows = run_load(
+                hz / BAG_HZ, args.seconds, args.model, args.param, min(args.period, args.seconds)
+            )
             t, _, n_in, n_out, dropped, latency = rows[-1]
-            print(f"{hz:8.0f} {n_in:9d} {n_out:5d} {n_out / t:7.1f} {dropped:7d} {latency:>38} "
-                  f"{max(r[1] for r in rows):11.0f}", flush=True)
+            print(
+                f"{hz:8.0f} {n_in:9d} {n_out:5d} {n_out / t:7.1f} {dropped:7d} {latency:>38} "
+                f"{max(r[1] for r in rows):11.0f}",
+                flush=True,
+            )
         return 0
     minutes = args.minutes or 20.0
-    print(f"soak, {label}, bag rate {args.rate} ({args.rate * BAG_HZ:.0f} Hz in) for {minutes:.0f} min")
-    print(f"{'t (s)':>6} {'RSS MB':>7} {'frames in':>9} {'out':>5} {'dropped_busy':>12} "
-          f"{'arrival->publish ms':>28}")
-    rows = run_load(args.rate, minutes * 60, args.model, args.param, args.period, on_sample=lambda row: print(
-        f"{row[0]:6.0f} {row[1]:7.1f} {row[2]:9d} {row[3]:5d} {row[4]:12d} {row[5]:>28}", flush=True))
+    print(
+        f"soak, {label}, bag rate {args.rate} ({args.rate * BAG_HZ:.0f} Hz in) for "
+        f"{minutes:.0f} min"
+    )
+    print(
+        f"{'t (s)':>6} {'RSS MB':>7} {'frames in':>9} {'out':>5} {'dropped_busy':>12} "
+        f"{'arrival->publish ms':>28}"
+    )
+    rows = run_load(
+        args.rate,
+        minutes * 60,
+        args.model,
+        args.param,
+        args.period,
+        on_sample=lambda row: print(
+            f"{row[0]:6.0f} {row[1]:7.1f} {row[2]:9d} {row[3]:5d} {row[4]:12d} {row[5]:>28}",
+            flush=True,
+        ),
+    )
     if len(rows) >= 4:
         quarters = np.array_split(np.array([r[1] for r in rows]), 4)
-        print("RSS max per quarter of the run (MB): " + ", ".join(f"{q.max():.0f}" for q in quarters)
-              + f"; {rows[-1][3]} of {rows[-1][2]} frames processed at rate {args.rate}")
+        print(
+            "RSS max per quarter of the run (MB): "
+            + ", ".join(f"{q.max():.0f}" for q in quarters)
+            + f"; {rows[-1][3]} of {rows[-1][2]} frames processed at rate {args.rate}"
+        )
     return 0
 
 

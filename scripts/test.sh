@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Set up, then run the whole test suite (pytest) and check that colcon builds and installs
-# the package with the ament layout. Exit status is non-zero on any failure, including
-# pytest collecting no test at all (exit 5).
+# Set up, lint (ruff check + ruff format --check, 99 columns: ruff.toml), then run the whole
+# test suite (pytest; it also checks that colcon builds and installs the ament layout).
+# Exit status is non-zero on any failure, including pytest collecting no test at all (exit 5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PYTHONUNBUFFERED=1
+LINTED=(sparse_depth_node test scripts launch setup.py)
+.venv/bin/ruff check "${LINTED[@]}"
+.venv/bin/ruff format --check "${LINTED[@]}"
 .venv/bin/python -m pytest -q test "$@"

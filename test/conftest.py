@@ -1,4 +1,5 @@
-"""Shared fixtures: the real data in ../shared/data (or $SPARSE_DEPTH_DATA) and the bundled sample."""
+"""Shared fixtures: the real data in ../shared/data (or $SPARSE_DEPTH_DATA) and the bundled
+sample."""
 
 import os
 from pathlib import Path
@@ -12,7 +13,9 @@ SAMPLE = REPO / "sample" / "kitti_raw_2011_09_26"
 
 def _require(path: Path) -> Path:
     if not path.exists():
-        raise FileNotFoundError(f"test data {path} is missing: set SPARSE_DEPTH_DATA to ../shared/data")
+        raise FileNotFoundError(
+            f"test data {path} is missing: set SPARSE_DEPTH_DATA to ../shared/data"
+        )
     return path
 
 
@@ -33,6 +36,6 @@ def nuscenes_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def kitti_frame0(kitti_dir):
-    from sparse_depth_node.datasets import KittiRawReader
+    from sparse_depth_node.data.datasets import KittiRawReader
 
     return KittiRawReader(kitti_dir).read(0)

@@ -9,12 +9,12 @@ import time
 import numpy as np
 import rclpy
 from builtin_interfaces.msg import Time
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from rclpy.executors import SingleThreadedExecutor
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
-from sparse_depth_node.geometry import matrix_to_quaternion
-from sparse_depth_node.msgs import fill_camera_info, fill_cloud_from_array, fill_rgb_image
+from sparse_depth_node.core.transforms import matrix_to_quaternion
+from sparse_depth_node.ros.msgs import fill_camera_info, fill_cloud_from_array, fill_rgb_image
 
 CAMERA_FRAME = "camera_optical"
 LIDAR_FRAME = "velo_link"
@@ -29,8 +29,12 @@ def isolate_dds() -> None:
 def frame_messages(frame, stamp_ns: int):
     """(PointCloud2 x,y,z,intensity, Image rgb8, CameraInfo) of a data set frame, one stamp."""
     stamp = Time(sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9)
-    cloud = fill_cloud_from_array(PointCloud2(), PointField, Header(stamp=stamp, frame_id=LIDAR_FRAME),
-                                  np.c_[frame.points, frame.intensity])
+    cloud = fill_cloud_from_array(
+        PointCloud2(),
+        PointField,
+        Header(stamp=stamp, frame_id=LIDAR_FRAME),
+        np.c_[frame.points, frame.intensity],
+    )
     image = fill_rgb_image(Image(), Header(stamp=stamp, frame_id=CAMERA_FRAME), frame.rgb)
     info = fill_camera_info(CameraInfo(), Header(stamp=stamp, frame_id=CAMERA_FRAME), frame.camera)
     return cloud, image, info
@@ -38,8 +42,10 @@ def frame_messages(frame, stamp_ns: int):
 
 def extrinsic_parameters(frame) -> dict:
     t = frame.t_cam_from_lidar
-    return {"extrinsic.translation": [float(x) for x in t[:3, 3]],
-            "extrinsic.rotation": [float(x) for x in matrix_to_quaternion(t[:3, :3])]}
+    return {
+        "extrinsic.translation": [float(x) for x in t[:3, 3]],
+        "extrinsic.rotation": [float(x) for x in matrix_to_quaternion(t[:3, :3])],
+    }
 
 
 def spin_until(executor, done, timeout: float, step=None, period: float = 0.3) -> bool:
@@ -61,12 +67,14 @@ def playing(bag, listener_overrides=None, **player_options):
     """An isolated DDS context with a listening node (``listener_overrides``: its parameters)
     and a BagPlayer of ``bag`` on a node of its own, both on one executor; yields (listener,
     player, executor) and tears everything down afterwards."""
-    from sparse_depth_node.player import BagPlayer
+    from sparse_depth_node.bag.player import BagPlayer
 
     isolate_dds()
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
-    listener = rclpy.create_node("listener", context=ctx, parameter_overrides=listener_overrides or [])
+    listener = rclpy.create_node(
+        "listener", context=ctx, parameter_overrides=listener_overrides or []
+    )
     player_node = rclpy.create_node("player", context=ctx)
     ex = SingleThreadedExecutor(context=ctx)
     ex.add_node(listener)
@@ -84,5 +92,13 @@ def playing(bag, listener_overrides=None, **player_options):
         rclpy.shutdown(context=ctx)
 
 
-__all__ = ["isolate_dds", "frame_messages", "extrinsic_parameters", "spin_until", "playing", "rclpy",
-           "CAMERA_FRAME", "LIDAR_FRAME"]
+__all__ = [
+    "isolate_dds",
+    "frame_messages",
+    "extrinsic_parameters",
+    "spin_until",
+    "playing",
+    "rclpy",
+    "CAMERA_FRAME",
+    "LIDAR_FRAME",
+]

@@ -5,11 +5,15 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import REPO, SAMPLE
 from PIL import Image
 
-from sparse_depth_node.depth_io import decode_kitti_depth, encode_kitti_depth, read_kitti_depth, write_kitti_depth
-
-from conftest import REPO, SAMPLE
+from sparse_depth_node.data.depth_io import (
+    decode_kitti_depth,
+    encode_kitti_depth,
+    read_kitti_depth,
+    write_kitti_depth,
+)
 
 
 def test_kitti_depth_png_round_trip(tmp_path):
@@ -24,14 +28,32 @@ def test_kitti_depth_png_round_trip(tmp_path):
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "sparse_depth_node.cli", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "sparse_depth_node.cli", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_complete_writes_the_four_pngs_and_prints_timings(tmp_path):
     out = tmp_path / "o"
-    r = run_cli("complete", "--data", str(SAMPLE), "--format", "kitti-raw", "--frame", "1",
-                "--method", "classic", "--device", "cpu", "--out", str(out))
+    r = run_cli(
+        "complete",
+        "--data",
+        str(SAMPLE),
+        "--format",
+        "kitti-raw",
+        "--frame",
+        "1",
+        "--method",
+        "classic",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+    )
     assert r.returncode == 0, r.stderr
     assert "project" in r.stdout and "complete" in r.stdout and "total" in r.stdout
     sparse = read_kitti_depth(out / "sparse_depth.png")
@@ -45,8 +67,19 @@ def test_complete_writes_the_four_pngs_and_prints_timings(tmp_path):
 
 
 def test_complete_reports_bad_input_as_an_error_not_a_traceback(tmp_path):
-    r = run_cli("complete", "--data", str(SAMPLE), "--format", "kitti-raw", "--frame", "99",
-                "--method", "classic", "--out", str(tmp_path))
+    r = run_cli(
+        "complete",
+        "--data",
+        str(SAMPLE),
+        "--format",
+        "kitti-raw",
+        "--frame",
+        "99",
+        "--method",
+        "classic",
+        "--out",
+        str(tmp_path),
+    )
     assert r.returncode == 2 and "no frame '99'" in r.stderr and "Traceback" not in r.stderr
 
 

@@ -5,10 +5,11 @@ import importlib.util
 
 import pytest
 import yaml
-
-from sparse_depth_node.node import OUTPUTS, PARAMETERS
-
 from conftest import REPO
+
+from sparse_depth_node.core.settings import BY_NAME
+from sparse_depth_node.ros.frame import OUTPUTS
+from sparse_depth_node.ros.parameters import descriptor
 
 LAUNCH = REPO / "launch" / "sparse_depth.launch.py"
 
@@ -21,23 +22,42 @@ def launch_calls():
 
 def test_launch_file_declares_the_documented_arguments_and_names_the_installed_executable():
     _, calls = launch_calls()
-    declared = {c.args[0].value for c in calls if getattr(c.func, "id", None) == "DeclareLaunchArgument"}
-    assert declared == {"params_file", "use_sim_time", "namespace", "points", "image", "camera_info", "rviz"}
+    declared = {
+        c.args[0].value for c in calls if getattr(c.func, "id", None) == "DeclareLaunchArgument"
+    }
+    assert declared == {
+        "params_file",
+        "use_sim_time",
+        "namespace",
+        "points",
+        "image",
+        "camera_info",
+        "rviz",
+    }
     nodes = [c for c in calls if getattr(c.func, "id", None) == "Node"]
     kw = {k.arg: k.value for k in nodes[0].keywords}
-    assert kw["package"].value == "sparse_depth_node" and kw["executable"].value == "sparse_depth_node"
+    assert (
+        kw["package"].value == "sparse_depth_node"
+        and kw["executable"].value == "sparse_depth_node"
+    )
     setup = (REPO / "setup.py").read_text()
-    assert 'f"sparse_depth_node = {PACKAGE}.node:main"' in setup  # the console script it starts
+    assert (
+        'f"sparse_depth_node = {PACKAGE}.ros.node:main"' in setup
+    )  # the console script it starts
     remapped = {e.elts[0].value for e in kw["remappings"].elts}
     assert remapped == {"lidar/points", "camera/image", "camera/camera_info"}
     source = LAUNCH.read_text()
     assert '"config", "sparse_depth.yaml"' in source and '"config", "sparse_depth.rviz"' in source
-    assert (REPO / "config" / "sparse_depth.yaml").is_file() and (REPO / "config" / "sparse_depth.rviz").is_file()
+    assert (REPO / "config" / "sparse_depth.yaml").is_file() and (
+        REPO / "config" / "sparse_depth.rviz"
+    ).is_file()
 
 
-@pytest.mark.skipif(importlib.util.find_spec("launch_ros") is None,
-                    reason="launch/launch_ros are not installable on this machine (no pip wheels); "
-                           "this runs on a machine with ROS 2 from apt")
+@pytest.mark.skipif(
+    importlib.util.find_spec("launch_ros") is None,
+    reason="launch/launch_ros are not installable on this machine (no pip wheels); "
+    "this runs on a machine with ROS 2 from apt",
+)
 def test_launch_description_builds_with_launch_ros():
     spec = importlib.util.spec_from_file_location("sparse_depth_launch", LAUNCH)
     module = importlib.util.module_from_spec(spec)
@@ -48,9 +68,11 @@ def test_launch_description_builds_with_launch_ros():
 def test_parameter_yaml_sets_only_declared_parameters_within_their_ranges():
     data = yaml.safe_load((REPO / "config" / "sparse_depth.yaml").read_text())
     params = data["/**"]["ros__parameters"]
-    assert set(params) == set(PARAMETERS)
+    assert set(params) == set(BY_NAME) - {
+        "threads"
+    }  # the shipped YAML leaves threads to the machine
     for name, value in params.items():
-        default, desc = PARAMETERS[name]
+        default, desc = BY_NAME[name].default, descriptor(BY_NAME[name])
         assert type(value) is type(default), name
         for r in list(desc.floating_point_range) + list(desc.integer_range):
             assert r.from_value <= value <= r.to_value, name
@@ -60,9 +82,14 @@ def test_rviz_config_shows_the_outputs_with_matching_qos():
     rviz = yaml.safe_load((REPO / "config" / "sparse_depth.rviz").read_text())
     displays = {d["Name"]: d for d in rviz["Visualization Manager"]["Displays"]}
     cloud = displays["Dense cloud"]
-    assert cloud["Class"] == "rviz_default_plugins/PointCloud2" and cloud["Color Transformer"] == "RGB8"
+    assert (
+        cloud["Class"] == "rviz_default_plugins/PointCloud2"
+        and cloud["Color Transformer"] == "RGB8"
+    )
     for name in ("Dense cloud", "Dense depth", "Sparse LiDAR depth"):
         topic = displays[name]["Topic"]
-        assert topic["Value"].lstrip("/") in OUTPUTS
+        assert topic["Value"].lstrip("/") in {o.topic for o in OUTPUTS}
         assert topic["Reliability Policy"] == "Reliable"  # the node publishes reliable
-    assert displays["Camera image"]["Topic"]["Reliability Policy"] == "Best Effort"  # matches any camera driver
+    assert (
+        displays["Camera image"]["Topic"]["Reliability Policy"] == "Best Effort"
+    )  # matches any camera driver

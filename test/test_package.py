@@ -19,10 +19,14 @@ def test_package_xml_is_format_3_ament_python():
 
 
 def test_core_imports_without_rclpy():
-    code = ("import sys; sys.modules['rclpy'] = None\n"
-            "import sparse_depth_node.geometry, sparse_depth_node.models, sparse_depth_node.pipeline, "
-            "sparse_depth_node.completion, sparse_depth_node.datasets, sparse_depth_node.train\n"
-            "assert 'rclpy' not in [m for m in sys.modules if sys.modules[m] is not None]")
+    code = (
+        "import sys; sys.modules['rclpy'] = None\n"
+        "import sparse_depth_node.core.pipeline, sparse_depth_node.core.models, "
+        "sparse_depth_node.data.datasets, sparse_depth_node.lab.train, "
+        "sparse_depth_node.lab.evaluate, "
+        "sparse_depth_node.ros.frame, sparse_depth_node.bag.process\n"
+        "assert 'rclpy' not in [m for m in sys.modules if sys.modules[m] is not None]"
+    )
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
 
@@ -31,21 +35,98 @@ def test_colcon_build_installs_the_ament_layout(tmp_path):
     colcon = Path(sys.executable).with_name("colcon")
     assert colcon.exists(), "colcon-common-extensions is in requirements.txt"
     src = tmp_path / "src" / "sparse_depth_node"
-    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(".venv", ".git", "build", "install", "log", "out",
-                                                              "__pycache__", "*.egg-info", "sample"))
-    r = subprocess.run([str(colcon), "build", "--base-paths", str(tmp_path / "src")], cwd=tmp_path,
-                       capture_output=True, text=True, timeout=600)
+    shutil.copytree(
+        REPO,
+        src,
+        ignore=shutil.ignore_patterns(
+            ".venv",
+            ".git",
+            "build",
+            "install",
+            "log",
+            "out",
+            "__pycache__",
+            "*.egg-info",
+            "sample",
+        ),
+    )
+    r = subprocess.run(
+        [str(colcon), "build", "--base-paths", str(tmp_path / "src")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     share = tmp_path / "install" / "sparse_depth_node" / "share"
     lib = tmp_path / "install" / "sparse_depth_node" / "lib"
     assert (share / "ament_index" / "resource_index" / "packages" / "sparse_depth_node").is_file()
     assert (share / "sparse_depth_node" / "package.xml").is_file()
     assert (lib / "sparse_depth_node" / "sparse-depth").is_file()
-    assert (lib / "sparse_depth_node" / "sparse_depth_node").is_file()  # what `ros2 run` and launch start
+    assert (
+        lib / "sparse_depth_node" / "sparse_depth_node"
+    ).is_file()  # what `ros2 run` and launch start
     assert (share / "sparse_depth_node" / "launch" / "sparse_depth.launch.py").is_file()
     assert (share / "sparse_depth_node" / "config" / "sparse_depth.yaml").is_file()
     assert (share / "sparse_depth_node" / "config" / "sparse_depth.rviz").is_file()
     for weights in ("sparseconv.pt", "multiscale.pt"):
-        assert list(lib.glob(f"python3*/site-packages/sparse_depth_node/weights/{weights}")), weights
-    installed = list(lib.glob("python3*/site-packages/sparse_depth_node/pipeline.py"))
+        assert list(lib.glob(f"python3*/site-packages/sparse_depth_node/weights/{weights}")), (
+            weights
+        )
+    installed = list(lib.glob("python3*/site-packages/sparse_depth_node/core/pipeline.py"))
     assert installed, "the Python package is installed into lib/python3.X/site-packages"
+
+
+LAYERS = ("core", "data", "ros", "bag", "lab")  # each may import its own layer and those before it
+
+
+def _imported_layers(path: Path) -> set[str]:
+    """The sparse_depth_node layers a module imports (relative and absolute imports)."""
+    import ast
+
+    pkg = path.relative_to(REPO).with_suffix("").parts[:-1]  # e.g. ("sparse_depth_node", "ros")
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = list(pkg[: len(pkg) - node.level + 1]) + (node.module or "").split(".")
+            else:
+                base = (node.module or "").split(".")
+            names = [base + [a.name] for a in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name.split(".") for a in node.names]
+        else:
+            continue
+        for parts in names:
+            parts = [p for p in parts if p]
+            if parts[:1] == ["sparse_depth_node"] and len(parts) > 1 and parts[1] in LAYERS:
+                found.add(parts[1])
+    return found
+
+
+def test_every_module_imports_only_its_own_layer_and_the_layers_below():
+    checked = 0
+    for i, layer in enumerate(LAYERS):
+        for path in sorted((REPO / "sparse_depth_node" / layer).rglob("*.py")):
+            above = _imported_layers(path) - set(LAYERS[: i + 1])
+            assert not above, f"{path.relative_to(REPO)} ({layer}) imports {sorted(above)}"
+            checked += 1
+    assert checked > 30
+
+
+def test_bag_tools_and_help_import_no_torch():
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import sparse_depth_node.bag.io, sparse_depth_node.bag.convert, "
+        "sparse_depth_node.bag.player\n"
+        "from sparse_depth_node.cli import main\n"
+        "for cmd in ([], ['complete'], ['convert-kitti'], ['process'], ['play'], ['demo'],\n"
+        "            ['evaluate'], ['bench']):\n"
+        "    try:\n"
+        "        main([*cmd, '--help'])\n"
+        "    except SystemExit as e:\n"
+        "        assert e.code == 0, cmd\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "usage: sparse-depth bench" in r.stdout

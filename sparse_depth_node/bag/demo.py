@@ -1,0 +1,284 @@
+"""The main job on a bag: the node live over DDS in its own process, the bag played into it,
+the outputs recorded to a bag, a preview PNG per frame and a summary table.
+
+This is the robot path end to end on one machine: what the node publishes here is what a
+planner or RViz receives.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.serialization import serialize_message
+from rosbags.rosbag2 import StoragePlugin, Writer
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+
+from ..core.completion import DEFAULT_METHOD
+from ..core.transforms import matrix_to_quaternion
+from ..data.depth_io import preview
+from ..ros.msgs import image_to_rgb, stamp_seconds
+from .io import TYPESTORE, open_bag, qos, resolve_inputs
+from .player import BagPlayer
+from .tf_tree import TfTree
+
+RECORDED = {
+    "depth/image": Image,
+    "depth/camera_info": CameraInfo,
+    "depth/points": PointCloud2,
+    "depth/sparse": Image,
+    "depth/confidence": Image,
+}
+
+
+def bag_extrinsic(bag: Path, inputs: dict[str, str]) -> "tuple[np.ndarray, str, str] | None":
+    """T_camera<-lidar from the bag's /tf_static, with the camera and LiDAR frame ids."""
+    reader = open_bag(bag)
+    tree, frames = TfTree(), {}
+    try:
+        for conn, _, raw in reader.messages():
+            if conn.msgtype == "tf2_msgs/msg/TFMessage":
+                tree.add_message(reader.deserialize(raw, conn.msgtype))
+            elif (
+                conn.topic in (inputs["lidar/points"], inputs["camera/image"])
+                and conn.topic not in frames
+            ):
+                frames[conn.topic] = reader.deserialize(raw, conn.msgtype).header.frame_id
+            if len(frames) == 2 and tree.edges:
+                break
+    finally:
+        reader.close()
+    lidar, camera = frames.get(inputs["lidar/points"]), frames.get(inputs["camera/image"])
+    if lidar is None or camera is None:
+        return None
+    t = tree.lookup(camera, lidar)
+    return None if t is None else (t, camera, lidar)
+
+
+def node_command(
+    bag: Path, inputs: dict[str, str], model: str, device: str, *extra: str
+) -> list[str]:
+    """The command line that runs the node for ``bag``: its topics remapped (reliable input), its
+    /tf_static extrinsic as parameters, and ``extra`` ``-p`` arguments."""
+    found = bag_extrinsic(bag, inputs)
+    if found is None:
+        raise ValueError(f"bag {bag} has no /tf_static connecting its LiDAR and camera frames")
+    t_cam = found[0]
+    q = matrix_to_quaternion(t_cam[:3, :3])
+    cmd = [
+        sys.executable,
+        "-m",
+        "sparse_depth_node.ros.node",
+        "--ros-args",
+        "-p",
+        f"model:={model}",
+        "-p",
+        f"device:={device}",
+        "-p",
+        "use_tf:=false",
+        "-p",
+        "extrinsic.translation:=[" + ",".join(f"{x:.9f}" for x in t_cam[:3, 3]) + "]",
+        "-p",
+        "extrinsic.rotation:=[" + ",".join(f"{x:.9f}" for x in q) + "]",
+    ]
+    for e in extra:
+        cmd += ["-p", e]
+    for name, topic in inputs.items():
+        # reliable input: a multi-megabyte sample that loses one fragment is lost whole under best
+        # effort
+        cmd += [
+            "-r",
+            f"{name}:={topic}",
+            "-p",
+            f"qos_overrides.{topic}.subscription.reliability:=reliable",
+        ]
+    return cmd
+
+
+def run_demo(
+    bag: "str | Path",
+    out: "str | Path",
+    model: str = DEFAULT_METHOD,
+    device: str = "auto",
+    rate: float = 1.0,
+    timeout: float = 300.0,
+) -> int:
+    """Play ``bag`` into a live node; write out/outputs (a bag), out/preview_*.png and print a
+    table."""
+    bag, out = Path(bag), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    reader = open_bag(bag)
+    inputs = resolve_inputs(reader.connections, {})
+    n_frames = sum(c.msgcount for c in reader.connections if c.topic == inputs["camera/image"])
+    images = {}
+    for conn, _, raw in reader.messages(
+        connections=[c for c in reader.connections if c.topic == inputs["camera/image"]]
+    ):
+        msg = reader.deserialize(raw, conn.msgtype)
+        images[round(stamp_seconds(msg.header) * 1e9)] = image_to_rgb(msg)
+    reader.close()
+    node_args = node_command(
+        bag, inputs, model, device, "publish_sparse:=true", "publish_confidence:=true"
+    )
+    # Fast DDS's default UDP/SHM transports lose fragments of multi-megabyte samples under load and
+    # repair them only at the next heartbeat (seconds); its LARGE_DATA mode (TCP + SHM) does not.
+    os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the node below is stopped too
+    log = open(out / "node.log", "w")
+    proc = subprocess.Popen(node_args, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("sparse_depth_demo", context=context)
+    received: dict[str, list] = {k: [] for k in RECORDED}
+    arrival: dict[int, float] = {}
+    sent: dict[int, float] = {}
+    diagnostics: list = []
+    lock = threading.Lock()
+
+    def keep(topic: str, msg) -> None:
+        with lock:
+            received[topic].append(msg)
+            if topic == "depth/image":
+                arrival[round(stamp_seconds(msg.header) * 1e9)] = time.monotonic()
+
+    reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+    for topic, cls in RECORDED.items():
+        node.create_subscription(cls, topic, lambda m, t=topic: keep(t, m), reliable)
+    node.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
+    player = BagPlayer(node, bag)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        deadline = time.monotonic() + 60.0
+        while not (
+            player.subscribers_ready(list(inputs.values()))
+            and all(node.count_publishers(t) > 0 for t in RECORDED)
+        ):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the node did not come up; see {out / 'node.log'}")
+            time.sleep(0.1)
+        time.sleep(2.0)  # let discovery settle both ways
+
+        def on_message(topic: str, t_ns: int) -> None:
+            if topic == inputs["camera/image"]:
+                sent[t_ns] = time.monotonic()
+
+        player.play(rate=rate, on_message=on_message)
+        # wait for every output of every frame (the previews need the sparse and confidence images
+        # too), or until the node has been quiet for `quiet` s (it dropped some)
+        end, quiet = time.monotonic() + timeout, 10.0
+        last_count, last_change = -1, time.monotonic()
+        while time.monotonic() < end:
+            with lock:
+                count = min(
+                    len(received[t])
+                    for t in ("depth/image", "depth/points", "depth/sparse", "depth/confidence")
+                )
+            if count >= n_frames:
+                break
+            if count != last_count:
+                last_count, last_change = count, time.monotonic()
+            elif time.monotonic() - last_change > quiet:
+                break
+            time.sleep(0.1)
+        time.sleep(1.5)  # one more diagnostics period
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        executor.shutdown()
+        player.close()
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+        spinner.join(timeout=5)
+    _write_outputs(out / "outputs", received)
+    _write_previews(out, received, images)
+    latency = [1e3 * (arrival[k] - sent[k]) for k in arrival if k in sent]
+    print(
+        f"bag {bag}: {n_frames} frames in, {len(received['depth/image'])} depth images and "
+        f"{len(received['depth/points'])} clouds out (model {model}, device {device}, rate {rate})"
+    )
+    if latency:
+        print(
+            f"latency image published -> depth received: median {np.median(latency):.0f} ms, "
+            f"per frame {[round(x) for x in latency]} ms, "
+            f"max {np.max(latency):.0f} ms over {len(latency)} frames"
+        )
+    if diagnostics:
+        values = {kv.key: kv.value for kv in diagnostics[-1].status[0].values}
+        print(f"node: {values.get('model')}")
+        print(f"{'stage':<22} {'latency in the node (ms)'}")
+        for key, value in values.items():
+            if key.startswith("latency_ms."):
+                print(f"{key[len('latency_ms.') :]:<22} {value}")
+        print(
+            "counters: "
+            + ", ".join(f"{k[6:]}={v}" for k, v in values.items() if k.startswith("count."))
+        )
+    print(
+        f"wrote {out / 'outputs'} (rosbag2, mcap) and {len(list(out.glob('preview_*.png')))} "
+        f"previews in {out}"
+    )
+    return 0 if len(received["depth/image"]) == n_frames else 1
+
+
+def _write_outputs(path: Path, received: dict[str, list]) -> None:
+    if path.exists():
+        shutil.rmtree(path)
+    types = {
+        Image: "sensor_msgs/msg/Image",
+        CameraInfo: "sensor_msgs/msg/CameraInfo",
+        PointCloud2: "sensor_msgs/msg/PointCloud2",
+    }
+    with Writer(path, version=8, storage_plugin=StoragePlugin.MCAP) as writer:
+        for topic, msgs in received.items():
+            conn = writer.add_connection(
+                "/" + topic,
+                types[RECORDED[topic]],
+                typestore=TYPESTORE,
+                offered_qos_profiles=[qos()],
+            )
+            for m in msgs:
+                writer.write(
+                    conn, m.header.stamp.sec * 10**9 + m.header.stamp.nanosec, serialize_message(m)
+                )
+
+
+def _as_array(msg: Image) -> np.ndarray:
+    return np.frombuffer(msg.data, dtype="<f4").reshape(msg.height, msg.width)
+
+
+def _write_previews(out: Path, received: dict[str, list], images: dict[int, np.ndarray]) -> None:
+    by_stamp = {
+        name: {round(stamp_seconds(m.header) * 1e9): m for m in received[name]}
+        for name in ("depth/image", "depth/sparse", "depth/confidence")
+    }
+    for i, (stamp, depth_msg) in enumerate(sorted(by_stamp["depth/image"].items())):
+        if stamp not in images or stamp not in by_stamp["depth/sparse"]:
+            continue
+        dense = np.nan_to_num(_as_array(depth_msg), nan=0.0)
+        sparse = np.nan_to_num(_as_array(by_stamp["depth/sparse"][stamp]), nan=0.0)
+        conf_msg = by_stamp["depth/confidence"].get(stamp)
+        conf = (
+            np.nan_to_num(_as_array(conf_msg), nan=0.0)
+            if conf_msg is not None
+            else (dense > 0).astype(np.float32)
+        )
+        caption = f"frame {i} stamp {stamp / 1e9:.3f} s: received over DDS from sparse_depth_node"
+        preview(images[stamp], sparse, dense, conf, caption).save(out / f"preview_{i:04d}.png")

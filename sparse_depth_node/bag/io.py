@@ -1,0 +1,177 @@
+"""rosbag2 files (mcap and sqlite3) with the ``rosbags`` library, no rosbag2 install and no
+torch needed: the type store, QoS profiles, blank messages, opening a bag, finding the node's
+input topics in it, and reading a node parameter file."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from rosbags.highlevel import AnyReader
+from rosbags.interfaces import (
+    Qos,
+    QosDurability,
+    QosHistory,
+    QosLiveliness,
+    QosReliability,
+    QosTime,
+)
+from rosbags.rosbag2 import StoragePlugin
+from rosbags.typesys import Stores, get_typestore
+
+TYPESTORE = get_typestore(Stores.ROS2_HUMBLE)  # sensor_msgs are identical from Humble to Kilted
+INPUTS = {
+    "lidar/points": "sensor_msgs/msg/PointCloud2",
+    "camera/image": "sensor_msgs/msg/Image",
+    "camera/camera_info": "sensor_msgs/msg/CameraInfo",
+}
+
+
+def qos(reliable: bool = True, transient_local: bool = False, depth: int = 10) -> Qos:
+    """A rosbag2 offered QoS profile."""
+    zero = QosTime(0, 0)
+    return Qos(
+        QosHistory.KEEP_LAST,
+        depth,
+        QosReliability.RELIABLE if reliable else QosReliability.BEST_EFFORT,
+        QosDurability.TRANSIENT_LOCAL if transient_local else QosDurability.VOLATILE,
+        zero,
+        zero,
+        QosLiveliness.AUTOMATIC,
+        zero,
+        False,
+    )
+
+
+def storage_plugin(name: str) -> StoragePlugin:
+    plugins = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
+    if name not in plugins:
+        raise ValueError(f"storage must be mcap or sqlite3, got {name}")
+    return plugins[name]
+
+
+def make_header(stamp_ns: int, frame_id: str) -> Any:
+    T = TYPESTORE.types
+    return T["std_msgs/msg/Header"](
+        stamp=T["builtin_interfaces/msg/Time"](sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9),
+        frame_id=frame_id,
+    )
+
+
+def blank_message(msgtype: str) -> Any:
+    """A blank rosbags PointCloud2, Image or CameraInfo, to be filled by the ``msgs.fill_*``
+    functions."""
+    T = TYPESTORE.types
+    cls, hdr, none = T[msgtype], make_header(0, ""), np.zeros(0, np.uint8)
+    if msgtype == "sensor_msgs/msg/PointCloud2":
+        return cls(
+            header=hdr,
+            height=0,
+            width=0,
+            fields=[],
+            is_bigendian=False,
+            point_step=0,
+            row_step=0,
+            data=none,
+            is_dense=False,
+        )
+    if msgtype == "sensor_msgs/msg/Image":
+        return cls(header=hdr, height=0, width=0, encoding="", is_bigendian=0, step=0, data=none)
+    if msgtype == "sensor_msgs/msg/CameraInfo":
+        roi = T["sensor_msgs/msg/RegionOfInterest"](
+            x_offset=0, y_offset=0, height=0, width=0, do_rectify=False
+        )
+        return cls(
+            header=hdr,
+            height=0,
+            width=0,
+            distortion_model="",
+            d=np.zeros(0),
+            k=np.zeros(9),
+            r=np.zeros(9),
+            p=np.zeros(12),
+            binning_x=0,
+            binning_y=0,
+            roi=roi,
+        )
+    raise ValueError(f"no blank message for {msgtype}")
+
+
+class BagKit:
+    """Blank rosbags messages for the frame path (ros.frame.MessageKit)."""
+
+    point_field = TYPESTORE.types["sensor_msgs/msg/PointField"]
+
+    def new(self, msgtype: str) -> Any:
+        return blank_message(msgtype)
+
+
+def load_parameters(path: "str | Path | None") -> dict[str, Any]:
+    """The ``ros__parameters`` of a ROS 2 parameter YAML (``/**:`` or any node name), nested
+    names flattened with dots (``extrinsic: {rotation: …}`` -> ``extrinsic.rotation``)."""
+    if path is None:
+        return {}
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    params: dict[str, Any] = {}
+
+    def flatten(prefix: str, d: dict) -> None:
+        for key, value in d.items():
+            if isinstance(value, dict):
+                flatten(f"{prefix}{key}.", value)
+            else:
+                params[prefix + str(key)] = value
+
+    for section in data.values():
+        if isinstance(section, dict) and "ros__parameters" in section:
+            flatten("", section["ros__parameters"] or {})
+    return params
+
+
+def parse_remaps(remaps: Iterable[str]) -> dict[str, str]:
+    """``FROM:=TO`` strings -> {FROM: TO}, names without a leading slash on the FROM side."""
+    out = {}
+    for r in remaps:
+        src, sep, dst = r.partition(":=")
+        if not sep or not src or not dst:
+            raise ValueError(f"remap '{r}' is not FROM:=TO")
+        out[src.lstrip("/")] = dst if dst.startswith("/") else "/" + dst
+    return out
+
+
+def resolve_inputs(connections: list, remaps: dict[str, str]) -> dict[str, str]:
+    """Input name -> bag topic: remapped, else the node's own name, else the bag's only topic of
+    that type."""
+    topics = {c.topic: c.msgtype for c in connections}
+    out = {}
+    for name, msgtype in INPUTS.items():
+        wanted = remaps.get(name, "/" + name)
+        if wanted in topics:
+            if topics[wanted] != msgtype:
+                raise ValueError(f"topic {wanted} is {topics[wanted]}, expected {msgtype}")
+            out[name] = wanted
+            continue
+        candidates = sorted(t for t, m in topics.items() if m == msgtype)
+        if name not in remaps and len(candidates) == 1:
+            out[name] = candidates[0]
+        else:
+            raise ValueError(
+                f"bag has no topic {wanted} for {name} ({msgtype}); candidates: {candidates}; "
+                f"remap with {name}:=TOPIC"
+            )
+    return out
+
+
+def open_bag(path: "str | Path") -> AnyReader:
+    """An open reader of a rosbag2 folder or file, with a clear error for what is not one."""
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"bag {path} does not exist")
+    reader = AnyReader([path], default_typestore=TYPESTORE)
+    try:
+        reader.open()
+    except Exception as exc:  # rosbags raises its own error classes for broken files
+        raise ValueError(f"bag {path} cannot be read: {exc}") from exc
+    return reader

@@ -1,0 +1,181 @@
+"""``sparse-depth process``: the node's frame path over a bag, offline and as fast as possible,
+into a new bag that holds the input's topics plus every output the settings enable."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rosbags.rosbag2 import Writer
+
+from ..core.completion import DepthCompleter
+from ..core.settings import resolve
+from ..ros.extrinsics import extrinsic_from_parameters
+from ..ros.frame import OUTPUTS, Dropped, enabled_outputs, run_set
+from ..ros.msgs import stamp_seconds
+from ..ros.sync import ApproximateSync
+from .io import TYPESTORE, BagKit, open_bag, qos, resolve_inputs, storage_plugin
+from .tf_tree import TfTree
+
+
+@dataclass
+class ProcessReport:
+    """What ``process_bag`` did: frame counts, reasons for frames without output, stage timings,
+    the input topics it paired and where T_camera<-lidar came from."""
+
+    frames_in: int = 0
+    frames_out: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    timings_ms: dict[str, list[float]] = field(default_factory=dict)
+    seconds: float = 0.0
+    inputs: dict[str, str] = field(default_factory=dict)
+    extrinsic_source: str = ""
+
+    def skip(self, reason: str) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
+    def table(self) -> str:
+        lines = [
+            f"frames in {self.frames_in}, frames out {self.frames_out}, "
+            f"{self.frames_out / max(self.seconds, 1e-9):.1f} frames/s"
+        ]
+        lines += [f"skipped ({reason}): {n}" for reason, n in sorted(self.skipped.items())]
+        lines.append(f"{'stage':<12} {'median ms':>10} {'p90 ms':>8}")
+        for stage, v in self.timings_ms.items():
+            lines.append(f"{stage:<12} {np.median(v):10.1f} {np.percentile(v, 90):8.1f}")
+        return "\n".join(lines)
+
+
+def process_bag(
+    in_bag: "str | Path",
+    out_bag: "str | Path",
+    params: "Mapping[str, Any] | None" = None,
+    remaps: "dict[str, str] | None" = None,
+    storage: str = "mcap",
+    progress: "Callable[[ProcessReport], None] | None" = None,
+) -> ProcessReport:
+    """Run the node's frame path over a bag into a new bag.
+
+    ``params``: node parameters (a parameter file's values) over the defaults. The output bag
+    has the input's topics unchanged plus ``/depth/*`` for every output the parameters enable,
+    stamped as the images. T_camera<-lidar: with ``use_tf`` (default), from the bag's
+    /tf_static and /tf when they connect the cloud's and the image's frames, else from
+    ``extrinsic.*`` when the parameters give them; with ``use_tf: false``, from ``extrinsic.*``.
+    """
+    given = dict(params or {})
+    values = resolve(given)
+    remaps = remaps or {}
+    completer = DepthCompleter.from_settings(values)
+    fixed = None
+    if not values["use_tf"] or "extrinsic.translation" in given or "extrinsic.rotation" in given:
+        fixed = extrinsic_from_parameters(
+            values["extrinsic.translation"], values["extrinsic.rotation"]
+        )
+    tree = TfTree() if values["use_tf"] else None
+    report = ProcessReport(
+        extrinsic_source=("the bag's /tf_static and /tf" if tree is not None else "")
+        + (" else " if tree is not None and fixed is not None else "")
+        + ("the extrinsic.* parameters" if fixed is not None else "")
+    )
+
+    def extrinsic(camera_frame: str, lidar_frame: str, _stamp: Any) -> "np.ndarray | None":
+        found = tree.lookup(camera_frame, lidar_frame) if tree is not None else None
+        return found if found is not None else fixed
+
+    sync = ApproximateSync.from_settings(values)
+    topics = enabled_outputs(values)
+    kit = BagKit()
+    t0 = time.perf_counter()
+    out_bag = Path(out_bag)
+    partial = out_bag.with_name(out_bag.name + ".partial")
+    for path in (out_bag, partial):
+        if path.exists():
+            raise ValueError(f"{path} exists; rosbag2 writes a new folder")
+    reader = open_bag(in_bag)
+    interrupted = None
+    try:
+        report.inputs = resolve_inputs(reader.connections, remaps)
+        streams = {
+            report.inputs["lidar/points"]: "cloud",
+            report.inputs["camera/image"]: "image",
+            report.inputs["camera/camera_info"]: "info",
+        }
+        # written under OUT.partial and renamed when closed: an interrupted run (Ctrl-C) leaves a
+        # closed, readable bag with the frames done so far; a killed one leaves no OUT at all
+        with Writer(partial, version=8, storage_plugin=storage_plugin(storage)) as writer:
+            passthrough = {}
+            for c in reader.connections:
+                if c.topic in passthrough:
+                    continue
+                passthrough[c.topic] = writer.add_connection(
+                    c.topic,
+                    c.msgtype,
+                    msgdef=c.msgdef.data,
+                    rihs01=c.digest,
+                    offered_qos_profiles=getattr(c.ext, "offered_qos_profiles", []) or [qos()],
+                )
+            types = {o.topic: o.msgtype for o in OUTPUTS}
+            outs = {
+                t: writer.add_connection(
+                    "/" + t, types[t], typestore=TYPESTORE, offered_qos_profiles=[qos()]
+                )
+                for t in topics
+            }
+            try:
+                for conn, t_ns, raw in reader.messages():
+                    writer.write(passthrough[conn.topic], t_ns, raw)
+                    if conn.msgtype == "tf2_msgs/msg/TFMessage":
+                        if tree is not None:
+                            tree.add_message(reader.deserialize(raw, conn.msgtype))
+                        continue
+                    stream = streams.get(conn.topic)
+                    if stream is None:
+                        continue
+                    msg = reader.deserialize(raw, conn.msgtype)
+                    if stream == "image":
+                        report.frames_in += 1
+                    matched = sync.add(stream, msg, stamp_seconds(msg.header))
+                    if matched is None:
+                        continue
+                    try:
+                        messages, timings = run_set(
+                            matched.cloud,
+                            matched.image,
+                            matched.info,
+                            extrinsic,
+                            completer,
+                            values,
+                            topics,
+                            kit,
+                        )
+                    except Dropped as exc:
+                        report.skip(f"{exc.counter}: {exc}")
+                        continue
+                    header = matched.image.header
+                    stamp = header.stamp.sec * 10**9 + header.stamp.nanosec
+                    for topic, out in messages.items():
+                        writer.write(
+                            outs[topic], stamp, TYPESTORE.serialize_cdr(out, types[topic])
+                        )
+                    for stage, ms in timings.items():
+                        report.timings_ms.setdefault(stage, []).append(ms)
+                    report.frames_out += 1
+                    if progress is not None:
+                        progress(report)
+            except KeyboardInterrupt as exc:  # close the bag with what is done, then stop
+                interrupted = exc
+    finally:
+        reader.close()
+        if (partial / "metadata.yaml").exists():  # the writer closed it: complete or interrupted
+            partial.rename(out_bag)
+    if interrupted is not None:
+        raise interrupted
+    unpaired = report.frames_in - report.frames_out - sum(report.skipped.values())
+    if unpaired:
+        report.skipped["no matching cloud or camera_info within sync_slop"] = unpaired
+    report.seconds = time.perf_counter() - t0
+    return report

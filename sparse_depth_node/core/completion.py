@@ -1,0 +1,203 @@
+"""DepthCompleter: one object that turns a sparse depth image into dense depth + confidence.
+
+Methods: ``sparseconv``, ``multiscale`` and ``convnet`` (networks, from the package's shipped
+weights or a checkpoint path), ``classic`` (IP-Basic-style morphology, no weights; it leaves
+pixels it cannot support empty), ``classic-full`` (the same, extrapolated to every pixel as
+IP-Basic publishes it) and ``nearest`` (nearest valid pixel within a window). It picks the
+device, moves the model once, and runs inference without autograd. Networks run on the window
+that holds the LiDAR's support (the result is the same as on the whole image), optionally at
+a lower resolution (``inference_scale``) and in reduced precision (``precision``); see
+inference.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from .classic import ip_basic
+from .inference import autocast_dtype, downsample_sparse, support_window, upsample_dense
+from .methods import DEFAULT_METHOD, METHODS, NETWORKS
+from .models import build_model, load_checkpoint
+from .settings import scale_factor
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` -> cuda if available else cpu; ``cpu``, ``cuda``, ``cuda:N`` as given.
+
+    Raises ValueError for an unknown name or a CUDA device that is not there.
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(f"unknown device '{device}'") from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device '{device}' asked for but CUDA is not available")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device '{device}' asked for but only {torch.cuda.device_count()} CUDA "
+                "devices exist"
+            )
+    elif dev.type != "cpu":
+        raise ValueError(f"unsupported device '{device}' (auto, cpu, cuda, cuda:N)")
+    return dev
+
+
+def default_weights(name: str) -> Path:
+    """Path of the shipped weights of network ``name`` (may not exist)."""
+    return WEIGHTS_DIR / f"{name}.pt"
+
+
+def nearest_fill(depth: torch.Tensor, mask: torch.Tensor, radius: int = 12) -> torch.Tensor:
+    """Each empty pixel within ``radius`` px of a valid one takes the depth of the nearest.
+
+    Grows the filled region one pixel (8-neighbourhood) at a time, so the distance is the
+    Chebyshev distance; among equally near candidates the smaller depth wins.
+    """
+    far = torch.finfo(torch.float32).max
+    filled = torch.where(mask > 0, depth, torch.full_like(depth, far))
+    for _ in range(radius):
+        grown = -F.max_pool2d(-filled, 3, stride=1, padding=1)
+        filled = torch.where(filled < far, filled, grown)
+    return torch.where(filled < far, filled, torch.zeros_like(filled))
+
+
+class DepthCompleter:
+    """Completes sparse depth (1, 1, H, W) metres + mask into dense depth and confidence.
+
+    ``method`` is a name in METHODS or a path to a checkpoint. ``trained`` says whether a
+    network runs with trained weights; a network without shipped weights runs with its
+    random initialisation only when ``allow_untrained`` is set. ``model`` passes a network
+    in hand (named ``method``) instead of loading one. ``inference_scale`` (1, 1/2,
+    1/3, ...) completes at that fraction of the resolution and interpolates back;
+    ``precision`` (fp32, bf16, fp16 on CUDA) is the networks' autocast precision;
+    ``channels_last`` stores the network's weights, and so its feature maps, channels-last
+    (faster on CPU and CUDA alike; the result is the same).
+    """
+
+    def __init__(
+        self,
+        method: str = DEFAULT_METHOD,
+        device: str = "auto",
+        weights: "str | Path | None" = None,
+        allow_untrained: bool = False,
+        max_depth: float = 100.0,
+        model: "torch.nn.Module | None" = None,
+        inference_scale: float = 1.0,
+        precision: str = "fp32",
+        channels_last: bool = True,
+    ) -> None:
+        self.device = resolve_device(device)
+        self.max_depth = max_depth
+        self.factor = scale_factor(inference_scale)
+        self.precision = precision
+        self.autocast = autocast_dtype(precision, self.device)
+        self.meta: dict = {}
+        self.model = model  # a network in hand (training's validation) is used as it is
+        self.trained = True
+        if method not in METHODS:  # a checkpoint path
+            weights = Path(method)
+        if model is None and weights is not None:
+            self.model, self.meta = load_checkpoint(weights)
+            method = self.meta["model"]
+        elif model is None and method in NETWORKS:
+            path = default_weights(method)
+            if path.is_file():
+                self.model, self.meta = load_checkpoint(path)
+            elif allow_untrained:
+                self.model = build_model(method)
+                self.trained = False
+                self.meta = {
+                    "model": method,
+                    "provenance": {"note": "untrained: random initialisation"},
+                }
+            else:
+                raise ValueError(
+                    f"no weights for '{method}' at {path}; train them or pass allow_untrained"
+                )
+        if self.model is not None:
+            self.model.to(self.device).eval()
+            if channels_last:
+                self.model.to(memory_format=torch.channels_last)
+        self.method = method
+
+    @classmethod
+    def from_settings(cls, values: Mapping[str, Any], **overrides: Any) -> "DepthCompleter":
+        """The completer the settings (core.settings) ask for: ``model``, ``device``,
+        ``inference_scale``, ``precision``, ``max_depth``; keyword ``overrides`` win."""
+        kwargs = dict(
+            method=values["model"],
+            device=values["device"],
+            inference_scale=float(values["inference_scale"]),
+            precision=values["precision"],
+            max_depth=float(values["max_depth"]),
+        )
+        return cls(**{**kwargs, **overrides})
+
+    @property
+    def description(self) -> str:
+        """One line naming the method, the weights' state and the device."""
+        state = (
+            ""
+            if self.model is None
+            else (" (trained)" if self.trained else " (UNTRAINED weights)")
+        )
+        extras = (
+            [self.precision] if self.model is not None and self.precision != "fp32" else []
+        ) + ([f"at 1/{self.factor} resolution"] if self.factor > 1 else [])
+        return f"{self.method}{state} on {self.device}" + "".join(f", {e}" for e in extras)
+
+    @torch.inference_mode()
+    def complete(
+        self, depth: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Dense depth (1, 1, H, W) metres, 0 = no estimate, and confidence in [0, 1]."""
+        depth = depth.to(self.device, torch.float32)
+        mask = mask.to(self.device, torch.float32)
+        size = tuple(depth.shape[-2:])
+        depth, mask = downsample_sparse(depth, mask, self.factor)
+        if self.model is not None:
+            dense, conf = self._run_network(depth, mask)
+        elif self.method in ("classic", "classic-full"):
+            dense = ip_basic(
+                depth * mask, max_depth=self.max_depth, extrapolate=self.method == "classic-full"
+            )
+            conf = (dense > 0).to(torch.float32)
+        else:
+            dense = nearest_fill(depth, mask)
+            conf = (dense > 0).to(torch.float32)
+        return upsample_dense(dense, conf, size)
+
+    def _run_network(
+        self, depth: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The network on the support window of ``mask`` (all of it for a network that does not
+        state its ``support_margin``), pasted into zeros."""
+        dense, conf = torch.zeros_like(depth), torch.zeros_like(mask)
+        margin = getattr(self.model, "support_margin", None)
+        h, w = depth.shape[-2:]
+        multiple = getattr(self.model, "support_multiple", 1)
+        y0, y1, x0, x1 = (0, h, 0, w) if margin is None else support_window(mask, margin, multiple)
+        if y1 <= y0:
+            return dense, conf
+        with torch.autocast(
+            self.device.type,
+            dtype=self.autocast or torch.float32,
+            enabled=self.autocast is not None,
+        ):
+            d, c = self.model(depth[..., y0:y1, x0:x1], mask[..., y0:y1, x0:x1])
+        c = c.float()
+        dense[..., y0:y1, x0:x1] = torch.where(
+            c > 0, d.float().clamp(min=0.0), torch.zeros_like(c)
+        )
+        conf[..., y0:y1, x0:x1] = c
+        return dense, conf

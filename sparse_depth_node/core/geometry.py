@@ -1,0 +1,112 @@
+"""Projection of LiDAR points into a depth image, and back-projection.
+
+Conventions: metres; the camera optical frame is z forward, x right, y down (REP 103);
+depth is Z along the optical axis (REP 118); an empty pixel holds depth 0 and mask 0.
+Pixel (u, v) has its centre at integer coordinates: u = column, v = row.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .camera import PinholeCamera
+
+
+def project_points(
+    points: torch.Tensor,
+    camera: PinholeCamera,
+    t_cam_from_lidar: np.ndarray,
+    min_depth: float = 0.1,
+    max_depth: float = 120.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Project LiDAR points into a sparse depth image with a z-buffer.
+
+    Args:
+        points: (N, 3) float tensor, x/y/z in the LiDAR frame (metres). Rows with NaN or Inf
+            are ignored.
+        camera: the pinhole camera; its ``shift`` (translation column of P) is applied.
+        t_cam_from_lidar: (4, 4) transform mapping LiDAR coordinates into the camera's
+            reference optical frame.
+        min_depth, max_depth: points with Z outside [min_depth, max_depth] are dropped; so are
+            points behind the camera and outside the image.
+
+    Returns:
+        depth (1, 1, H, W) float32 in metres, 0 where empty, and mask (1, 1, H, W) float32 in
+        {0, 1}; where several points fall on one pixel the nearest wins. Same code on CPU
+        and CUDA, no Python loops; the outputs live on ``points.device``.
+    """
+    if points.ndim != 2 or points.shape[1] < 3:
+        raise ValueError(f"points must have shape (N, 3), got {tuple(points.shape)}")
+    if not min_depth > 0 or not max_depth > min_depth:
+        raise ValueError(f"need 0 < min_depth < max_depth, got {min_depth}, {max_depth}")
+    device = points.device
+    h, w = camera.height, camera.width
+    t_np = camera.optical_from_reference() @ np.asarray(t_cam_from_lidar, dtype=np.float64)
+    t = torch.as_tensor(t_np, dtype=torch.float32, device=device)
+    xyz = points[:, :3].to(torch.float32)
+    cam = xyz @ t[:3, :3].T + t[:3, 3]
+    z = cam[:, 2]
+    keep = torch.isfinite(cam).all(dim=1) & (z >= min_depth) & (z <= max_depth)
+    z_safe = torch.where(keep, z, torch.ones_like(z))
+    u = torch.floor(camera.fx * cam[:, 0] / z_safe + camera.cx + 0.5)
+    v = torch.floor(camera.fy * cam[:, 1] / z_safe + camera.cy + 0.5)
+    keep &= (u >= 0) & (u < w) & (v >= 0) & (v < h)
+    index = (v[keep] * w + u[keep]).to(torch.int64)
+    flat = torch.full((h * w,), float("inf"), dtype=torch.float32, device=device)
+    flat.scatter_reduce_(0, index, z[keep], reduce="amin", include_self=True)
+    mask = torch.isfinite(flat)
+    depth = torch.where(mask, flat, torch.zeros_like(flat))
+    return depth.view(1, 1, h, w), mask.to(torch.float32).view(1, 1, h, w)
+
+
+def backproject_depth(
+    depth: torch.Tensor,
+    camera: PinholeCamera,
+    confidence: "torch.Tensor | None" = None,
+    confidence_threshold: float = 0.0,
+    min_depth: float = 0.0,
+    max_depth: float = float("inf"),
+    stride: int = 1,
+    rgb: "torch.Tensor | None" = None,
+) -> tuple[torch.Tensor, "torch.Tensor | None", torch.Tensor]:
+    """Back-project a depth image to 3-D points in the camera optical frame.
+
+    X = (u - cx) Z / fx, Y = (v - cy) Z / fy, Z = depth (metres).
+
+    Args:
+        depth: (H, W) or (1, 1, H, W) depth in metres; non-finite or <= 0 means no estimate.
+        confidence: optional (H, W) map in [0, 1]; pixels with confidence below
+            ``confidence_threshold`` (or 0 when the threshold is 0) are dropped.
+        min_depth, max_depth: keep only Z in [min_depth, max_depth].
+        stride: keep every ``stride``-th row and column (decimation).
+        rgb: optional (H, W, 3) uint8 image at the depth's resolution, for colour.
+
+    Returns:
+        points (M, 3) float32, colours (M, 3) uint8 or None, and the (H', W') boolean map of
+        kept pixels on the strided grid (row-major order of the points).
+    """
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    d = depth.reshape(depth.shape[-2], depth.shape[-1])
+    h, w = d.shape
+    if (h, w) != (camera.height, camera.width):
+        raise ValueError(f"depth is {w}x{h} but the camera is {camera.width}x{camera.height}")
+    d = d[::stride, ::stride]
+    vs = torch.arange(0, h, stride, device=d.device, dtype=torch.float32)
+    us = torch.arange(0, w, stride, device=d.device, dtype=torch.float32)
+    valid = torch.isfinite(d) & (d > 0) & (d >= min_depth) & (d <= max_depth)
+    if confidence is not None:
+        c = confidence.reshape(h, w)[::stride, ::stride]
+        valid &= (c >= confidence_threshold) & (c > 0)
+    z = d[valid]
+    vv, uu = torch.meshgrid(vs, us, indexing="ij")
+    x = (uu[valid] - camera.cx) * z / camera.fx
+    y = (vv[valid] - camera.cy) * z / camera.fy
+    points = torch.stack([x, y, z], dim=1).to(torch.float32)
+    colours = None
+    if rgb is not None:
+        if tuple(rgb.shape[:2]) != (h, w):
+            raise ValueError(f"rgb is {tuple(rgb.shape[:2])} but depth is {(h, w)}")
+        colours = rgb[::stride, ::stride][valid]
+    return points, colours, valid

@@ -1,0 +1,15 @@
+"""The one registry of completion methods: networks (with the class that builds each) and
+classical fillers. Plain names, no torch: the CLI lists them without loading a network."""
+
+from __future__ import annotations
+
+# network name -> "module:Class" under core.models, imported only when a network is built
+NETWORKS = {
+    "sparseconv": "sparse_conv:SparseConvNet",
+    "multiscale": "multiscale:SparseMultiScaleNet",
+    "convnet": "convnet:ConvNet",
+}
+FILLERS = ("classic", "classic-full", "classic-multiscale", "nearest")
+METHODS = (*NETWORKS, *FILLERS)
+DEFAULT_METHOD = "multiscale"  # the node, the tools and the demo use it unless told otherwise
+FALLBACK_METHOD = "classic"  # what the node runs when the configured model cannot load

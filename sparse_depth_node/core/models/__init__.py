@@ -1,0 +1,17 @@
+"""Depth-completion networks and their checkpoint format."""
+
+from .checkpoint import build_model, load_checkpoint, model_class, save_checkpoint
+from .convnet import ConvNet
+from .multiscale import SparseMultiScaleNet
+from .sparse_conv import SparseConv2d, SparseConvNet
+
+__all__ = [
+    "ConvNet",
+    "SparseConv2d",
+    "SparseConvNet",
+    "SparseMultiScaleNet",
+    "build_model",
+    "load_checkpoint",
+    "model_class",
+    "save_checkpoint",
+]

@@ -1,0 +1,89 @@
+"""Checkpoint format: weights + model config + provenance, loadable without pickle execution.
+
+A checkpoint is a dict saved with ``torch.save``: ``format``, ``model`` (a name in
+methods.NETWORKS),
+``config`` (constructor keyword arguments), ``state_dict`` and ``provenance`` (data, command,
+seed, metrics; plain strings and numbers). It is read back with ``torch.load(weights_only=True)``,
+so a weights file cannot run code.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..methods import NETWORKS
+
+FORMAT = "sparse_depth_node/checkpoint/1"
+
+
+def model_class(name: str) -> type[nn.Module]:
+    """The class of network ``name`` (a key of methods.NETWORKS)."""
+    if name not in NETWORKS:
+        raise ValueError(f"unknown model '{name}', expected one of {sorted(NETWORKS)}")
+    module, cls = NETWORKS[name].split(":")
+    return getattr(importlib.import_module(f"{__package__}.{module}"), cls)
+
+
+def build_model(name: str, config: "dict | None" = None) -> nn.Module:
+    """A new model ``name`` (a key of methods.NETWORKS) built with ``config``."""
+    cls = model_class(name)
+    cfg = dict(config or {})
+    for key in ("kernels", "channels"):
+        if isinstance(cfg.get(key), list):
+            cfg[key] = tuple(cfg[key])
+    return cls(**cfg)
+
+
+def save_checkpoint(path: "str | Path", name: str, model: nn.Module, provenance: dict) -> None:
+    """Write ``model`` (built as ``name`` with ``model.config``) and its provenance to ``path``."""
+    torch.save(
+        {
+            "format": FORMAT,
+            "model": name,
+            "config": dict(model.config),
+            "state_dict": model.state_dict(),
+            "provenance": provenance,
+        },
+        str(path),
+    )
+
+
+def read_checkpoint(path: "str | Path", map_location: "str | torch.device" = "cpu") -> dict:
+    """The checkpoint dict stored at ``path``, read without executing code.
+
+    Raises ValueError naming the file when it is missing or not a checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"weights file {path} does not exist")
+    try:
+        ckpt = torch.load(str(path), map_location=map_location, weights_only=True)
+    except Exception as exc:  # a truncated file or a pickle that is not plain data
+        raise ValueError(f"weights file {path} cannot be read safely: {exc}") from exc
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise ValueError(f"weights file {path} is not a {FORMAT} checkpoint")
+    return ckpt
+
+
+def load_checkpoint(
+    path: "str | Path", map_location: "str | torch.device" = "cpu"
+) -> tuple[nn.Module, dict]:
+    """The model stored at ``path`` and the checkpoint's dict (without the state dict).
+
+    Raises ValueError naming the file when it is missing, not a checkpoint, or does not fit.
+    """
+    path = Path(path)
+    ckpt = read_checkpoint(path, map_location)
+    model = build_model(ckpt["model"], ckpt["config"])
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as exc:
+        raise ValueError(
+            f"weights file {path} does not fit model '{ckpt['model']}': {exc}"
+        ) from exc
+    meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
+    return model, meta

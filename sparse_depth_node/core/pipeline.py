@@ -1,0 +1,112 @@
+"""The per-frame function: LiDAR points + camera (+ image) -> sparse, dense depth and a cloud.
+
+The same function serves the ROS node, offline bag processing, evaluation and the
+benchmarks. Inside, everything stays on the completer's device: one host->device copy of
+the points (and image) per frame, one device->host copy of the outputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from .camera import PinholeCamera
+from .completion import DepthCompleter
+from .geometry import backproject_depth, project_points
+from .settings import resolve
+from .timing import Stopwatch
+
+
+@dataclass
+class FrameResult:
+    """Outputs of one frame, on the host.
+
+    sparse_depth, dense_depth: (H, W) float32 metres, 0 = no measurement / no estimate.
+    mask: (H, W) bool, pixels with a LiDAR return. confidence: (H, W) float32 in [0, 1].
+    cloud: (M, 3) float32 in the camera's reference optical frame (the frame t_cam_from_lidar
+    maps into, i.e. the image's frame_id; P's translation column is undone); cloud_rgb: (M, 3)
+    uint8 or None;
+    cloud_pixels: (H', W') bool on the strided grid, True where a cloud point comes from
+    (row-major order of ``cloud``). timings_ms: per-stage wall time.
+    """
+
+    sparse_depth: np.ndarray
+    mask: np.ndarray
+    dense_depth: np.ndarray
+    confidence: np.ndarray
+    cloud: np.ndarray
+    cloud_rgb: "np.ndarray | None"
+    cloud_pixels: np.ndarray
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def process_frame(
+    points: np.ndarray,
+    camera: PinholeCamera,
+    t_cam_from_lidar: np.ndarray,
+    completer: DepthCompleter,
+    rgb: "np.ndarray | None" = None,
+    settings: "Mapping[str, Any] | None" = None,
+) -> FrameResult:
+    """Run projection, completion and back-projection on one frame.
+
+    Args:
+        points: (N, 3+) float LiDAR points (x, y, z first), LiDAR frame, metres.
+        camera: the rectified pinhole camera of the image.
+        t_cam_from_lidar: (4, 4) LiDAR -> camera reference optical frame.
+        completer: the completion method and its device.
+        rgb: optional (H, W, 3) uint8 image of the camera, for the cloud's colour.
+        settings: the settings (core.settings) that differ from the defaults, or all of them;
+            per frame: min_depth, max_depth, confidence_threshold, cloud_stride, colorize_cloud.
+
+    Raises ValueError for malformed input (wrong shapes, an image that does not match the
+    camera, a non-finite transform, settings out of range). Empty clouds give an empty, valid
+    result.
+    """
+    s = resolve(settings)
+    pts = np.asarray(points)
+    if pts.ndim != 2 or pts.shape[1] < 3:
+        raise ValueError(f"points must have shape (N, 3), got {pts.shape}")
+    t = np.asarray(t_cam_from_lidar, dtype=np.float64)
+    if t.shape != (4, 4) or not np.all(np.isfinite(t)):
+        raise ValueError("t_cam_from_lidar must be a finite (4, 4) matrix")
+    if rgb is not None and tuple(rgb.shape) != (camera.height, camera.width, 3):
+        raise ValueError(
+            f"image is {tuple(rgb.shape)} but the camera expects "
+            f"({camera.height}, {camera.width}, 3)"
+        )
+    device = completer.device
+    timer = Stopwatch(cuda=device.type == "cuda")
+    pts_t = torch.from_numpy(np.ascontiguousarray(pts[:, :3], dtype=np.float32)).to(device)
+    rgb_t = torch.tensor(rgb, dtype=torch.uint8, device=device) if rgb is not None else None
+    timer.lap("to_device")
+    sparse, mask = project_points(pts_t, camera, t, s["min_depth"], s["max_depth"])
+    timer.lap("project")
+    dense, conf = completer.complete(sparse, mask)
+    in_range = (dense >= s["min_depth"]) & (dense <= s["max_depth"])
+    in_range &= (conf >= s["confidence_threshold"]) & (conf > 0)
+    dense = torch.where(in_range, dense, torch.zeros_like(dense))
+    timer.lap("complete")
+    cloud, colours, kept = backproject_depth(
+        dense, camera, stride=int(s["cloud_stride"]), rgb=rgb_t if s["colorize_cloud"] else None
+    )
+    if any(camera.shift):  # back into the reference optical frame, the frame of t_cam_from_lidar
+        cloud = cloud - torch.tensor(camera.shift, dtype=cloud.dtype, device=cloud.device)
+    timer.lap("backproject")
+    result = FrameResult(
+        sparse_depth=sparse[0, 0].cpu().numpy(),
+        mask=mask[0, 0].cpu().numpy() > 0,
+        dense_depth=dense[0, 0].cpu().numpy(),
+        confidence=conf[0, 0].cpu().numpy(),
+        cloud=cloud.cpu().numpy(),
+        cloud_rgb=colours.cpu().numpy() if colours is not None else None,
+        cloud_pixels=kept.cpu().numpy(),
+    )
+    timer.lap("to_host")
+    result.timings_ms = dict(timer.laps)
+    result.timings_ms["total"] = sum(timer.laps.values())
+    return result

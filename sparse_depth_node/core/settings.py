@@ -1,0 +1,201 @@
+"""The one parameter schema: every setting of the node, with its default, description, range
+and whether it can change at run time. The ROS layer declares the node's parameters from it,
+the pipeline, the completer and the synchroniser read their settings from it, and the CLI
+takes its defaults from it. No torch, no rclpy.
+
+Adding a per-frame setting: one ``Setting`` here, and the code that reads it
+(``values["name"]`` in the pipeline or the frame path).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .methods import DEFAULT_METHOD
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting. ``bounds`` (lo, hi) for numbers, inclusive; ``choices`` for strings;
+    ``read_only``: fixed after start-up (the node refuses changes)."""
+
+    name: str
+    default: Any
+    description: str
+    bounds: "tuple[float, float] | None" = None
+    choices: "tuple[str, ...] | None" = None
+    read_only: bool = False
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "model",
+        DEFAULT_METHOD,
+        "sparseconv, multiscale, convnet, classic, classic-full, classic-multiscale, nearest, "
+        "or a checkpoint path",
+        read_only=True,
+    ),
+    Setting("device", "auto", "auto, cpu, cuda or cuda:N", read_only=True),
+    Setting(
+        "inference_scale",
+        1.0,
+        "complete at this fraction of the image resolution (1, 0.5, 0.25, ...)",
+        (0.05, 1.0),
+        read_only=True,
+    ),
+    Setting(
+        "precision",
+        "fp32",
+        "network precision: fp32, bf16 (CPUs with AVX512-BF16/AMX, CUDA), fp16 (CUDA)",
+        choices=PRECISIONS,
+        read_only=True,
+    ),
+    Setting(
+        "threads",
+        0,
+        "CPU threads for torch and OpenCV (0: all cores; waiting threads sleep instead of "
+        "spinning, so a busy neighbour process does not stall the pipeline)",
+        (0, 256),
+        read_only=True,
+    ),
+    Setting(
+        "strict",
+        False,
+        "fail instead of falling back when the model or device is unavailable",
+        read_only=True,
+    ),
+    Setting("min_depth", 0.5, "nearest depth kept, metres", (0.01, 1000.0)),
+    Setting("max_depth", 100.0, "farthest depth kept, metres", (0.1, 1000.0)),
+    Setting(
+        "confidence_threshold",
+        0.0,
+        "pixels with lower confidence get no estimate (0: every pixel reached)",
+        (0.0, 1.0),
+    ),
+    Setting("cloud_stride", 1, "keep every n-th row and column in depth/points", (1, 64)),
+    Setting("colorize_cloud", True, "add an rgb field (offset 16, point_step 32) to depth/points"),
+    Setting("organized_cloud", False, "publish depth/points as an H x W cloud with NaN holes"),
+    Setting(
+        "sync_slop",
+        0.05,
+        "largest stamp difference within a cloud/image/camera_info set, s",
+        (0.0, 1.0),
+    ),
+    Setting("queue_size", 5, "messages kept per input while pairing", (1, 100), read_only=True),
+    Setting(
+        "time_offset.image",
+        0.0,
+        "added to image and camera_info stamps before pairing, s",
+        (-1.0, 1.0),
+    ),
+    Setting("time_offset.lidar", 0.0, "added to cloud stamps before pairing, s", (-1.0, 1.0)),
+    Setting(
+        "use_tf", True, "look T_camera<-lidar up in tf2 when tf2 is available", read_only=True
+    ),
+    Setting(
+        "extrinsic.translation",
+        [0.0, 0.0, 0.0],
+        "LiDAR -> camera optical frame translation [x, y, z], m",
+    ),
+    Setting(
+        "extrinsic.rotation",
+        [0.0, 0.0, 0.0, 1.0],
+        "LiDAR -> camera optical frame rotation [x, y, z, w]",
+    ),
+    Setting("publish_cloud", True, "publish depth/points"),
+    Setting("publish_confidence", False, "publish depth/confidence (32FC1 in [0, 1])"),
+    Setting("publish_sparse", False, "publish depth/sparse (32FC1 projected LiDAR, NaN empty)"),
+    Setting("publish_image_raw", False, "publish depth/image_raw (16UC1 mm, 0 invalid)"),
+)
+BY_NAME = {s.name: s for s in SETTINGS}
+DEFAULTS: dict[str, Any] = {s.name: s.default for s in SETTINGS}
+
+
+def scale_factor(inference_scale: float) -> int:
+    """The integer downsampling factor of ``inference_scale`` (1, 1/2, 1/3, ...); ValueError
+    otherwise."""
+    if not 0.0 < inference_scale <= 1.0:
+        raise ValueError(f"inference_scale must be in (0, 1], got {inference_scale}")
+    factor = round(1.0 / inference_scale)
+    if abs(factor * inference_scale - 1.0) > 1e-6:
+        raise ValueError(
+            "inference_scale must be 1/n for an integer n (1, 0.5, 0.25, ...), got "
+            f"{inference_scale}"
+        )
+    return factor
+
+
+def _problem(s: Setting, value: Any) -> "str | None":
+    default = s.default
+    if isinstance(default, bool):
+        return (
+            None if isinstance(value, bool) else f"{s.name} must be true or false, got {value!r}"
+        )
+    if isinstance(default, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"{s.name} must be a number, got {value!r}"
+        if isinstance(default, int) and not float(value).is_integer():
+            return f"{s.name} must be an integer, got {value!r}"
+        if not math.isfinite(value):
+            return f"{s.name} must be finite, got {value!r}"
+        if s.bounds and not s.bounds[0] <= value <= s.bounds[1]:
+            return f"{s.name} must be in [{s.bounds[0]}, {s.bounds[1]}], got {value}"
+        return None
+    if isinstance(default, list):
+        if not isinstance(value, (list, tuple)) or len(value) != len(default):
+            return f"{s.name} must be a list of {len(default)} numbers, got {value!r}"
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in value):
+            return f"{s.name} must hold finite numbers, got {list(value)}"
+        return None
+    if not isinstance(value, str):
+        return f"{s.name} must be a string, got {value!r}"
+    if s.choices and value not in s.choices:
+        return f"{s.name} must be one of {', '.join(s.choices)}, got '{value}'"
+    return None
+
+
+def problem(values: Mapping[str, Any]) -> "str | None":
+    """Why ``values`` (a full set of settings) is not acceptable, or None: each value's type and
+    range, then the cross-checks (min_depth < max_depth, inference_scale = 1/n, a non-zero
+    rotation quaternion)."""
+    for name, value in values.items():
+        if name not in BY_NAME:
+            return f"unknown setting '{name}'"
+        reason = _problem(BY_NAME[name], value)
+        if reason:
+            return reason
+    if not values["min_depth"] < values["max_depth"]:
+        return f"min_depth ({values['min_depth']}) must be below max_depth ({values['max_depth']})"
+    try:
+        scale_factor(float(values["inference_scale"]))
+    except ValueError as exc:
+        return str(exc)
+    if math.hypot(*values["extrinsic.rotation"]) < 1e-12:
+        return f"extrinsic.rotation {list(values['extrinsic.rotation'])} is a zero quaternion"
+    return None
+
+
+def resolve(overrides: "Mapping[str, Any] | None" = None) -> dict[str, Any]:
+    """The defaults updated by ``overrides`` (a parameter file's values, command-line options),
+    checked; ValueError names the first problem. Integers given for float settings become floats;
+    rclpy's own parameters (``use_sim_time``, ``qos_overrides.*``) are left to rclpy."""
+    values = dict(DEFAULTS)
+    for name, value in (overrides or {}).items():
+        if name == "use_sim_time" or name.startswith("qos_overrides."):
+            continue  # rclpy's own parameters
+        if name not in BY_NAME:
+            raise ValueError(f"unknown parameter '{name}' (known: {', '.join(BY_NAME)})")
+        default = BY_NAME[name].default
+        is_number = isinstance(value, int) and not isinstance(value, bool)
+        if isinstance(default, float) and is_number:
+            value = float(value)
+        values[name] = value
+    reason = problem(values)
+    if reason:
+        raise ValueError(reason)
+    return values

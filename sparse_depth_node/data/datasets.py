@@ -1,0 +1,220 @@
+"""Readers of the LiDAR + camera layouts in ../shared/data, one frame at a time.
+
+Formats: ``kitti-raw`` (a drive folder with ``velodyne_points/data``, ``image_02/data`` and
+``calib/``, or the calibration one level up as KITTI ships it), ``kitti-object``
+(``velodyne/``, ``image_2/``, ``calib/``), ``ddad`` (one DGP scene folder) and ``nuscenes``
+(a folder with ``*LIDAR_TOP*.pcd.bin``, ``CAM_*`` images and ``calib_export.json``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..core.camera import PinholeCamera
+from .calibration import (
+    ddad_calibration,
+    exported_calibration,
+    kitti_object_calibration,
+    kitti_raw_calibration,
+)
+
+FORMATS = ("kitti-raw", "kitti-object", "ddad", "nuscenes")
+
+
+@dataclass
+class Frame:
+    """One synchronised LiDAR sweep and camera image.
+
+    points: (N, 3) float32, LiDAR frame, metres. intensity: (N,) float32 or None.
+    rgb: (H, W, 3) uint8. t_cam_from_lidar: (4, 4) float64 into the camera's reference
+    optical frame. stamp: seconds (the image's time). ring: (N,) int laser index or None.
+    """
+
+    name: str
+    points: np.ndarray
+    rgb: np.ndarray
+    camera: PinholeCamera
+    t_cam_from_lidar: np.ndarray
+    stamp: float
+    intensity: "np.ndarray | None" = None
+    ring: "np.ndarray | None" = None
+
+
+def load_rgb(path: "str | Path") -> np.ndarray:
+    """An image file as (H, W, 3) uint8 RGB."""
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    with Image.open(path) as im:
+        return im.size
+
+
+def resolve_frame_id(ids: list[str], frame_id: "str | int") -> str:
+    """The frame id ``frame_id`` names: an id in ``ids``, or an index into ``ids``."""
+    if str(frame_id) in ids:
+        return str(frame_id)
+    if isinstance(frame_id, int) or str(frame_id).lstrip("-").isdigit():
+        i = int(frame_id)
+        if 0 <= i < len(ids):
+            return ids[i]
+    raise ValueError(f"no frame '{frame_id}' ({len(ids)} frames: {ids[0]} .. {ids[-1]})")
+
+
+def _read_float32_cloud(path: Path, columns: int) -> np.ndarray:
+    raw = np.fromfile(path, dtype=np.float32)
+    if raw.size % columns:
+        raise ValueError(f"{path}: {raw.size} floats is not a multiple of {columns}")
+    return raw.reshape(-1, columns)
+
+
+class KittiRawReader:
+    """A KITTI raw drive: frame ids are the file stems ('0000000000', ...), 10 Hz stamps."""
+
+    def __init__(self, root: "str | Path", camera: int = 2) -> None:
+        self.root = Path(root)
+        calib_dir = self.root / "calib"
+        if not calib_dir.is_dir():
+            calib_dir = self.root.parent
+        self.camera, self.t_cam_from_lidar = kitti_raw_calibration(calib_dir, camera)
+        self.image_dir = self.root / f"image_0{camera}" / "data"
+        self.velo_dir = self.root / "velodyne_points" / "data"
+        self._ids = sorted(p.stem for p in self.velo_dir.glob("*.bin"))
+        if not self._ids:
+            raise ValueError(f"{self.velo_dir}: no .bin scans")
+
+    def frame_ids(self) -> list[str]:
+        return list(self._ids)
+
+    def read(self, frame_id: "str | int") -> Frame:
+        fid = resolve_frame_id(self._ids, frame_id)
+        cloud = _read_float32_cloud(self.velo_dir / f"{fid}.bin", 4)
+        rgb = load_rgb(self.image_dir / f"{fid}.png")
+        if rgb.shape[:2] != (self.camera.height, self.camera.width):
+            raise ValueError(
+                f"{fid}: image is {rgb.shape[1]}x{rgb.shape[0]}, calibration says "
+                f"{self.camera.width}x{self.camera.height}"
+            )
+        return Frame(
+            fid,
+            np.ascontiguousarray(cloud[:, :3]),
+            rgb,
+            self.camera,
+            self.t_cam_from_lidar,
+            0.1 * int(fid),
+            intensity=cloud[:, 3].copy(),
+        )
+
+
+class KittiObjectReader:
+    """The KITTI object layout; frame ids are the file stems, which need not be consecutive."""
+
+    def __init__(self, root: "str | Path") -> None:
+        self.root = Path(root)
+        self._ids = sorted(p.stem for p in (self.root / "velodyne").glob("*.bin"))
+        if not self._ids:
+            raise ValueError(f"{self.root / 'velodyne'}: no .bin scans")
+
+    def frame_ids(self) -> list[str]:
+        return list(self._ids)
+
+    def read(self, frame_id: "str | int") -> Frame:
+        fid = resolve_frame_id(self._ids, frame_id)
+        rgb = load_rgb(self.root / "image_2" / f"{fid}.png")
+        cam, t = kitti_object_calibration(
+            self.root / "calib" / f"{fid}.txt", rgb.shape[1], rgb.shape[0]
+        )
+        cloud = _read_float32_cloud(self.root / "velodyne" / f"{fid}.bin", 4)
+        return Frame(
+            fid,
+            np.ascontiguousarray(cloud[:, :3]),
+            rgb,
+            cam,
+            t,
+            float(self._ids.index(fid)),
+            intensity=cloud[:, 3].copy(),
+        )
+
+
+class DdadReader:
+    """One DGP scene folder: LiDAR sweeps paired with the nearest image of ``camera``."""
+
+    def __init__(self, root: "str | Path", camera: str = "CAMERA_01") -> None:
+        self.root = Path(root)
+        self.camera_name = camera
+        self._clouds = sorted((self.root / "point_cloud" / "LIDAR").glob("*.npz"))
+        self._images = sorted((self.root / "rgb" / camera).glob("*.jpg"))
+        if not self._clouds or not self._images:
+            raise ValueError(f"{self.root}: no LiDAR sweeps or no images for {camera}")
+        calibs = sorted((self.root / "calibration").glob("*.json"))
+        if not calibs:
+            raise ValueError(f"{self.root / 'calibration'}: no calibration json")
+        w, h = _image_size(self._images[0])
+        self.camera, self.t_cam_from_lidar = ddad_calibration(calibs[0], camera, w, h)
+
+    def frame_ids(self) -> list[str]:
+        return [p.stem for p in self._clouds]
+
+    def read(self, frame_id: "str | int") -> Frame:
+        ids = self.frame_ids()
+        cloud_path = self._clouds[ids.index(resolve_frame_id(ids, frame_id))]
+        t_lidar = int(cloud_path.stem)
+        image_path = min(self._images, key=lambda p: abs(int(p.stem) - t_lidar))
+        cloud = np.load(cloud_path)["data"]
+        return Frame(
+            cloud_path.stem,
+            cloud[:, :3].astype(np.float32),
+            load_rgb(image_path),
+            self.camera,
+            self.t_cam_from_lidar,
+            int(image_path.stem) * 1e-8,
+            intensity=cloud[:, 3].astype(np.float32),
+        )
+
+
+class NuscenesReader:
+    """A nuScenes key frame: one LIDAR_TOP sweep; frame ids are the camera names."""
+
+    def __init__(self, root: "str | Path") -> None:
+        self.root = Path(root)
+        self.calib_path = self.root / "calib_export.json"
+        self.calib = json.loads(self.calib_path.read_text())
+
+    def frame_ids(self) -> list[str]:
+        return sorted(self.calib["cameras"])
+
+    def read(self, frame_id: "str | int" = "CAM_FRONT") -> Frame:
+        name = resolve_frame_id(self.frame_ids(), frame_id)
+        entry = self.calib["cameras"][name]
+        rgb = load_rgb(self.root / entry["image"])
+        cam, t = exported_calibration(self.calib_path, name, rgb.shape[1], rgb.shape[0])
+        cloud = _read_float32_cloud(self.root / self.calib["lidar_file"], 5)
+        return Frame(
+            name,
+            np.ascontiguousarray(cloud[:, :3]),
+            rgb,
+            cam,
+            t,
+            float(entry["timestamp"]),
+            intensity=cloud[:, 3].copy(),
+            ring=cloud[:, 4].astype(np.int32),
+        )
+
+
+def open_dataset(root: "str | Path", fmt: str, camera: "str | None" = None):
+    """A reader for ``fmt`` (one of FORMATS) at ``root``."""
+    if fmt == "kitti-raw":
+        return KittiRawReader(root, int(camera) if camera else 2)
+    if fmt == "kitti-object":
+        return KittiObjectReader(root)
+    if fmt == "ddad":
+        return DdadReader(root, camera or "CAMERA_01")
+    if fmt == "nuscenes":
+        return NuscenesReader(root)
+    raise ValueError(f"unknown format '{fmt}', expected one of {FORMATS}")

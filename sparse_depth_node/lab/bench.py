@@ -1,0 +1,306 @@
+"""Per-stage benchmark on real frames: message decoding, projection, completion, back-projection,
+message encoding and end to end, with median / p90 / p99 after warm-up; and, in the same run,
+the project's projection and cloud decoding against straightforward references (a numpy
+sort-based z-buffer, a per-point Python decoder). CUDA is synchronised before each timer read.
+"""
+
+from __future__ import annotations
+
+import platform
+import struct
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..bag.io import TYPESTORE, BagKit, blank_message, make_header
+from ..core.completion import DepthCompleter
+from ..core.geometry import project_points
+from ..core.settings import DEFAULTS, resolve
+from ..core.timing import Stopwatch
+from ..data.datasets import Frame, open_dataset
+from ..ros.frame import CAMERA_INFO, IMAGE, POINTCLOUD2, enabled_outputs, run_set
+from ..ros.msgs import fill_camera_info, fill_cloud_from_array, fill_rgb_image, pointcloud2_to_xyz
+from .bench_scaling import completion_paths, scaling_image, scaling_models, scaling_points
+
+
+def numpy_zbuffer(
+    points: np.ndarray, p: np.ndarray, width: int, height: int, min_depth: float, max_depth: float
+) -> np.ndarray:
+    """Reference projection: P (3, 4) @ [x y z 1], then sort by depth and keep the first per
+    pixel."""
+    h = np.c_[points.astype(np.float64), np.ones(len(points))] @ p.T
+    z = h[:, 2]
+    ok = (z >= min_depth) & (z <= max_depth)
+    u = np.floor(h[ok, 0] / z[ok] + 0.5).astype(np.int64)
+    v = np.floor(h[ok, 1] / z[ok] + 0.5).astype(np.int64)
+    z = z[ok]
+    inside = (u >= 0) & (u < width) & (v >= 0) & (v < height)
+    idx, z = v[inside] * width + u[inside], z[inside]
+    order = np.lexsort((z, idx))
+    idx, z = idx[order], z[order]
+    first = np.r_[True, idx[1:] != idx[:-1]]
+    depth = np.zeros(width * height, np.float32)
+    depth[idx[first]] = z[first]
+    return depth.reshape(height, width)
+
+
+def python_cloud_decoder(msg) -> np.ndarray:
+    """Reference decoding: one struct.unpack_from per point (x, y, z float32 little-endian)."""
+    offsets = {f.name: f.offset for f in msg.fields}
+    data = bytes(msg.data)
+    out = []
+    for i in range(msg.width * msg.height):
+        base = i * msg.point_step
+        out.append([struct.unpack_from("<f", data, base + offsets[n])[0] for n in ("x", "y", "z")])
+    return np.asarray(out, np.float32)
+
+
+def summary(samples: list[float]) -> dict[str, float]:
+    a = np.asarray(samples)
+    return {
+        "median_ms": float(np.median(a)),
+        "p90_ms": float(np.percentile(a, 90)),
+        "p99_ms": float(np.percentile(a, 99)),
+        "n": int(a.size),
+    }
+
+
+def frame_messages(frame: Frame, stamp_ns: int = 0) -> tuple[Any, Any, Any]:
+    """The frame as a driver would publish it: PointCloud2 (x, y, z, intensity), rgb8 Image and
+    CameraInfo (rosbags messages), the cloud in frame "lidar", the image in "camera"."""
+    T = TYPESTORE.types
+    cloud = fill_cloud_from_array(
+        blank_message(POINTCLOUD2),
+        T["sensor_msgs/msg/PointField"],
+        make_header(stamp_ns, "lidar"),
+        np.c_[frame.points, frame.intensity],
+    )
+    image = fill_rgb_image(blank_message(IMAGE), make_header(stamp_ns, "camera"), frame.rgb)
+    info = fill_camera_info(
+        blank_message(CAMERA_INFO), make_header(stamp_ns, "camera"), frame.camera
+    )
+    return cloud, image, info
+
+
+def bench_frames(
+    frames: list[Frame], completer: DepthCompleter, iterations: int, warmup: int
+) -> dict:
+    """Stage timings over ``iterations`` frames (cycling through ``frames``) after ``warmup``.
+
+    One pass per frame through the node's frame path (ros.frame.run_set) with the default
+    settings and outputs: decode the messages, the pipeline's stages, encode every output;
+    ``end_to_end`` is that whole pass.
+    """
+    values = resolve()
+    topics = enabled_outputs(values)
+    kit = BagKit()
+    watch = Stopwatch(cuda=completer.device.type == "cuda")
+    samples: dict[str, list[float]] = {}
+    for it in range(warmup + iterations):
+        f = frames[it % len(frames)]
+        msgs = frame_messages(f)
+        watch.restart()
+        _, timings = run_set(*msgs, lambda *_: f.t_cam_from_lidar, completer, values, topics, kit)
+        end_to_end = watch.lap("end_to_end")
+        if it >= warmup:
+            for stage, ms in {**timings, "end_to_end": end_to_end}.items():
+                samples.setdefault(stage, []).append(ms)
+    samples.pop("total", None)
+    return {k: summary(v) for k, v in samples.items()}
+
+
+def bench_references(frame: Frame, repeats: int = 5) -> dict[str, dict[str, float]]:
+    """The project's projection and cloud decoding against the references, same frame, same
+    process."""
+    p = frame.camera.P @ frame.t_cam_from_lidar
+    lo, hi = DEFAULTS["min_depth"], DEFAULTS["max_depth"]
+    pts_t = torch.from_numpy(frame.points)
+    cam, w, h = frame.camera, frame.camera.width, frame.camera.height
+    watch = Stopwatch()
+    for _ in range(repeats):
+        watch.time("project", project_points, pts_t, cam, frame.t_cam_from_lidar, lo, hi)
+        watch.time("project_reference", numpy_zbuffer, frame.points, p, w, h, lo, hi)
+    cloud = frame_messages(frame)[0]
+    watch.time("cloud_msg_to_array", pointcloud2_to_xyz, cloud)
+    watch.time("cloud_msg_to_array_reference", python_cloud_decoder, cloud)
+    med = {k: float(np.median(v)) for k, v in watch.samples.items()}
+    return {
+        "project": {
+            "project_ms": med["project"],
+            "reference_ms": med["project_reference"],
+            "reference": "numpy sort-based z-buffer",
+        },
+        "cloud_msg_to_array": {
+            "project_ms": med["cloud_msg_to_array"],
+            "reference_ms": med["cloud_msg_to_array_reference"],
+            "reference": "per-point struct.unpack_from",
+        },
+    }
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {torch.get_num_threads()} torch threads"
+
+
+SECTIONS = ("stages", "paths", "points", "images", "models")
+
+
+def run(
+    data: "str | Path",
+    fmt: str,
+    model: str,
+    device: str,
+    iterations: int,
+    warmup: int,
+    inference_scale: float = 1.0,
+    precision: str = "fp32",
+    sections: tuple[str, ...] = SECTIONS,
+    repeats: int = 3,
+) -> dict:
+    """The benchmark's report: ``stages`` (per-stage table of ``model`` as configured, with the
+    references), and the bench_scaling sections: ``paths`` (completion paths side by side),
+    ``points``, ``images`` and ``models`` (scaling tables, ``repeats`` runs each)."""
+    reader = open_dataset(data, fmt)
+    frames = [
+        reader.read(i)
+        for i in reader.frame_ids()[: max(1, min(iterations, len(reader.frame_ids())))]
+    ]
+    completer = DepthCompleter(model, device, inference_scale=inference_scale, precision=precision)
+    dev = str(completer.device)
+    if completer.device.type == "cuda":
+        dev += f" ({torch.cuda.get_device_name(completer.device)})"
+    report = {
+        "device": dev,
+        "machine": machine(),
+        "model": completer.description,
+        "data": f"{fmt} {data}",
+        "frames": len(frames),
+        "iterations": iterations,
+    }
+    if "stages" in sections:
+        stages = bench_frames(frames, completer, iterations, warmup)
+        report.update(
+            stages=stages,
+            end_to_end=stages.pop("end_to_end"),
+            references=bench_references(frames[0]),
+        )
+    source = (str(data), fmt, frames[0].name)
+    if "paths" in sections:
+        report["paths"] = completion_paths(frames[:5], model, completer.device, repeats)
+    if "points" in sections:
+        report["points"] = scaling_points(
+            frames[0], completer, (30_000, 120_000, 500_000, 2_000_000), repeats, source
+        )
+    if "images" in sections:
+        report["images"] = scaling_image(frames[0], completer, repeats, source)
+    if "models" in sections:
+        report["models"] = scaling_models(
+            frames[0],
+            completer.device,
+            ("sparseconv", "multiscale", "convnet", "classic", "nearest"),
+            repeats,
+            source,
+        )
+    return report
+
+
+def _table(rows: list[dict], columns: list[tuple[str, str, str]]) -> list[str]:
+    """Rows as text: columns are (key, header, format); a row with ``unavailable`` says why."""
+    out = ["  " + " ".join(f"{h:>{max(len(h), 8)}}" for _, h, _ in columns)]
+    for row in rows:
+        cells = []
+        for key, h, fmt in columns:
+            value = row.get(key, "")
+            cells.append(f"{format(value, fmt) if value != '' else '-':>{max(len(h), 8)}}")
+        out.append(
+            "  "
+            + " ".join(cells)
+            + (f"  unavailable: {row['unavailable']}" if "unavailable" in row else "")
+        )
+    return out
+
+
+def format_report(r: dict) -> str:
+    lines = [
+        f"{r['model']}; device {r['device']}; {r['machine']}; {r['data']}, {r['iterations']} "
+        "iterations "
+        f"over {r['frames']} frames after warm-up"
+    ]
+    if "stages" in r:
+        lines.append(f"{'stage':<20} {'median ms':>10} {'p90 ms':>8} {'p99 ms':>8}")
+        for stage, s in list(r["stages"].items()) + [("end_to_end", r["end_to_end"])]:
+            lines.append(
+                f"{stage:<20} {s['median_ms']:10.2f} {s['p90_ms']:8.2f} {s['p99_ms']:8.2f}"
+            )
+        lines.append("side by side, same frame:")
+        for stage, s in r["references"].items():
+            lines.append(
+                f"  {stage:<18} project {s['project_ms']:8.2f} ms  vs {s['reference']} "
+                f"{s['reference_ms']:9.2f} ms  "
+                f"({s['reference_ms'] / max(s['project_ms'], 1e-9):.1f}x)"
+            )
+    if "paths" in r:
+        eager = next(iter(r["paths"].values())).get("median_ms")
+        lines.append(
+            "completion paths, same frames (speed-up against the first row; |diff| against its "
+            "depth):"
+        )
+        for name, s in r["paths"].items():
+            if "unavailable" in s:
+                lines.append(f"  {name:<40} unavailable: {s['unavailable']}")
+                continue
+            lines.append(
+                f"  {name:<40} {s['median_ms']:8.1f} ms  p90 {s['p90_ms']:8.1f}  "
+                f"x{eager / s['median_ms']:5.2f}"
+                f"  |diff| {s['mean_abs_diff_m'] * 1000:7.1f} mm  coverage "
+                f"{s['coverage_of_eager']:6.1%}"
+            )
+    mem = [("host_peak_rss_mb", "peak RSS MB", ".0f"), ("cuda_max_allocated_mb", "CUDA MB", ".0f")]
+    if "points" in r:
+        lines.append("points (the frame's sweep repeated, 1 cm jitter):")
+        lines += _table(
+            r["points"],
+            [
+                ("points", "points", "d"),
+                ("cloud_decode_ms", "decode ms", ".2f"),
+                ("project_ms", "project ms", ".2f"),
+                ("pipeline_ms", "pipeline ms", ".1f"),
+                *mem,
+            ],
+        )
+    if "images" in r:
+        lines.append("image size (pipeline without the colour image):")
+        lines += _table(
+            r["images"],
+            [
+                ("image", "image", "<24"),
+                ("complete_ms", "complete ms", ".1f"),
+                ("pipeline_ms", "pipeline ms", ".1f"),
+                ("pipeline_p90_ms", "p90 ms", ".1f"),
+                *mem,
+            ],
+        )
+    if "models" in r:
+        lines.append("models (shipped weights):")
+        lines += _table(
+            r["models"],
+            [
+                ("model", "model", "<10"),
+                ("parameters", "params", "d"),
+                ("complete_ms", "complete ms", ".1f"),
+                ("pipeline_ms", "pipeline ms", ".1f"),
+                ("pipeline_p90_ms", "p90 ms", ".1f"),
+                *mem,
+            ],
+        )
+    return "\n".join(lines)

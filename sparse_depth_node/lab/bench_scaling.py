@@ -1,0 +1,345 @@
+"""Benchmarks beyond the per-stage table: the completion paths side by side (the paper's
+equations run eagerly against the project's optimised paths, with the error each adds), and
+how time and memory scale with the number of points, the image size and the model.
+
+Every function runs real frames from the data set; times are medians over ``repeats`` after
+one warm-up, CUDA synchronised. Peak memory is measured per configuration in a fresh process
+(``peak_memory``: the pipeline run twice, then the process's peak RSS and, on CUDA,
+``max_memory_allocated``), so that no configuration inherits another's peak.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..bag.io import TYPESTORE, blank_message, make_header
+from ..core.camera import PinholeCamera
+from ..core.completion import DepthCompleter
+from ..core.geometry import project_points
+from ..core.models import SparseConvNet
+from ..core.pipeline import process_frame
+from ..core.settings import DEFAULTS
+from ..core.timing import Stopwatch
+from ..data.datasets import Frame
+from ..ros.msgs import fill_cloud_from_array, pointcloud2_to_xyz
+
+DEPTH_RANGE = (DEFAULTS["min_depth"], DEFAULTS["max_depth"])
+
+
+def paper_forward(
+    model: torch.nn.Module, depth: torch.Tensor, mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The SparseConvNet's equations as the paper writes them, eagerly, on the whole image:
+    conv(m * x) / conv(m, ones) + b and a max-pooled mask, layer by layer (the baseline)."""
+    x, m = depth / model.depth_scale, mask
+    for i, layer in enumerate([*model.layers, model.head]):
+        k = layer.kernel_size
+        num = F.conv2d(x * m, layer.weight, padding=k // 2)
+        count = F.conv2d(m, torch.ones(1, 1, k, k, device=m.device, dtype=m.dtype), padding=k // 2)
+        x = num / count.clamp(min=1e-4) + layer.bias.view(1, -1, 1, 1)
+        m = F.max_pool2d(m, k, stride=1, padding=k // 2)
+        if i < len(model.layers):
+            x = F.relu(x)
+    return torch.where(m > 0, (x * model.depth_scale).clamp(min=0), torch.zeros_like(x)), m
+
+
+def peak_memory_mb(device: torch.device) -> dict[str, float]:
+    """This process's peak RSS (MB) and, on CUDA, the peak allocated (MB)."""
+    out = {"host_peak_rss_mb": float("nan")}
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                out["host_peak_rss_mb"] = int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    if device.type == "cuda":
+        out["cuda_max_allocated_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    return out
+
+
+def time_ms(fn: Callable, device: torch.device, repeats: int) -> tuple[float, float, object]:
+    """Median and p90 ms of ``fn()`` over ``repeats`` after one warm-up call, and its last
+    result."""
+    out = fn()
+    watch = Stopwatch(cuda=device.type == "cuda")
+    for _ in range(repeats):
+        out = watch.time("run", fn)
+    samples = watch.samples["run"]
+    return float(np.median(samples)), float(np.percentile(samples, 90)), out
+
+
+def peak_memory(
+    source: tuple[str, str, str],
+    completer: DepthCompleter,
+    points: "int | None" = None,
+    camera: str = "1.0x",
+) -> dict[str, float]:
+    """Peak memory of the pipeline on frame ``source`` (data folder, format, frame id) with
+    ``completer``'s method and settings, with ``points`` synthetic points (None: the frame's
+    own) and ``camera`` "Sx" (scaled) or "1920x1080", measured in a fresh Python process."""
+    spec = json.dumps(
+        {
+            "source": list(source),
+            "method": completer.method,
+            "device": str(completer.device),
+            "inference_scale": 1.0 / completer.factor,
+            "precision": completer.precision,
+            "points": points,
+            "camera": camera,
+        }
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "sparse_depth_node.lab.bench_scaling", spec],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if out.returncode != 0:
+        return {
+            "host_peak_rss_mb": float("nan"),
+            "memory_error": out.stderr.strip().splitlines()[-1:],
+        }
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _camera(frame: Frame, name: str) -> PinholeCamera:
+    return (
+        full_hd_camera(frame.camera)
+        if name == "1920x1080"
+        else frame.camera.scaled(float(name.rstrip("x")))
+    )
+
+
+def _peak_memory_main(spec: dict) -> None:
+    from ..data.datasets import open_dataset
+
+    data, fmt, frame_id = spec["source"]
+    frame = open_dataset(data, fmt).read(frame_id)
+    completer = DepthCompleter(
+        spec["method"],
+        spec["device"],
+        allow_untrained=True,
+        inference_scale=spec["inference_scale"],
+        precision=spec["precision"],
+    )
+    pts = frame.points if spec["points"] is None else synthetic_cloud(frame, spec["points"])
+    for _ in range(2):
+        process_frame(pts, _camera(frame, spec["camera"]), frame.t_cam_from_lidar, completer)
+    print(json.dumps(peak_memory_mb(completer.device)))
+
+
+def _projected(frame: Frame, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    pts = torch.from_numpy(np.ascontiguousarray(frame.points[:, :3], np.float32)).to(device)
+    return project_points(
+        pts, frame.camera, frame.t_cam_from_lidar, DEPTH_RANGE[0], DEPTH_RANGE[1]
+    )
+
+
+def completion_paths(
+    frames: list[Frame], model: str, device: torch.device, repeats: int, compile_paths: bool = True
+) -> dict[str, dict]:
+    """The network's completion paths side by side on the same frames: ms per frame (median,
+    p90 over frames x repeats) and the mean |depth - eager depth| (m) where both give one, with
+    the fraction of eager's pixels each path covers. A path the device cannot run says why.
+    ``compile_paths`` False leaves out the torch.compile paths (a minute of compiling on a CPU)."""
+    base = DepthCompleter(model, str(device))
+    plain = DepthCompleter(model, str(device), channels_last=False)
+    inputs = [_projected(f, device) for f in frames]
+    half = "fp16" if device.type == "cuda" else "bf16"
+    paper = isinstance(base.model, SparseConvNet)
+    paths: dict[str, Callable[[], "DepthCompleter | Callable"]] = {}
+    if paper:
+        paths["eager, paper equations, whole image"] = lambda: (
+            lambda d, m: paper_forward(plain.model, d, m)
+        )
+    paths["fused layer, whole image" if paper else "eager, whole image"] = lambda: (
+        lambda d, m: plain.model(d, m)
+    )
+    paths.update(
+        {
+            "  + support crop": lambda: plain,
+            "  + channels-last (default)": lambda: base,
+            f"  + {half}": lambda: DepthCompleter(model, str(device), precision=half),
+            "  + inference_scale 0.5": lambda: DepthCompleter(
+                model, str(device), inference_scale=0.5
+            ),
+            f"  + inference_scale 0.5 + {half}": lambda: DepthCompleter(
+                model, str(device), inference_scale=0.5, precision=half
+            ),
+        }
+    )
+    if compile_paths:
+        paths["  + torch.compile"] = lambda: DepthCompleter(
+            model, str(device), model=torch.compile(copy.deepcopy(base.model), dynamic=True)
+        )
+        if device.type == "cuda":
+            paths["  + torch.compile, CUDA graphs"] = lambda: DepthCompleter(
+                model,
+                str(device),
+                model=torch.compile(copy.deepcopy(base.model), mode="reduce-overhead"),
+            )
+    results: dict[str, dict] = {}
+    eager_out = []
+    for name, make in paths.items():
+        try:
+            runner = make()
+            run = runner.complete if isinstance(runner, DepthCompleter) else runner
+            samples, diffs, cover = [], [], []
+            with torch.inference_mode():
+                for i, (d, m) in enumerate(inputs):
+                    med, _, out = time_ms(lambda: run(d, m), device, repeats)
+                    samples.append(med)
+                    dense = out[0].float()
+                    if not eager_out or len(eager_out) <= i:
+                        eager_out.append(dense)
+                    ref = eager_out[i]
+                    both = (dense > 0) & (ref > 0)
+                    diffs.append(
+                        float((dense - ref)[both].abs().mean()) if both.any() else float("nan")
+                    )
+                    cover.append(float(both.sum()) / max(float((ref > 0).sum()), 1.0))
+            results[name] = {
+                "median_ms": float(np.median(samples)),
+                "p90_ms": float(np.percentile(samples, 90)),
+                "mean_abs_diff_m": float(np.nanmean(diffs)),
+                "coverage_of_eager": float(np.mean(cover)),
+            }
+        except Exception as exc:  # a path this machine cannot run (no compiler, no bf16 kernels)
+            results[name] = {
+                "unavailable": f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
+            }
+    return results
+
+
+def synthetic_cloud(frame: Frame, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` points made from the frame's real sweep: its points repeated, each copy jittered by
+    1 cm (so the scene's geometry and the camera's view of it are the real ones)."""
+    rng = np.random.default_rng(seed)
+    reps = int(np.ceil(n / len(frame.points)))
+    pts = np.tile(frame.points[:, :3], (reps, 1))[:n]
+    return (pts + rng.normal(0.0, 0.01, pts.shape)).astype(np.float32)
+
+
+def scaling_points(
+    frame: Frame,
+    completer: DepthCompleter,
+    counts: tuple[int, ...],
+    repeats: int,
+    source: tuple[str, str, str],
+) -> list[dict]:
+    """Cloud decoding, projection and the pipeline's end to end versus the number of points;
+    ``source`` names ``frame`` (data folder, format, frame id) for the memory measurement."""
+    T = TYPESTORE.types
+    rows = []
+    for n in counts:
+        pts = synthetic_cloud(frame, n)
+        msg = fill_cloud_from_array(
+            blank_message("sensor_msgs/msg/PointCloud2"),
+            T["sensor_msgs/msg/PointField"],
+            make_header(0, "lidar"),
+            np.c_[pts, np.zeros(n, np.float32)],
+        )
+        decode, _, _ = time_ms(lambda: pointcloud2_to_xyz(msg), completer.device, repeats)
+        pts_t = torch.from_numpy(pts).to(completer.device)
+        project, _, _ = time_ms(
+            lambda: project_points(
+                pts_t, frame.camera, frame.t_cam_from_lidar, DEPTH_RANGE[0], DEPTH_RANGE[1]
+            ),
+            completer.device,
+            repeats,
+        )
+        total, _, _ = time_ms(
+            lambda: process_frame(pts, frame.camera, frame.t_cam_from_lidar, completer),
+            completer.device,
+            repeats,
+        )
+        rows.append(
+            {
+                "points": n,
+                "cloud_decode_ms": decode,
+                "project_ms": project,
+                "pipeline_ms": total,
+                **peak_memory(source, completer, points=n),
+            }
+        )
+    return rows
+
+
+def full_hd_camera(camera: PinholeCamera) -> PinholeCamera:
+    """The camera scaled to 1920 px wide, its image grown to 1080 rows about the same centre
+    (a taller field of view than the LiDAR's, as a 1080p camera on the same rig would have)."""
+    s = camera.scaled(1920 / camera.width)
+    return replace(s, cy=s.cy + (1080 - s.height) / 2, height=1080)
+
+
+def scaling_image(
+    frame: Frame, completer: DepthCompleter, repeats: int, source: tuple[str, str, str]
+) -> list[dict]:
+    """The pipeline (no image) at 0.5x, 1x, 2x the frame's size and 1920 x 1080."""
+    rows = []
+    for name in ("0.5x", "1.0x", "2.0x", "1920x1080"):
+        cam = _camera(frame, name)
+        total, p90, result = time_ms(
+            lambda: process_frame(frame.points, cam, frame.t_cam_from_lidar, completer),
+            completer.device,
+            repeats,
+        )
+        rows.append(
+            {
+                "image": f"{name} ({cam.width}x{cam.height})",
+                "pipeline_ms": total,
+                "pipeline_p90_ms": p90,
+                "complete_ms": result.timings_ms["complete"],
+                **peak_memory(source, completer, camera=name),
+            }
+        )
+    return rows
+
+
+def scaling_models(
+    frame: Frame,
+    device: torch.device,
+    models: tuple[str, ...],
+    repeats: int,
+    source: tuple[str, str, str],
+) -> list[dict]:
+    """The pipeline per completion method, same frame (shipped weights; a network without
+    them runs its random initialisation, which takes the same time)."""
+    rows = []
+    for name in models:
+        completer = DepthCompleter(name, str(device), allow_untrained=True)
+        params = (
+            sum(p.numel() for p in completer.model.parameters())
+            if completer.model is not None
+            else 0
+        )
+        total, p90, result = time_ms(
+            lambda: process_frame(frame.points, frame.camera, frame.t_cam_from_lidar, completer),
+            device,
+            repeats,
+        )
+        rows.append(
+            {
+                "model": name,
+                "parameters": params,
+                "pipeline_ms": total,
+                "pipeline_p90_ms": p90,
+                "complete_ms": result.timings_ms["complete"],
+                **peak_memory(source, completer),
+            }
+        )
+    return rows
+
+
+if __name__ == "__main__":
+    _peak_memory_main(json.loads(sys.argv[1]))

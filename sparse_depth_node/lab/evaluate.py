@@ -1,0 +1,282 @@
+"""Evaluation without dense ground truth: hold LiDAR points out and score the completion there.
+
+Protocols:
+- ``random:K``: a seeded random fraction K of the projected LiDAR pixels is the input, the
+  rest the target.
+- ``lines:K``: every K-th laser ring is the input (e.g. 64 -> 16 lines with K = 4), the pixels
+  of the other rings the target. Rings come from the cloud's ring field, else from the scan
+  order (a new ring starts where the azimuth wraps, as KITTI stores HDL-64E sweeps).
+- density sweep: a fixed seeded 20 % of the pixels is the target; of the other 80 % a fraction
+  D is the input, D from 5 % to 100 % (the paper's density experiment on our data).
+
+Metrics are the KITTI devkit's, per image then averaged (``metrics.py``); pixels without an
+estimate are reported as coverage, not filled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..core.completion import DepthCompleter
+from ..core.geometry import project_points
+from ..core.settings import DEFAULTS
+from ..core.timing import Stopwatch
+from ..data.datasets import Frame
+from .metrics import frame_errors, mean_errors
+
+MIN_DEPTH, MAX_DEPTH = DEFAULTS["min_depth"], DEFAULTS["max_depth"]
+
+
+def rings_from_scan_order(points: np.ndarray, jump_deg: float = 5.0) -> np.ndarray:
+    """Laser ring per point of a sweep stored ring after ring (as KITTI stores HDL-64E scans).
+
+    Within a ring the azimuth moves one way; a new ring starts where it jumps back against
+    that direction by more than ``jump_deg`` (the wrap at +-pi of a full sweep, or the return to
+    the sector's start in a cloud cropped to the camera's view).
+    """
+    az = np.arctan2(points[:, 1], points[:, 0])
+    step = np.diff(az)
+    if step.size == 0:
+        return np.zeros(len(points), np.int32)
+    direction = np.sign(np.median(step)) or 1.0
+    starts = np.r_[False, step * direction < -np.radians(jump_deg)]
+    return np.cumsum(starts).astype(np.int32)
+
+
+def frame_rings(frame: Frame) -> np.ndarray:
+    """The frame's ring per point: its ring field, else the scan-order rings; ValueError when
+    neither gives rings (a sensor that does not scan ring by ring, such as DDAD's)."""
+    if frame.ring is not None:
+        return frame.ring
+    rings = rings_from_scan_order(frame.points)
+    if not 8 <= rings.max() + 1 <= 260:
+        raise ValueError(
+            f"frame {frame.name}: no ring field and the scan order gives {rings.max() + 1} rings; "
+            "the lines protocol needs a ring-by-ring spinning LiDAR"
+        )
+    return rings
+
+
+@dataclass
+class Split:
+    """Input and target of one frame, (1, 1, H, W) tensors; depth in metres."""
+
+    depth: torch.Tensor
+    input_depth: torch.Tensor
+    input_mask: torch.Tensor
+    target_mask: torch.Tensor
+
+
+def _project(frame: Frame, points: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    return project_points(
+        torch.from_numpy(np.ascontiguousarray(points)),
+        frame.camera,
+        frame.t_cam_from_lidar,
+        MIN_DEPTH,
+        MAX_DEPTH,
+    )
+
+
+def split_frame(frame: Frame, protocol: str, seed: int) -> Split:
+    """Input/target split of ``frame`` under ``protocol`` (``random:K`` or ``lines:K``), seeded."""
+    kind, _, value = protocol.partition(":")
+    depth, mask = _project(frame, frame.points)
+    if kind == "random":
+        keep = float(value)
+        if not 0.0 < keep < 1.0:
+            raise ValueError(f"random:K needs 0 < K < 1, got {value}")
+        gen = torch.Generator().manual_seed(seed)
+        take = (torch.rand(mask.shape, generator=gen) < keep) & (mask > 0)
+        return Split(depth, depth * take, take.float(), ((mask > 0) & ~take).float())
+    if kind == "lines":
+        k = int(value)
+        if k < 2:
+            raise ValueError(f"lines:K needs K >= 2, got {value}")
+        kept = frame_rings(frame) % k == 0
+        in_depth, in_mask = _project(frame, frame.points[kept])
+        return Split(depth, in_depth, in_mask, ((mask > 0) & (in_mask == 0)).float())
+    raise ValueError(f"unknown protocol '{protocol}' (random:K or lines:K)")
+
+
+def density_split(frame: Frame, density: float, seed: int, target_fraction: float = 0.2) -> Split:
+    """A fixed seeded ``target_fraction`` of the pixels as target; ``density`` of the rest as
+    input."""
+    depth, mask = _project(frame, frame.points)
+    gen = torch.Generator().manual_seed(seed)
+    r = torch.rand(mask.shape, generator=gen)
+    target = (mask > 0) & (r < target_fraction)
+    pool_draw = (r - target_fraction) / (1.0 - target_fraction)  # uniform in [0, 1) over the pool
+    take = (mask > 0) & ~target & (pool_draw < density)
+    return Split(depth, depth * take, take.float(), target.float())
+
+
+def predict(completer: DepthCompleter, split: Split) -> tuple[np.ndarray, np.ndarray, float]:
+    """The completion (H, W) metres (0 = no estimate) of the split's input, its confidence
+    (H, W) in [0, 1], and its time in ms."""
+    watch = Stopwatch(cuda=completer.device.type == "cuda")
+    pred, conf = completer.complete(split.input_depth, split.input_mask)
+    ms = watch.lap("complete")
+    return pred[0, 0].cpu().numpy(), conf[0, 0].cpu().numpy(), ms
+
+
+def score(completer: DepthCompleter, split: Split) -> tuple[dict[str, float], float]:
+    """Errors of one completion at the split's target pixels, and its time in ms."""
+    pred, _, ms = predict(completer, split)
+    return frame_errors(pred, split.depth[0, 0].numpy(), split.target_mask[0, 0].numpy()), ms
+
+
+def evaluate(
+    frames: list[Frame],
+    methods: dict[str, DepthCompleter],
+    protocol: str,
+    seed: int,
+    confidence_thresholds: "tuple[float, ...] | None" = None,
+) -> dict:
+    """The JSON-ready result: {"protocol", "frames", "seed", "common_coverage", "methods": {NAME:
+    metrics + ms_per_frame + "common": the metrics on the target pixels that every method covers}},
+    with ``confidence_thresholds`` also "confidence": {NAME: confidence_curve rows}.
+
+    The "common" metrics compare methods on the same pixels, whatever each one's coverage."""
+    per = {name: [] for name in methods}
+    common_per = {name: [] for name in methods}
+    times = {name: [] for name in methods}
+    covered_errors = {name: [] for name in methods}
+    covered_confidences = {name: [] for name in methods}
+    common_share = []
+    for i, frame in enumerate(frames):
+        split = split_frame(frame, protocol, seed + i)
+        depth, target = split.depth[0, 0].numpy(), split.target_mask[0, 0].numpy() > 0
+        preds = {}
+        for name, completer in methods.items():
+            preds[name], conf, ms = predict(completer, split)
+            per[name].append(frame_errors(preds[name], depth, target))
+            times[name].append(ms)
+            covered = target & (depth > 0) & (preds[name] > 0)
+            covered_errors[name].append(
+                (preds[name][covered].astype(np.float64) - depth[covered]) * 1000.0
+            )
+            covered_confidences[name].append(conf[covered].astype(np.float64))
+        common = target & np.logical_and.reduce([p > 0 for p in preds.values()])
+        common_share.append(common.sum() / max(int((target & (depth > 0)).sum()), 1))
+        for name, pred in preds.items():
+            common_per[name].append(frame_errors(pred, depth, common))
+    result = {
+        "protocol": protocol,
+        "frames": len(frames),
+        "seed": seed,
+        "common_coverage": float(np.mean(common_share)),
+        "methods": {
+            name: {
+                **mean_errors(per[name]),
+                "ms_per_frame": float(np.median(times[name])),
+                "common": mean_errors(common_per[name]),
+            }
+            for name in methods
+        },
+    }
+    if confidence_thresholds:
+        result["confidence"] = {
+            name: confidence_curve(
+                np.concatenate(covered_errors[name]),
+                np.concatenate(covered_confidences[name]),
+                confidence_thresholds,
+            )
+            for name in methods
+        }
+    return result
+
+
+def density_sweep(
+    frames: list[Frame], methods: dict[str, DepthCompleter], densities: list[float], seed: int
+) -> dict[str, dict[str, dict[str, float]]]:
+    """{density: {method: mean errors}} with one fixed target set per frame."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for d in densities:
+        per = {name: [] for name in methods}
+        for i, frame in enumerate(frames):
+            split = density_split(frame, d, seed + i)
+            for name, completer in methods.items():
+                per[name].append(score(completer, split)[0])
+        out[f"{d:g}"] = {name: mean_errors(v) for name, v in per.items()}
+    return out
+
+
+CONFIDENCE_THRESHOLDS = (0.25, 0.5, 0.75, 0.9)
+
+
+def confidence_curve(
+    err: np.ndarray, conf: np.ndarray, thresholds: tuple[float, ...]
+) -> list[dict]:
+    """What a confidence threshold buys: for each threshold t, the share of the covered target
+    pixels whose confidence ``conf`` is >= t, and the RMSE and MAE (mm) of their errors ``err``
+    (mm) and of the rest's, pooled over pixels."""
+
+    def rmse_mae(e: np.ndarray) -> tuple[float, float]:
+        return (
+            (float(np.sqrt(np.mean(e**2))), float(np.mean(np.abs(e))))
+            if e.size
+            else (float("nan"),) * 2
+        )
+
+    rows = []
+    for t in thresholds:
+        kept = conf >= t
+        (rk, mk), (rd, md) = rmse_mae(err[kept]), rmse_mae(err[~kept])
+        rows.append(
+            {
+                "threshold": t,
+                "kept": float(kept.mean()) if err.size else float("nan"),
+                "rmse_kept_mm": rk,
+                "mae_kept_mm": mk,
+                "rmse_dropped_mm": rd,
+                "mae_dropped_mm": md,
+            }
+        )
+    return rows
+
+
+def format_confidence(name: str, rows: list[dict]) -> str:
+    lines = [
+        f"{name}: confidence threshold against the error of the pixels kept and dropped",
+        f"{'threshold':>9} {'kept':>7} {'RMSE kept':>10} {'MAE kept':>9} {'RMSE dropped':>13} "
+        f"{'MAE dropped':>12}",
+    ]
+    for r in rows:
+        lines.append(
+            f"{r['threshold']:9.2f} {100 * r['kept']:6.1f}% {r['rmse_kept_mm']:10.0f} "
+            f"{r['mae_kept_mm']:9.0f} "
+            f"{r['rmse_dropped_mm']:13.0f} {r['mae_dropped_mm']:12.0f}"
+        )
+    return "\n".join(lines)
+
+
+def format_table(result: dict) -> str:
+    """One row per method: the four metrics, coverage and ms per frame."""
+    lines = [
+        f"protocol {result['protocol']}, {result['frames']} frames, seed {result['seed']}; "
+        f"'common': on the {100 * result['common_coverage']:.1f} % of targets every method covers",
+        f"{'method':<28} {'RMSE mm':>9} {'MAE mm':>8} {'iRMSE 1/km':>11} {'iMAE 1/km':>10} "
+        f"{'coverage':>9} "
+        f"{'ms/frame':>9} {'common RMSE':>12} {'common MAE':>11}",
+    ]
+    for name, m in result["methods"].items():
+        lines.append(
+            f"{name:<28} {m['rmse_mm']:9.0f} {m['mae_mm']:8.0f} {m['irmse_per_km']:11.2f} "
+            f"{m['imae_per_km']:10.2f} {100 * m['coverage']:8.1f}% {m['ms_per_frame']:9.1f} "
+            f"{m['common']['rmse_mm']:12.0f} {m['common']['mae_mm']:11.0f}"
+        )
+    return "\n".join(lines)
+
+
+def format_sweep(sweep: dict) -> str:
+    """RMSE (mm) per input density (rows) and method (columns)."""
+    methods = list(next(iter(sweep.values())))
+    lines = [f"{'density':>8} " + " ".join(f"{m:>14}" for m in methods)]
+    for d, row in sweep.items():
+        lines.append(
+            f"{100 * float(d):7.0f}% " + " ".join(f"{row[m]['rmse_mm']:14.0f}" for m in methods)
+        )
+    return "\n".join(lines)

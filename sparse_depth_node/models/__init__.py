@@ -1,9 +1,0 @@
-"""Depth-completion networks and their checkpoint format."""
-
-from .checkpoint import MODELS, build_model, load_checkpoint, save_checkpoint
-from .convnet import ConvNet
-from .multiscale import SparseMultiScaleNet
-from .sparse_conv import SparseConv2d, SparseConvNet
-
-__all__ = ["MODELS", "ConvNet", "SparseConv2d", "SparseConvNet", "SparseMultiScaleNet", "build_model",
-           "load_checkpoint", "save_checkpoint"]

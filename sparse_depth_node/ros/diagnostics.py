@@ -1,0 +1,39 @@
+"""The node's /diagnostics status from its counters, rates and stage latencies."""
+
+from __future__ import annotations
+
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+
+from .stats import PipelineStats
+
+STREAMS = ("cloud", "image", "info")
+STALE_AFTER_S = 2.0
+
+
+def pipeline_status(stats: PipelineStats, model: str, device: str) -> DiagnosticStatus:
+    """One status: WARN for stale input (nothing for STALE_AFTER_S on a stream that was
+    flowing) or a stream silent while another flows; counters, input and output rates and
+    per-stage latency median / p90 as values."""
+    counts = stats.snapshot()
+    stale = [s for s in STREAMS if counts.get(f"in_{s}") and stats.age(f"in_{s}") > STALE_AFTER_S]
+    silent = [s for s in STREAMS if not counts.get(f"in_{s}")]
+    status = DiagnosticStatus(name="sparse_depth_node: pipeline", hardware_id=device)
+    if stale:
+        status.level, status.message = DiagnosticStatus.WARN, f"stale input: {', '.join(stale)}"
+    elif silent and any(counts.get(f"in_{s}") for s in STREAMS):
+        status.level, status.message = (
+            DiagnosticStatus.WARN,
+            f"no input yet on: {', '.join(silent)}",
+        )
+    else:
+        status.level, status.message = DiagnosticStatus.OK, "ok"
+    values = {"model": model, "device": device}
+    for s in STREAMS:
+        values[f"input_rate_hz.{s}"] = f"{stats.rate(f'in_{s}'):.1f}"
+    values["output_rate_hz"] = f"{stats.rate('frames_out'):.1f}"
+    for name, n in sorted(counts.items()):
+        values[f"count.{name}"] = str(n)
+    for stage, (med, p90) in sorted(stats.percentiles().items()):
+        values[f"latency_ms.{stage}"] = f"median {med:.1f} p90 {p90:.1f}"
+    status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+    return status

@@ -1,0 +1,249 @@
+"""The ROS 2 node: synchronised LiDAR + camera in, dense depth (REP 118) and a cloud out.
+
+Subscriptions feed an approximate time synchroniser; the newest complete set goes to a worker
+thread, so callbacks never wait for inference and no backlog forms; the worker runs the set
+through the frame path (ros.frame) and publishes. Parameters come from the one schema
+(core.settings). Malformed input is dropped with a throttled log line and a counter.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import rclpy
+import torch
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos_overriding_options import QoSOverridingOptions
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+
+from ..core.completion import DepthCompleter
+from ..core.methods import FALLBACK_METHOD
+from ..core.runtime import configure_process
+from ..core.settings import BY_NAME, problem
+from . import parameters
+from .diagnostics import pipeline_status
+from .extrinsics import TfExtrinsics, extrinsic_from_parameters, tf2_available
+from .frame import OUTPUTS, Dropped, RclpyKit, enabled_outputs, run_set
+from .msgs import stamp_seconds
+from .stats import PipelineStats
+from .sync import ApproximateSync
+
+INPUTS = (
+    (PointCloud2, "lidar/points", "cloud"),
+    (Image, "camera/image", "image"),
+    (CameraInfo, "camera/camera_info", "info"),
+)
+
+
+class SparseDepthNode(Node):
+    """sparse_depth_node: see the module docstring and README for topics and parameters."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("sparse_depth_node", **kwargs)
+        self._lock = threading.Condition()
+        self._pending = None
+        self._stop = False
+        self._worker: "threading.Thread | None" = None
+        parameters.declare(self)
+        reason = problem(self.values())
+        if reason:
+            raise ValueError(reason)
+        self.stats = PipelineStats()
+        self.add_on_set_parameters_callback(self._validate_parameters)
+        self.completer = self._load_completer()
+        self._tf = None
+        if self.values()["use_tf"] and tf2_available():
+            self._tf = TfExtrinsics(self)
+        elif self.values()["use_tf"]:
+            self.get_logger().info(
+                "tf2_ros is not available: T_camera<-lidar comes from the extrinsic.* parameters"
+            )
+        self._sync = ApproximateSync.from_settings(self.values())
+        self._kit = RclpyKit()
+        out_qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+        overrides = QoSOverridingOptions.with_default_policies()
+        self.pubs = {
+            o.topic: self.create_publisher(
+                self._kit.cls(o.msgtype), o.topic, out_qos, qos_overriding_options=overrides
+            )
+            for o in OUTPUTS
+        }
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        # sensor-data QoS (best effort, depth 5); qos_overrides.<topic>.subscription.* change it
+        for cls, topic, stream in INPUTS:
+            self.create_subscription(
+                cls,
+                topic,
+                lambda m, s=stream: self._offer(s, m),
+                qos_profile_sensor_data,
+                qos_overriding_options=overrides,
+            )
+        self.create_timer(1.0, self._publish_diagnostics)
+        self._worker = threading.Thread(target=self._run, name="sparse_depth_worker", daemon=True)
+        self._worker.start()
+        self.get_logger().info(f"ready: {self.completer.description}")
+
+    def values(self) -> dict[str, Any]:
+        return parameters.values(self)
+
+    def _validate_parameters(self, params: list) -> SetParametersResult:
+        new = {**self.values(), **{p.name: p.value for p in params if p.name in BY_NAME}}
+        reason = problem(new)
+        if reason is None:
+            self._sync.configure(new)
+        return SetParametersResult(successful=reason is None, reason=reason or "")
+
+    def _load_completer(self) -> DepthCompleter:
+        """The configured model on the configured device, else (unless ``strict``) the same
+        model on the CPU (fp32 instead of fp16), else the classical filler, saying so once."""
+        v = self.values()
+        model, device, precision = v["model"], v["device"], v["precision"]
+        cpu_precision = "fp32" if precision == "fp16" else precision  # fp16 is CUDA-only
+        attempts = [(model, device, precision)]
+        attempts += [(model, "cpu", cpu_precision)] if device != "cpu" else []
+        attempts += [(FALLBACK_METHOD, "cpu", "fp32")]
+        first_error = None
+        for m, d, prec in attempts:
+            try:
+                completer = DepthCompleter.from_settings(v, method=m, device=d, precision=prec)
+            except ValueError as exc:
+                if v["strict"]:
+                    raise
+                first_error = first_error or exc
+                continue
+            if first_error is not None:
+                self.stats.count("model_fallback")
+                self.get_logger().error(
+                    f"cannot use model '{model}' on '{device}': {first_error}; falling back to "
+                    f"{completer.description} (set strict:=true to fail instead)"
+                )
+            return completer
+        raise first_error  # unreachable: the classical filler on the CPU always loads
+
+    def _fall_back_to_cpu(self, exc: BaseException) -> None:
+        """CUDA ran out of memory: move the same model to the CPU for good, and say so once."""
+        if self.values()["strict"]:
+            raise exc
+        c = self.completer
+        model = c.model.cpu() if c.model is not None else None
+        self.completer = DepthCompleter(
+            c.method, "cpu", model=model, inference_scale=1.0 / c.factor, max_depth=c.max_depth
+        )
+        self.stats.count("cuda_oom_fallback")
+        self.get_logger().error(
+            f"CUDA out of memory ({exc}); running {self.completer.description} from now on"
+        )
+
+    def _offer(self, stream: str, msg: Any) -> None:
+        self.stats.count(f"in_{stream}")
+        with self._lock:
+            dropped = self._sync.dropped
+            matched = self._sync.add(stream, msg, stamp_seconds(msg.header))
+            if self._sync.dropped > dropped:
+                self.stats.count("dropped_unpaired", self._sync.dropped - dropped)
+            if matched is None:
+                return
+            if self._pending is not None:
+                self.stats.count("dropped_busy")
+            self._pending = (matched, time.perf_counter())  # the set is complete from now on
+            self._lock.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while self._pending is None and not self._stop:
+                    self._lock.wait(0.5)
+                if self._stop:
+                    return
+                (frame, arrived), self._pending = self._pending, None
+            try:
+                self._process(frame, arrived)
+            except Exception as exc:  # never let one frame kill the worker
+                self.stats.count("rejected_internal")
+                self.get_logger().error(
+                    f"frame dropped: {type(exc).__name__}: {exc}", throttle_duration_sec=5.0
+                )
+
+    def _extrinsic(self, camera_frame: str, lidar_frame: str, stamp: Any) -> "np.ndarray | None":
+        if self._tf is not None:
+            return self._tf.lookup(camera_frame, lidar_frame, stamp)
+        v = self.values()
+        return extrinsic_from_parameters(v["extrinsic.translation"], v["extrinsic.rotation"])
+
+    def _process(self, frame: Any, arrived: float) -> None:
+        """Complete one synchronised set; ``arrived``: perf_counter time of its last message."""
+        v = self.values()
+        topics = [t for t in enabled_outputs(v) if self.pubs[t].get_subscription_count() > 0]
+        if not topics:
+            self.stats.count("skipped_no_subscribers")
+            return
+        start = time.perf_counter()
+        args = (frame.cloud, frame.image, frame.info, self._extrinsic)
+        try:
+            try:
+                messages, timings = run_set(*args, self.completer, v, topics, self._kit)
+            except torch.cuda.OutOfMemoryError as exc:
+                self._fall_back_to_cpu(exc)
+                messages, timings = run_set(*args, self.completer, v, topics, self._kit)
+        except Dropped as exc:
+            self.stats.count(exc.counter)
+            self.get_logger().warning(f"frame dropped: {exc}", throttle_duration_sec=5.0)
+            return
+        t0 = time.perf_counter()
+        for topic, msg in messages.items():
+            self.pubs[topic].publish(msg)
+        t1 = time.perf_counter()
+        timings.update(
+            publish=(t1 - t0) * 1e3,
+            node_total=(t1 - start) * 1e3,
+            arrival_to_publish=(t1 - arrived) * 1e3,
+        )
+        self.stats.latency(timings)
+        self.stats.count("frames_out")
+
+    def diagnostic_status(self) -> DiagnosticStatus:
+        return pipeline_status(self.stats, self.completer.description, str(self.completer.device))
+
+    def _publish_diagnostics(self) -> None:
+        msg = DiagnosticArray()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.status = [self.diagnostic_status()]
+        self.diag_pub.publish(msg)
+
+    def destroy_node(self) -> None:
+        with self._lock:
+            self._stop = True
+            self._lock.notify()
+        if self._worker is not None:
+            self._worker.join(timeout=5.0)
+        super().destroy_node()
+
+
+def main(args: "list[str] | None" = None) -> None:
+    """Entry point of the ``sparse_depth_node`` executable (``ros2 run sparse_depth_node
+    sparse_depth_node``)."""
+    from rclpy.executors import ExternalShutdownException
+
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = SparseDepthNode()
+        configure_process(int(node.values()["threads"]))
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
+if __name__ == "__main__":
+    main()

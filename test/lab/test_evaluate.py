@@ -1,0 +1,181 @@
+"""Hold-out evaluation: splits, rings, metrics by hand, determinism, the CLI's JSON."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPO, SAMPLE
+
+from sparse_depth_node.core.completion import DepthCompleter
+from sparse_depth_node.data.datasets import open_dataset
+from sparse_depth_node.lab.evaluate import (
+    density_split,
+    evaluate,
+    rings_from_scan_order,
+    split_frame,
+)
+from sparse_depth_node.lab.metrics import frame_errors, mean_errors
+
+
+def test_frame_errors_by_hand():
+    pred = np.array([[2.0, 0.0], [4.0, 10.0]])
+    target = np.array([[1.0, 5.0], [4.0, 8.0]])
+    tmask = np.array([[1, 1], [1, 1]])
+    e = frame_errors(pred, target, tmask)
+    # errors on the 3 estimated pixels: 1 m, 0 m, 2 m
+    assert e["mae_mm"] == pytest.approx(1000.0)
+    assert e["rmse_mm"] == pytest.approx(np.sqrt((1 + 0 + 4) / 3) * 1000)
+    inv = np.array([1 / 2 - 1, 0.0, 1 / 10 - 1 / 8]) * 1000  # 1/km
+    assert e["imae_per_km"] == pytest.approx(np.mean(np.abs(inv)))
+    assert e["irmse_per_km"] == pytest.approx(np.sqrt(np.mean(inv**2)))
+    assert e["coverage"] == pytest.approx(0.75)
+    m = mean_errors([e, frame_errors(target, target, tmask)])
+    assert m["rmse_mm"] == pytest.approx(e["rmse_mm"] / 2)
+
+
+def test_kitti_rings_from_scan_order_are_the_64_lasers(kitti_frame0):
+    rings = rings_from_scan_order(kitti_frame0.points)
+    assert 64 <= rings.max() + 1 <= 65
+    p = kitti_frame0.points
+    el = np.degrees(np.arctan2(p[:, 2], np.hypot(p[:, 0], p[:, 1])))
+    med = [np.median(el[rings == r]) for r in range(1, 63)]
+    assert np.all(np.diff(med) < 0.2)  # top laser first, elevation falling ring by ring
+
+
+def test_random_split_is_disjoint_seeded_and_near_the_fraction(kitti_frame0):
+    a = split_frame(kitti_frame0, "random:0.3", seed=7)
+    b = split_frame(kitti_frame0, "random:0.3", seed=7)
+    assert torch.equal(a.input_mask, b.input_mask)
+    full = a.depth > 0
+    assert torch.all((a.input_mask + a.target_mask) == full.float())
+    assert abs(a.input_mask.sum() / full.sum() - 0.3) < 0.02
+    assert torch.equal(a.input_depth, a.depth * a.input_mask)
+
+
+def test_lines_split_keeps_every_kth_ring(kitti_frame0):
+    s = split_frame(kitti_frame0, "lines:4", seed=0)
+    full = (s.depth > 0).sum()
+    assert 0.2 < s.input_mask.sum() / full < 0.32 and torch.all(s.input_mask * s.target_mask == 0)
+
+
+def test_lines_protocol_refuses_a_lidar_without_rings(ddad_dir, nuscenes_dir):
+    with pytest.raises(ValueError, match="ring"):
+        split_frame(open_dataset(ddad_dir / "scene_02", "ddad").read(0), "lines:4", 0)
+    s = split_frame(
+        open_dataset(nuscenes_dir, "nuscenes").read("CAM_FRONT"), "lines:2", 0
+    )  # its ring field
+    assert s.input_mask.sum() > 0 and s.target_mask.sum() > 0
+
+
+def test_density_split_keeps_one_target_and_grows_the_input(kitti_frame0):
+    lo, hi, full = (density_split(kitti_frame0, d, seed=3) for d in (0.05, 0.5, 1.0))
+    assert torch.equal(lo.target_mask, hi.target_mask) and torch.equal(
+        lo.target_mask, full.target_mask
+    )
+    assert torch.all(lo.input_mask <= hi.input_mask) and torch.all(
+        hi.input_mask <= full.input_mask
+    )
+    assert torch.all(full.input_mask + full.target_mask == (full.depth > 0).float())
+
+
+def test_same_seed_same_numbers():
+    frames = [open_dataset(SAMPLE, "kitti-raw").read(i) for i in range(2)]
+    methods = {
+        "classic": DepthCompleter("classic", "cpu"),
+        "nearest": DepthCompleter("nearest", "cpu"),
+    }
+    a, b = (evaluate(frames, methods, "random:0.5", seed=1) for _ in range(2))
+    for m in methods:
+        for k in ("rmse_mm", "mae_mm", "irmse_per_km", "imae_per_km", "coverage"):
+            assert a["methods"][m][k] == b["methods"][m][k]
+    assert a["methods"]["nearest"]["coverage"] > 0.95
+
+
+def test_evaluate_cli_prints_a_table_and_writes_the_json(tmp_path):
+    out = tmp_path / "r.json"
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sparse_depth_node.cli",
+            "evaluate",
+            "--data",
+            str(SAMPLE),
+            "--format",
+            "kitti-raw",
+            "--frames",
+            "0:2",
+            "--protocol",
+            "lines:4",
+            "--seed",
+            "0",
+            "--methods",
+            "classic,nearest",
+            "--device",
+            "cpu",
+            "--json",
+            str(out),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "classic" in r.stdout and "RMSE mm" in r.stdout
+    data = json.loads(out.read_text())
+    assert data["protocol"] == "lines:4" and data["frames"] == 2
+    assert set(data["methods"]["nearest"]) >= {
+        "rmse_mm",
+        "mae_mm",
+        "irmse_per_km",
+        "imae_per_km",
+        "coverage",
+        "ms_per_frame",
+    }
+
+
+def test_common_metrics_compare_methods_on_the_pixels_all_of_them_cover(kitti_frame0):
+    methods = {
+        "nearest": DepthCompleter("nearest", "cpu"),
+        "classic": DepthCompleter("classic", "cpu"),
+    }
+    result = evaluate([kitti_frame0], methods, "lines:4", 0)
+    near, classic = result["methods"]["nearest"], result["methods"]["classic"]
+    assert classic["coverage"] < 0.5 < near["coverage"]
+    assert result["common_coverage"] <= classic["coverage"] + 1e-9
+    assert near["common"]["coverage"] == 1.0 and classic["common"]["coverage"] == 1.0
+    # by hand: nearest's errors restricted to the pixels classic also fills
+    split = split_frame(kitti_frame0, "lines:4", 0)
+    preds = {
+        name: m.complete(split.input_depth, split.input_mask)[0][0, 0].numpy()
+        for name, m in methods.items()
+    }
+    depth = split.depth[0, 0].numpy()
+    common = (
+        (split.target_mask[0, 0].numpy() > 0) & (preds["nearest"] > 0) & (preds["classic"] > 0)
+    )
+    expect = frame_errors(preds["nearest"], depth, common)
+    assert near["common"]["rmse_mm"] == pytest.approx(expect["rmse_mm"])
+
+
+def test_shipped_confidence_keeps_the_good_pixels_and_drops_the_bad(kitti_dir):
+    from sparse_depth_node.lab.evaluate import CONFIDENCE_THRESHOLDS
+
+    def curve(frames, method):
+        result = evaluate(
+            frames, {method: DepthCompleter(method, "cpu")}, "random:0.5", 0, CONFIDENCE_THRESHOLDS
+        )
+        return {r["threshold"]: r for r in result["confidence"][method]}
+
+    frames = [open_dataset(kitti_dir, "kitti-raw").read(i) for i in (60, 66, 72)]
+    rows = curve(frames, "multiscale")
+    half = rows[0.5]
+    assert 0.8 < half["kept"] < 1.0
+    assert half["rmse_dropped_mm"] > 3 * half["rmse_kept_mm"]
+    assert rows[0.75]["rmse_kept_mm"] < half["rmse_kept_mm"] and rows[0.75]["kept"] < half["kept"]
+    sparse = curve(frames[:1], "sparseconv")
+    assert sparse[0.9]["kept"] == 1.0  # the paper's network's confidence is its binary reach

@@ -1,0 +1,119 @@
+"""The training script end to end on the real splits: a few steps, a checkpoint with provenance."""
+
+import json
+
+import torch
+
+from sparse_depth_node.core.completion import DepthCompleter
+from sparse_depth_node.core.models import load_checkpoint
+from sparse_depth_node.lab.train import main as train_main
+
+
+def test_train_writes_a_loadable_checkpoint_with_command_and_metrics(
+    tmp_path, kitti_dir, ddad_dir
+):
+    out = tmp_path / "m.pt"
+    rc = train_main(
+        [
+            "--kitti",
+            str(kitti_dir),
+            "--ddad",
+            str(ddad_dir / "scene_01"),
+            "--model",
+            "convnet",
+            "--steps",
+            "2",
+            "--eval-every",
+            "2",
+            "--batch",
+            "1",
+            "--crop",
+            "64",
+            "128",
+            "--threads",
+            "1",
+            "--seed",
+            "3",
+            "--out",
+            str(out),
+        ]
+    )
+    assert rc == 0
+    model, meta = load_checkpoint(out)
+    prov = meta["provenance"]
+    assert prov["seed"] == 3 and prov["steps"] == 2 and "--model convnet" in prov["command"]
+    metrics = json.loads(prov["metrics"])
+    assert metrics["model"]["step"] == 2 and metrics["classic"]["rmse_mm"] > 0
+    completer = DepthCompleter(str(out), "cpu")
+    assert completer.method == "convnet" and completer.trained
+    depth, mask = torch.zeros(1, 1, 32, 32), torch.zeros(1, 1, 32, 32)
+    depth[..., 16, 16], mask[..., 16, 16] = 10.0, 1.0
+    dense, conf = completer.complete(depth, mask)
+    assert dense.shape == (1, 1, 32, 32) and conf[0, 0, 16, 16] == 1
+
+
+def test_confidence_only_training_keeps_the_depth_weights_of_its_init(
+    tmp_path, kitti_dir, ddad_dir
+):
+    from sparse_depth_node.core.models import SparseMultiScaleNet, save_checkpoint
+
+    init = tmp_path / "init.pt"
+    start = SparseMultiScaleNet()
+    save_checkpoint(init, "multiscale", start, {"command": "made by the test"})
+    out = tmp_path / "conf.pt"
+    rc = train_main(
+        [
+            "--kitti",
+            str(kitti_dir),
+            "--ddad",
+            str(ddad_dir / "scene_01"),
+            "--model",
+            "multiscale",
+            "--init",
+            str(init),
+            "--train",
+            "confidence",
+            "--steps",
+            "2",
+            "--eval-every",
+            "2",
+            "--batch",
+            "1",
+            "--crop",
+            "64",
+            "128",
+            "--threads",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
+    assert rc == 0
+    model, meta = load_checkpoint(out)
+    trained, before = model.state_dict(), start.state_dict()
+    for name, value in before.items():
+        if name.startswith("confidence."):
+            continue
+        assert torch.equal(trained[name], value), name
+    assert any(
+        not torch.equal(trained[n], before[n]) for n in before if n.startswith("confidence.")
+    )
+    prov = meta["provenance"]
+    assert prov["trained"] == "confidence" and "made by the test" in prov["init"]
+
+
+def test_ring_inputs_are_the_projections_of_every_kth_scan_line(kitti_frame0):
+    from sparse_depth_node.lab.evaluate import split_frame
+    from sparse_depth_node.lab.train import RING_STEPS, ring_inputs
+
+    variants = ring_inputs(kitti_frame0, 0.5, 100.0)
+    assert variants.shape[1] == 2 * sum(RING_STEPS)
+    # variant 2 (k = 4, phase 0) is exactly the lines:4 protocol's input
+    lines = split_frame(kitti_frame0, "lines:4", 0)
+    first_k4 = 2 * RING_STEPS[0]
+    assert torch.equal(variants[:, first_k4 : first_k4 + 1], lines.input_depth)
+    assert torch.equal(variants[:, first_k4 + 1 : first_k4 + 2], lines.input_mask)
+    # the two phases of k = 2 together hold (almost) every projected pixel, each about half
+    half_a, half_b = variants[:, 1], variants[:, 3]
+    full = ((half_a + half_b) > 0).sum()
+    assert 0.4 < half_a.sum() / full < 0.6 and 0.4 < half_b.sum() / full < 0.6
