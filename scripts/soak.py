@@ -27,8 +27,8 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
 from sparse_depth_node.bag.demo import node_command
+from sparse_depth_node.bag.io import open_bag, resolve_inputs
 from sparse_depth_node.bag.player import BagPlayer
-from sparse_depth_node.bag.process import open_bag, resolve_inputs
 
 REPO = Path(__file__).resolve().parents[1]
 BAG = REPO / "sample" / "kitti_2011_09_26_sample"

@@ -28,6 +28,12 @@ def _add_speed_options(p: argparse.ArgumentParser) -> None:
         choices=PRECISIONS,
         help="network precision (fp16: CUDA only; default %(default)s)",
     )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=DEFAULTS["threads"],
+        help="CPU threads for torch and OpenCV (default %(default)s: all cores but one)",
+    )
 
 
 def _add_complete(sub: argparse._SubParsersAction) -> None:
@@ -132,10 +138,12 @@ def _convert_kitti(args: argparse.Namespace) -> int:
 def _process(args: argparse.Namespace) -> int:
     from .bag.io import load_parameters, parse_remaps
     from .bag.process import process_bag
+    from .core.runtime import configure_process
 
     params = load_parameters(args.params)
     if args.device is not None:
         params["device"] = args.device
+    configure_process(int(params.get("threads", 0)))
     done = []
     try:
         report = process_bag(
@@ -350,9 +358,10 @@ def main(argv: "list[str] | None" = None) -> int:
     p.add_argument("--iterations", type=int, default=50)
     p.add_argument(
         "--sections",
-        default="stages,paths,points,images,models",
-        help="comma-separated: stages, paths (completion paths side by side), points, images, "
-        "models",
+        default="stages,paths,busy",
+        help="comma-separated: stages, paths (a network's completion paths side by side), compile "
+        "(adds torch.compile paths), busy (end to end with a busy neighbour), points, images, "
+        "models (default %(default)s)",
     )
     p.add_argument(
         "--repeats", type=int, default=3, help="runs per configuration in the scaling sections"
@@ -384,8 +393,9 @@ def main(argv: "list[str] | None" = None) -> int:
         )
     else:
         args = parser.parse_args(argv)
-    configure_process()
     try:
+        if hasattr(args, "threads"):  # the commands that compute (speed options)
+            configure_process(args.threads)
         return int(args.func(args) or 0)
     except ValueError as exc:
         print(f"sparse-depth {args.command}: error: {exc}", file=sys.stderr)

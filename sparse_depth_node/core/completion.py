@@ -1,9 +1,11 @@
 """DepthCompleter: one object that turns a sparse depth image into dense depth + confidence.
 
 Methods: ``sparseconv``, ``multiscale`` and ``convnet`` (networks, from the package's shipped
-weights or a checkpoint path), ``classic`` (IP-Basic-style morphology, no weights; it leaves
-pixels it cannot support empty), ``classic-full`` (the same, extrapolated to every pixel as
-IP-Basic publishes it) and ``nearest`` (nearest valid pixel within a window). It picks the
+weights or a checkpoint path), the classical fillers of classic.py (IP-Basic in OpenCV, no
+weights, on the CPU): ``classic`` (fast fill; it leaves pixels above the LiDAR's top empty),
+``classic-full`` (the same, extrapolated to every pixel as IP-Basic's benchmark setting) and
+``classic-multiscale`` (the paper's multi-scale fill), and ``nearest`` (nearest valid pixel
+within a window). It picks the
 device, moves the model once, and runs inference without autograd. Networks run on the window
 that holds the LiDAR's support (the result is the same as on the whole image), optionally at
 a lower resolution (``inference_scale``) and in reduced precision (``precision``); see
@@ -19,7 +21,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .classic import ip_basic
+from .classic import FILLS
 from .inference import autocast_dtype, downsample_sparse, support_window, upsample_dense
 from .methods import DEFAULT_METHOD, METHODS, NETWORKS
 from .models import build_model, load_checkpoint
@@ -69,6 +71,14 @@ def nearest_fill(depth: torch.Tensor, mask: torch.Tensor, radius: int = 12) -> t
         grown = -F.max_pool2d(-filled, 3, stride=1, padding=1)
         filled = torch.where(filled < far, filled, grown)
     return torch.where(filled < far, filled, torch.zeros_like(filled))
+
+
+def classic_fill(method: str, depth: torch.Tensor, max_depth: float) -> torch.Tensor:
+    """A classical filler of core.classic (OpenCV, on the CPU) on (B, 1, H, W) metres, 0 = empty;
+    the result on ``depth``'s device."""
+    host = depth.detach().to("cpu", torch.float32).numpy()
+    out = [torch.from_numpy(FILLS[method](d[0], max_depth)) for d in host]
+    return torch.stack(out)[:, None].to(depth.device)
 
 
 class DepthCompleter:
@@ -167,10 +177,8 @@ class DepthCompleter:
         depth, mask = downsample_sparse(depth, mask, self.factor)
         if self.model is not None:
             dense, conf = self._run_network(depth, mask)
-        elif self.method in ("classic", "classic-full"):
-            dense = ip_basic(
-                depth * mask, max_depth=self.max_depth, extrapolate=self.method == "classic-full"
-            )
+        elif self.method in FILLS:
+            dense = classic_fill(self.method, depth * mask, self.max_depth)
             conf = (dense > 0).to(torch.float32)
         else:
             dense = nearest_fill(depth, mask)

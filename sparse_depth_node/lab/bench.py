@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import platform
 import struct
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -152,7 +155,42 @@ def machine() -> str:
     return f"{cpu}, {torch.get_num_threads()} torch threads"
 
 
-SECTIONS = ("stages", "paths", "points", "images", "models")
+def busy_neighbour(seconds: float) -> subprocess.Popen:
+    """Another process keeping one core busy for at most ``seconds`` (a robot's CPU is never
+    idle); the caller kills it when done."""
+    spin = (
+        f"import time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() < end:\n    pass"
+    )
+    return subprocess.Popen([sys.executable, "-c", spin])
+
+
+def bench_busy(
+    frames: list[Frame], completer: DepthCompleter, iterations: int, warmup: int
+) -> dict:
+    """End to end on the idle machine and with a busy neighbour (one other process spinning on
+    one core), same frames, same settings; ``p90_ratio`` = busy p90 / idle p90."""
+    idle = bench_frames(frames, completer, iterations, warmup)["end_to_end"]
+    spinner = busy_neighbour(600)
+    try:
+        time.sleep(0.2)
+        busy = bench_frames(frames, completer, iterations, warmup)["end_to_end"]
+    finally:
+        spinner.kill()
+        spinner.wait()
+    return {"idle": idle, "busy": busy, "p90_ratio": busy["p90_ms"] / idle["p90_ms"]}
+
+
+SECTIONS = ("stages", "paths", "compile", "busy", "points", "images", "models")
+DEFAULT_SECTIONS = ("stages", "paths", "busy")  # about a minute on 2 CPU cores
+MODELS = (
+    "sparseconv",
+    "multiscale",
+    "convnet",
+    "classic",
+    "classic-full",
+    "classic-multiscale",
+    "nearest",
+)
 
 
 def run(
@@ -164,12 +202,19 @@ def run(
     warmup: int,
     inference_scale: float = 1.0,
     precision: str = "fp32",
-    sections: tuple[str, ...] = SECTIONS,
+    sections: tuple[str, ...] = DEFAULT_SECTIONS,
     repeats: int = 3,
 ) -> dict:
     """The benchmark's report: ``stages`` (per-stage table of ``model`` as configured, with the
-    references), and the bench_scaling sections: ``paths`` (completion paths side by side),
-    ``points``, ``images`` and ``models`` (scaling tables, ``repeats`` runs each)."""
+    references), ``busy`` (end to end idle and with a busy neighbour), and the bench_scaling
+    sections: ``paths`` (a network's completion paths side by side; ``compile`` adds the
+    torch.compile paths, a minute of compiling), ``points``, ``images`` and ``models`` (scaling
+    tables, ``repeats`` runs each)."""
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        raise ValueError(
+            f"unknown bench section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}"
+        )
     reader = open_dataset(data, fmt)
     frames = [
         reader.read(i)
@@ -195,8 +240,12 @@ def run(
             references=bench_references(frames[0]),
         )
     source = (str(data), fmt, frames[0].name)
-    if "paths" in sections:
-        report["paths"] = completion_paths(frames[:5], model, completer.device, repeats)
+    if "busy" in sections:
+        report["busy"] = bench_busy(frames, completer, min(iterations, 20), warmup)
+    if "paths" in sections and completer.model is not None:
+        report["paths"] = completion_paths(
+            frames[:5], model, completer.device, repeats, compile_paths="compile" in sections
+        )
     if "points" in sections:
         report["points"] = scaling_points(
             frames[0], completer, (30_000, 120_000, 500_000, 2_000_000), repeats, source
@@ -207,7 +256,7 @@ def run(
         report["models"] = scaling_models(
             frames[0],
             completer.device,
-            ("sparseconv", "multiscale", "convnet", "classic", "nearest"),
+            MODELS,
             repeats,
             source,
         )
@@ -249,6 +298,14 @@ def format_report(r: dict) -> str:
                 f"{s['reference_ms']:9.2f} ms  "
                 f"({s['reference_ms'] / max(s['project_ms'], 1e-9):.1f}x)"
             )
+    if "busy" in r:
+        b = r["busy"]
+        lines.append(
+            f"end to end, busy neighbour (one other process spinning on one core): median / p90 "
+            f"{b['busy']['median_ms']:.1f} / {b['busy']['p90_ms']:.1f} ms against idle "
+            f"{b['idle']['median_ms']:.1f} / {b['idle']['p90_ms']:.1f} ms "
+            f"(p90 x{b['p90_ratio']:.2f})"
+        )
     if "paths" in r:
         eager = next(iter(r["paths"].values())).get("median_ms")
         lines.append(

@@ -1,34 +1,12 @@
-"""Classical filler, nearest fill, the DepthCompleter and the per-frame pipeline on real frames."""
+"""Nearest fill, the DepthCompleter and the per-frame pipeline on real frames."""
 
 import numpy as np
 import pytest
 import torch
 
-from sparse_depth_node.core.classic import ip_basic
 from sparse_depth_node.core.completion import DepthCompleter, nearest_fill, resolve_device
 from sparse_depth_node.core.geometry import project_points
 from sparse_depth_node.core.pipeline import process_frame
-
-
-def test_ip_basic_fills_a_sparse_plane_with_its_depth():
-    depth = torch.zeros(1, 1, 60, 80)
-    depth[..., 10::4, ::3] = 12.5  # a fronto-parallel wall seen by scan lines
-    out = ip_basic(depth)
-    assert torch.allclose(out[..., 12:56, 2:78], torch.tensor(12.5), atol=1e-4)
-    assert torch.all(
-        out[..., :5, :] == 0
-    )  # nothing extrapolated above the top scan line by default
-    full = ip_basic(depth, extrapolate=True)
-    assert torch.all(full > 0)
-
-
-def test_ip_basic_prefers_the_nearer_surface_at_an_edge():
-    depth = torch.zeros(1, 1, 30, 30)
-    depth[..., ::2, ::2] = 40.0
-    depth[..., 10:20:2, 10:20:2] = 5.0  # a near object in front of a far wall
-    out = ip_basic(depth)
-    assert out[0, 0, 15, 15] == pytest.approx(5.0, abs=1e-4)
-    assert out[0, 0, 2, 2] == pytest.approx(40.0, abs=1e-4)
 
 
 def test_nearest_fill_takes_the_nearest_valid_pixel():
@@ -61,7 +39,7 @@ def test_untrained_network_needs_an_explicit_opt_in(tmp_path, monkeypatch):
     assert not c.trained and "UNTRAINED" in c.description
 
 
-@pytest.mark.parametrize("method", ["classic", "nearest"])
+@pytest.mark.parametrize("method", ["classic", "classic-multiscale", "nearest"])
 def test_pipeline_on_kitti_frame_keeps_lidar_depth_at_lidar_pixels(kitti_frame0, method):
     f = kitti_frame0
     r = process_frame(f.points, f.camera, f.t_cam_from_lidar, DepthCompleter(method, "cpu"), f.rgb)
@@ -101,16 +79,6 @@ def test_pipeline_cuda_path_matches_cpu(kitti_frame0):
     )
     np.testing.assert_array_equal(cpu.sparse_depth, gpu.sparse_depth)
     np.testing.assert_allclose(cpu.dense_depth, gpu.dense_depth, atol=1e-3)
-
-
-def test_fill_along_takes_the_nearest_valid_pixel_of_the_line():
-    from sparse_depth_node.core.classic import _fill_along
-
-    x = torch.tensor([[[[0.0, 5.0, 0.0, 0.0, 0.0, 7.0, 0.0], [0.0] * 7]]])
-    rows = _fill_along(x, -1)
-    assert rows[0, 0, 0].tolist() == [5.0, 5.0, 5.0, 5.0, 7.0, 7.0, 7.0]  # a tie goes to the left
-    assert rows[0, 0, 1].tolist() == [0.0] * 7  # nothing valid in the row
-    assert _fill_along(rows, -2)[0, 0, 1].tolist() == [5.0, 5.0, 5.0, 5.0, 7.0, 7.0, 7.0]
 
 
 def test_classic_full_extrapolates_to_every_pixel_and_keeps_the_lidar_depth(kitti_frame0):

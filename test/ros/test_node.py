@@ -432,9 +432,9 @@ def _rss_mb() -> float:
 def test_overload_keeps_queues_and_memory_bounded_and_serves_the_newest_frame(
     context, kitti_frame0
 ):
-    """Input at ~5x what the node sustains (20 Hz against ~3-5 frames/s of classic on 2 cores)
+    """Input at ~5x what the node sustains (20 Hz against ~4 frames/s of sparseconv on 2 cores)
     for 12 s; scripts/soak.py runs the same for minutes."""
-    with live(context, kitti_frame0, topics=("depth/image",), model="classic") as (
+    with live(context, kitti_frame0, topics=("depth/image",), model="sparseconv") as (
         node,
         h,
         ex,

@@ -1,0 +1,37 @@
+"""Process start-up settings: threads that leave a core to the robot, OpenMP threads that
+sleep instead of spinning, an allocator that keeps freed memory."""
+
+import os
+import subprocess
+import sys
+
+from sparse_depth_node.core.runtime import cpu_threads
+
+
+def test_auto_threads_leave_one_core_free_and_an_explicit_count_wins():
+    cores = len(os.sched_getaffinity(0))
+    assert cpu_threads(0) == max(1, cores - 1)
+    assert cpu_threads(3) == 3
+
+
+def _fresh(code: str, **env: str) -> str:
+    environ = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | env
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environ)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+def test_importing_the_package_makes_openmp_threads_sleep_unless_the_user_chose():
+    code = "import sparse_depth_node, os; print(os.environ['OMP_WAIT_POLICY'])"
+    assert _fresh(code) == "PASSIVE"
+    assert _fresh(code, OMP_WAIT_POLICY="ACTIVE") == "ACTIVE"
+
+
+def test_configure_process_sets_torch_and_opencv_threads():
+    code = (
+        "from sparse_depth_node.core.runtime import configure_process\n"
+        "import cv2, torch\n"
+        "n = configure_process(1)\n"
+        "print(n, torch.get_num_threads(), cv2.getNumThreads())"
+    )
+    assert _fresh(code) == "1 1 1"
