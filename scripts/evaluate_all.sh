@@ -13,7 +13,7 @@ for model in sparseconv convnet; do
   [ -f "$ckpt" ] || $SD train --model $model --keep 0.5 0.5 --steps 600 --eval-every 300 --threads 1 --seed 0 \
     --kitti "$DATA/kitti_raw_2011_09_26" --ddad "$DATA/ddad_test_scene/scene_01" --out "$ckpt"
 done
-METHODS=${METHODS:-multiscale,sparseconv,classic,classic-full,nearest,out/experiments/sparseconv-keep0.5.pt,out/experiments/convnet-keep0.5.pt}
+METHODS=${METHODS:-multiscale,sparseconv,classic,classic-full,classic-multiscale,nearest,out/experiments/sparseconv-keep0.5.pt,out/experiments/convnet-keep0.5.pt}
 run() {  # name data format protocol [extra args]
   local name=$1 data=$2 fmt=$3 protocol=$4; shift 4
   echo "== $name $protocol"

@@ -1,5 +1,7 @@
-"""Shared fixtures: the real data in ../shared/data (or $SPARSE_DEPTH_DATA) and the bundled
-sample."""
+"""Shared fixtures. The tests use data inside the repository only: the bundled sample (three
+KITTI raw frames) and test/fixtures/ (one DDAD frame per scene, one nuScenes frame). Tests
+marked ``validation`` need the full data sets in ../shared/data (or $SPARSE_DEPTH_DATA): they
+run with `bash scripts/validate.sh`, and `bash scripts/test.sh` leaves them out."""
 
 import os
 from pathlib import Path
@@ -7,35 +9,38 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("SPARSE_DEPTH_DATA", REPO.parent / "shared" / "data"))
 SAMPLE = REPO / "sample" / "kitti_raw_2011_09_26"
-
-
-def _require(path: Path) -> Path:
-    if not path.exists():
-        raise FileNotFoundError(
-            f"test data {path} is missing: set SPARSE_DEPTH_DATA to ../shared/data"
-        )
-    return path
+FIXTURES = REPO / "test" / "fixtures"
+FULL_DATA = Path(os.environ.get("SPARSE_DEPTH_DATA", REPO.parent / "shared" / "data"))
 
 
 @pytest.fixture(scope="session")
 def kitti_dir() -> Path:
-    return _require(DATA / "kitti_raw_2011_09_26")
+    return SAMPLE
 
 
 @pytest.fixture(scope="session")
 def ddad_dir() -> Path:
-    return _require(DATA / "ddad_test_scene")
+    return FIXTURES / "ddad_test_scene"
 
 
 @pytest.fixture(scope="session")
 def nuscenes_dir() -> Path:
-    return _require(DATA / "nuscenes_demo")
+    return FIXTURES / "nuscenes_demo"
 
 
 @pytest.fixture(scope="session")
-def kitti_frame0(kitti_dir):
+def full_data() -> Path:
+    """The full data sets, for ``validation`` tests; their absence is an error, not a skip."""
+    if not (FULL_DATA / "kitti_raw_2011_09_26").is_dir():
+        raise FileNotFoundError(
+            f"validation data {FULL_DATA} is missing: set SPARSE_DEPTH_DATA to ../shared/data"
+        )
+    return FULL_DATA
+
+
+@pytest.fixture(scope="session")
+def kitti_frame0():
     from sparse_depth_node.data.datasets import KittiRawReader
 
-    return KittiRawReader(kitti_dir).read(0)
+    return KittiRawReader(SAMPLE).read(0)

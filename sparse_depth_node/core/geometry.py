@@ -93,20 +93,22 @@ def backproject_depth(
     if (h, w) != (camera.height, camera.width):
         raise ValueError(f"depth is {w}x{h} but the camera is {camera.width}x{camera.height}")
     d = d[::stride, ::stride]
-    vs = torch.arange(0, h, stride, device=d.device, dtype=torch.float32)
-    us = torch.arange(0, w, stride, device=d.device, dtype=torch.float32)
     valid = torch.isfinite(d) & (d > 0) & (d >= min_depth) & (d <= max_depth)
     if confidence is not None:
         c = confidence.reshape(h, w)[::stride, ::stride]
         valid &= (c >= confidence_threshold) & (c > 0)
-    z = d[valid]
-    vv, uu = torch.meshgrid(vs, us, indexing="ij")
-    x = (uu[valid] - camera.cx) * z / camera.fx
-    y = (vv[valid] - camera.cy) * z / camera.fy
+    # one gather of the kept pixels by flat index (boolean indexing of each array costs more)
+    idx = torch.nonzero(valid.reshape(-1)).squeeze(1)
+    z = d.reshape(-1).index_select(0, idx)
+    cols = d.shape[1]
+    u = (idx % cols).to(torch.float32) * stride
+    v = torch.div(idx, cols, rounding_mode="floor").to(torch.float32) * stride
+    x = (u - camera.cx) * z / camera.fx
+    y = (v - camera.cy) * z / camera.fy
     points = torch.stack([x, y, z], dim=1).to(torch.float32)
     colours = None
     if rgb is not None:
         if tuple(rgb.shape[:2]) != (h, w):
             raise ValueError(f"rgb is {tuple(rgb.shape[:2])} but depth is {(h, w)}")
-        colours = rgb[::stride, ::stride][valid]
+        colours = rgb[::stride, ::stride].reshape(-1, 3).index_select(0, idx)
     return points, colours, valid

@@ -2,7 +2,7 @@
 projected points, the target the held-out rest. (Targets accumulated from ICP-registered
 neighbouring sweeps were measured and made RMSE worse; docs/EVALUATION.md keeps the figures.)
 
-Splits (fixed): train on KITTI raw frames 0-59 and DDAD scene_01; validate on KITTI raw
+Splits (defaults): train on KITTI raw frames 0-59 and DDAD scene_01; validate on KITTI raw
 60-77 with a seeded random 50 % hold-out, scored against ``classic`` in the same run.
 """
 
@@ -123,10 +123,20 @@ def evaluate_holdout(
     return mean_errors(per)
 
 
+def frame_range(spec: str, count: int) -> list[int]:
+    """Frame indices of "A:B" ([A, B)) within a drive of ``count`` frames; ValueError otherwise."""
+    a, sep, b = spec.partition(":")
+    if not sep or not a.isdigit() or not b.isdigit() or not 0 <= int(a) < int(b) <= count:
+        raise ValueError(f"frames '{spec}' must be A:B with 0 <= A < B <= {count}")
+    return list(range(int(a), int(b)))
+
+
 def main(argv: "list[str] | None" = None) -> int:
     p = argparse.ArgumentParser(prog="sparse-depth train", description=__doc__)
     p.add_argument("--kitti", default="../shared/data/kitti_raw_2011_09_26")
     p.add_argument("--ddad", default="../shared/data/ddad_test_scene/scene_01")
+    p.add_argument("--train-frames", default="0:60", help="KITTI frames A:B to train on")
+    p.add_argument("--val-frames", default="60:78", help="KITTI frames A:B to validate on")
     p.add_argument("--model", default="sparseconv", choices=sorted(NETWORKS))
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--batch", type=int, default=4)
@@ -174,9 +184,11 @@ def main(argv: "list[str] | None" = None) -> int:
     rng = random.Random(args.seed)
     device = torch.device(args.device)
     kitti = open_dataset(args.kitti, "kitti-raw")
+    n = len(kitti.frame_ids())
+    train_ids, val_ids = (frame_range(r, n) for r in (args.train_frames, args.val_frames))
     train = [
         torch.cat([d, m, d, m], dim=1)
-        for d, m in project_frames(kitti, list(range(0, 60)), MIN_DEPTH, MAX_DEPTH)
+        for d, m in project_frames(kitti, train_ids, MIN_DEPTH, MAX_DEPTH)
     ]
     if args.ddad:
         ddad = open_dataset(args.ddad, "ddad")
@@ -184,12 +196,12 @@ def main(argv: "list[str] | None" = None) -> int:
             torch.cat([d, m, d, m], dim=1)
             for d, m in project_frames(ddad, ddad.frame_ids(), MIN_DEPTH, MAX_DEPTH)
         ]
-    val = project_frames(kitti, list(range(60, 78)), MIN_DEPTH, MAX_DEPTH)
+    val = project_frames(kitti, val_ids, MIN_DEPTH, MAX_DEPTH)
     # KITTI samples with their scan-line input variants appended (channels 4 on)
     ring_train = (
         [
             torch.cat([s, ring_inputs(kitti.read(i), MIN_DEPTH, MAX_DEPTH)], dim=1)
-            for i, s in zip(range(0, 60), train)
+            for i, s in zip(train_ids, train)
         ]
         if args.ring_holdout > 0
         else []
@@ -263,7 +275,8 @@ def main(argv: "list[str] | None" = None) -> int:
             running = 0.0
     provenance = {
         "command": "sparse-depth train " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "data": "KITTI raw 2011_09_26 frames 0-59 + DDAD scene_01 (train); KITTI raw 60-77 "
+        "data": f"KITTI raw {args.kitti} frames {args.train_frames} + DDAD {args.ddad} (train); "
+        f"KITTI raw frames {args.val_frames} "
         "(validation)",
         "init": (
             f"{args.init}, trained by: "

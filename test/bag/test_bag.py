@@ -38,7 +38,7 @@ def read_all(bag):
 
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
 def test_convert_kitti_reads_back_to_the_same_data(tmp_path, kitti_dir, storage):
-    n = convert_kitti(kitti_dir, tmp_path / "bag", frames=(5, 8), storage=storage)
+    n = convert_kitti(kitti_dir, tmp_path / "bag", frames=(0, 3), storage=storage)
     assert n == 3
     msgs, conns = read_all(tmp_path / "bag")
     raw = KittiRawReader(kitti_dir)
@@ -53,13 +53,13 @@ def test_convert_kitti_reads_back_to_the_same_data(tmp_path, kitti_dir, storage)
             msgs["/kitti/camera/camera_info"],
         )
     ):
-        f = raw.read(5 + i)
+        f = raw.read(i)
         stamp = cloud.header.stamp.sec * 10**9 + cloud.header.stamp.nanosec
         assert (
             t_c == t_i == stamp == 1_317_024_000 * 10**9 + i * 10**8
         )  # 10 Hz, message time = header stamp
         scan = np.fromfile(
-            kitti_dir / "velodyne_points" / "data" / f"{5 + i:010d}.bin", np.float32
+            kitti_dir / "velodyne_points" / "data" / f"{i:010d}.bin", np.float32
         ).reshape(-1, 4)
         assert cloud.data.tobytes() == scan.tobytes() and cloud.point_step == 16
         np.testing.assert_array_equal(pointcloud2_to_xyz(cloud), f.points)

@@ -147,7 +147,7 @@ def test_kitti_object_layout_reads_nonconsecutive_frames(tmp_path, kitti_dir):
     for d in ("calib", "velodyne", "image_2"):
         (tmp_path / d).mkdir()
     tr = np.c_[v2c["R"].reshape(3, 3), v2c["T"]].ravel()
-    for src, fid in ((3, "000007"), (10, "000123")):
+    for src, fid in ((1, "000007"), (2, "000123")):
         lines = [f"P{i}: " + " ".join(map(str, c2c[f"P_rect_0{i}"])) for i in range(4)]
         lines += [
             "R0_rect: " + " ".join(map(str, c2c["R_rect_00"])),
@@ -163,7 +163,7 @@ def test_kitti_object_layout_reads_nonconsecutive_frames(tmp_path, kitti_dir):
     reader = open_dataset(tmp_path, "kitti-object")
     assert isinstance(reader, KittiObjectReader) and reader.frame_ids() == ["000007", "000123"]
     f = reader.read("000123")
-    raw = open_dataset(kitti_dir, "kitti-raw").read(10)
+    raw = open_dataset(kitti_dir, "kitti-raw").read(2)
     np.testing.assert_array_equal(f.points, raw.points)
     np.testing.assert_allclose(
         f.camera.P @ f.t_cam_from_lidar, raw.camera.P @ raw.t_cam_from_lidar, atol=1e-9
@@ -210,3 +210,12 @@ def test_unknown_frame_and_format_raise_value_error(kitti_dir):
         open_dataset(kitti_dir, "kitti-raw").read(500)
     with pytest.raises(ValueError, match="unknown format"):
         open_dataset(kitti_dir, "waymo")
+
+
+@pytest.mark.validation
+def test_the_full_kitti_drive_reads_78_sweeps_with_a_truncated_last_one(full_data):
+    reader = open_dataset(full_data / "kitti_raw_2011_09_26", "kitti-raw")
+    assert len(reader.frame_ids()) == 78
+    first, last = reader.read(0), reader.read(77)
+    assert 100_000 < len(first.points) < 130_000 and 60_000 < len(last.points) < 80_000
+    assert first.rgb.shape == (375, 1242, 3)

@@ -36,10 +36,12 @@ def test_frame_errors_by_hand():
     assert m["rmse_mm"] == pytest.approx(e["rmse_mm"] / 2)
 
 
-def test_kitti_rings_from_scan_order_are_the_64_lasers(kitti_frame0):
-    rings = rings_from_scan_order(kitti_frame0.points)
+@pytest.mark.validation
+def test_kitti_rings_from_scan_order_are_the_64_lasers(full_data):
+    """A full sweep (the bundled sample keeps only the camera's view: 56 of the 64 lasers)."""
+    p = open_dataset(full_data / "kitti_raw_2011_09_26", "kitti-raw").read(0).points
+    rings = rings_from_scan_order(p)
     assert 64 <= rings.max() + 1 <= 65
-    p = kitti_frame0.points
     el = np.degrees(np.arctan2(p[:, 2], np.hypot(p[:, 0], p[:, 1])))
     med = [np.median(el[rings == r]) for r in range(1, 63)]
     assert np.all(np.diff(med) < 0.2)  # top laser first, elevation falling ring by ring
@@ -162,7 +164,8 @@ def test_common_metrics_compare_methods_on_the_pixels_all_of_them_cover(kitti_fr
     assert near["common"]["rmse_mm"] == pytest.approx(expect["rmse_mm"])
 
 
-def test_shipped_confidence_keeps_the_good_pixels_and_drops_the_bad(kitti_dir):
+@pytest.mark.validation
+def test_shipped_confidence_keeps_the_good_pixels_and_drops_the_bad(full_data):
     from sparse_depth_node.lab.evaluate import CONFIDENCE_THRESHOLDS
 
     def curve(frames, method):
@@ -171,7 +174,8 @@ def test_shipped_confidence_keeps_the_good_pixels_and_drops_the_bad(kitti_dir):
         )
         return {r["threshold"]: r for r in result["confidence"][method]}
 
-    frames = [open_dataset(kitti_dir, "kitti-raw").read(i) for i in (60, 66, 72)]
+    kitti = open_dataset(full_data / "kitti_raw_2011_09_26", "kitti-raw")
+    frames = [kitti.read(i) for i in (60, 66, 72)]
     rows = curve(frames, "multiscale")
     half = rows[0.5]
     assert 0.8 < half["kept"] < 1.0

@@ -1,4 +1,5 @@
-"""The training script end to end on the real splits: a few steps, a checkpoint with provenance."""
+"""The training script end to end on real frames (the bundled sample, one DDAD frame): a few
+steps, a checkpoint with provenance."""
 
 import json
 
@@ -19,6 +20,10 @@ def test_train_writes_a_loadable_checkpoint_with_command_and_metrics(
             str(kitti_dir),
             "--ddad",
             str(ddad_dir / "scene_01"),
+            "--train-frames",
+            "0:2",
+            "--val-frames",
+            "2:3",
             "--model",
             "convnet",
             "--steps",
@@ -67,6 +72,10 @@ def test_confidence_only_training_keeps_the_depth_weights_of_its_init(
             str(kitti_dir),
             "--ddad",
             str(ddad_dir / "scene_01"),
+            "--train-frames",
+            "0:2",
+            "--val-frames",
+            "2:3",
             "--model",
             "multiscale",
             "--init",
