@@ -28,7 +28,7 @@ setup(
     tests_require=["pytest"],
     entry_points={
         "console_scripts": [
-            f"sparse_depth_node = {PACKAGE}.ros.node:main",
+            f"sparse_depth_node = {PACKAGE}.ros.main:main",
             f"sparse-depth = {PACKAGE}.cli:main",
         ],
     },

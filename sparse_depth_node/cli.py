@@ -1,81 +1,102 @@
 """The ``sparse-depth`` command: ``complete`` (one frame of a data set), ``convert-kitti``,
-``process`` and ``play`` (rosbag2), ``demo`` (node + bag over DDS), ``node`` (the ROS 2 node)
-and ``train`` (self-supervised training)."""
+``process`` and ``play`` (rosbag2), ``demo`` (node + bag over DDS), ``node`` (the ROS 2 node),
+``evaluate``, ``bench`` and ``train``.
+
+A mistake (a missing folder, a wrong format, an unreadable file) ends with one line naming the
+problem and exit status 2; work that takes longer than a moment shows a progress bar on a
+terminal (``--quiet`` silences it). Each command imports its modules only when it runs, so
+``--help`` is instant.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
+# the bundled sample of a source checkout: `bench` runs on it when no --data is given
+SAMPLE = Path(__file__).resolve().parents[1] / "sample" / "kitti_raw_2011_09_26"
+Tick = Callable[[], None]
 
 
-def _add_speed_options(p: argparse.ArgumentParser) -> None:
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Every option's help shows its default; descriptions keep their lines."""
+
+
+def progress(args: argparse.Namespace, desc: str, total: "int | None" = None, unit: str = "frame"):
+    """A tqdm bar on stderr: hidden with --quiet, and when stderr is not a terminal."""
+    from tqdm import tqdm
+
+    quiet = getattr(args, "quiet", False)
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit=unit,
+        file=sys.stderr,
+        leave=False,
+        disable=True if quiet else None,
+    )
+
+
+def _common(p: argparse.ArgumentParser, quiet: bool = True) -> None:
+    if quiet:
+        p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def _data_options(p: argparse.ArgumentParser, data_default: "str | None" = None) -> None:
+    from .data.datasets import FORMATS
+
+    required = data_default is None
+    p.add_argument(
+        "--data",
+        required=required,
+        default=data_default,
+        help="data set folder (the layout of --format)",
+    )
+    p.add_argument(
+        "--format",
+        required=required,
+        default=None if required else "kitti-raw",
+        choices=FORMATS,
+        help="data set layout",
+    )
+    p.add_argument(
+        "--camera",
+        default=None,
+        help="camera: KITTI raw index (2) or DDAD name (CAMERA_01); default: the first",
+    )
+
+
+def _speed_options(p: argparse.ArgumentParser) -> None:
     from .core.settings import DEFAULTS, PRECISIONS
 
+    p.add_argument("--device", default=DEFAULTS["device"], help="auto, cpu, cuda or cuda:N")
     p.add_argument(
         "--inference-scale",
         type=float,
         default=DEFAULTS["inference_scale"],
-        help="complete at this fraction of the resolution: 1, 0.5, 0.25, ... "
-        "(default %(default)s)",
+        help="complete at this fraction of the resolution: 1, 0.5, 0.25, ...",
     )
     p.add_argument(
         "--precision",
         default=DEFAULTS["precision"],
         choices=PRECISIONS,
-        help="network precision (fp16: CUDA only; default %(default)s)",
+        help="network precision (fp16: CUDA only)",
     )
     p.add_argument(
         "--threads",
         type=int,
         default=DEFAULTS["threads"],
-        help="CPU threads for torch and OpenCV (default %(default)s: all cores but one)",
+        help="CPU threads for torch and OpenCV (0: all cores but one)",
     )
-
-
-def _add_complete(sub: argparse._SubParsersAction) -> None:
-    from .core.methods import DEFAULT_METHOD, METHODS
-    from .core.settings import DEFAULTS
-    from .data.datasets import FORMATS
-
-    p = sub.add_parser("complete", help="complete one frame of a data set and write PNGs")
-    p.add_argument("--data", required=True, help="data set folder")
-    p.add_argument("--format", required=True, choices=FORMATS)
-    p.add_argument("--frame", default="0", help="frame id or index (nuScenes: camera name)")
-    p.add_argument(
-        "--camera", default=None, help="camera: KITTI raw index (2) or DDAD name (CAMERA_01)"
-    )
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--method", default=DEFAULT_METHOD, choices=METHODS)
-    p.add_argument(
-        "--weights", default=None, help="checkpoint path (default: the shipped weights)"
-    )
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    _add_speed_options(p)
-    p.add_argument(
-        "--min-depth",
-        type=float,
-        default=DEFAULTS["min_depth"],
-        help="nearest depth kept, m (default %(default)s)",
-    )
-    p.add_argument(
-        "--max-depth",
-        type=float,
-        default=DEFAULTS["max_depth"],
-        help="farthest depth kept, m (default %(default)s)",
-    )
-    p.add_argument(
-        "--allow-untrained",
-        action="store_true",
-        help="run a network without trained weights (random initialisation)",
-    )
-    p.set_defaults(func=_complete)
 
 
 def _complete(args: argparse.Namespace) -> int:
+    import numpy as np
+    from PIL import Image
+
     from .core.completion import DepthCompleter
     from .core.pipeline import process_frame
     from .data.datasets import open_dataset
@@ -92,45 +113,63 @@ def _complete(args: argparse.Namespace) -> int:
         max_depth=args.max_depth,
     )
     params = {"min_depth": args.min_depth, "max_depth": args.max_depth}
-    process_frame(
-        frame.points, frame.camera, frame.t_cam_from_lidar, completer, frame.rgb, params
-    )  # warm-up
-    result = process_frame(
-        frame.points, frame.camera, frame.t_cam_from_lidar, completer, frame.rgb, params
-    )
+    run = (frame.points, frame.camera, frame.t_cam_from_lidar, completer, frame.rgb, params)
+    process_frame(*run)  # warm-up
+    result = process_frame(*run)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_kitti_depth(out / "sparse_depth.png", result.sparse_depth)
     write_kitti_depth(out / "dense_depth.png", result.dense_depth)
-    from PIL import Image
-
-    Image.fromarray((np.clip(result.confidence, 0, 1) * 255).astype(np.uint8)).save(
-        out / "confidence.png"
-    )
+    conf = (np.clip(result.confidence, 0, 1) * 255).astype(np.uint8)
+    Image.fromarray(conf).save(out / "confidence.png")
+    coverage = (result.dense_depth > 0).mean()
     caption = (
         f"{args.format} {frame.name}: {completer.description}; "
         f"{int(result.mask.sum())} LiDAR pixels ({100 * result.mask.mean():.1f} %), "
-        f"dense coverage {100 * (result.dense_depth > 0).mean():.1f} %"
+        f"dense coverage {100 * coverage:.1f} %"
     )
-    preview(frame.rgb, result.sparse_depth, result.dense_depth, result.confidence, caption).save(
-        out / "preview.png"
-    )
+    preview(
+        frame.rgb,
+        result.sparse_depth,
+        result.dense_depth,
+        result.confidence,
+        caption,
+        max_depth=args.max_depth,
+    ).save(out / "preview.png")
     print(caption)
     print(f"{'stage':<12} {'ms':>8}")
     for stage, ms in result.timings_ms.items():
         print(f"{stage:<12} {ms:8.1f}")
     print(f"wrote {out}/sparse_depth.png dense_depth.png confidence.png preview.png")
+    if result.mask.any() and coverage == 0:
+        print(
+            f"sparse-depth complete: warning: {completer.method} gave no depth at all",
+            file=sys.stderr,
+        )
     return 0
+
+
+def _frame_range(spec: "str | None") -> "tuple[int, int] | None":
+    if spec is None:
+        return None
+    a, sep, b = spec.partition(":")
+    if not sep or not a.isdigit() or not b.isdigit():
+        raise ValueError(f"--frames must be A:B (frame indices, B exclusive), got '{spec}'")
+    return int(a), int(b)
 
 
 def _convert_kitti(args: argparse.Namespace) -> int:
     from .bag.convert import convert_kitti
 
-    frames = None
-    if args.frames:
-        a, _, b = args.frames.partition(":")
-        frames = (int(a), int(b))
-    n = convert_kitti(args.data, args.out, frames, args.storage, compress=args.compress)
+    with progress(args, "convert-kitti") as bar:
+        n = convert_kitti(
+            args.data,
+            args.out,
+            _frame_range(args.frames),
+            args.storage,
+            compress=args.compress,
+            tick=bar.update,
+        )
     print(f"wrote {n} frames to {args.out} ({args.storage})")
     return 0
 
@@ -145,24 +184,39 @@ def _process(args: argparse.Namespace) -> int:
         params["device"] = args.device
     configure_process(int(params.get("threads", 0)))
     done = []
-    try:
-        report = process_bag(
-            args.in_bag,
-            args.out_bag,
-            params,
-            parse_remaps(args.remap),
-            args.storage,
-            progress=done.append,
-        )
-    except KeyboardInterrupt:
-        print(
-            f"interrupted after {len(done)} frames: {args.out_bag} holds them (a closed, "
-            "readable bag)"
-        )
-        return 130
+    with progress(args, "process") as bar:
+
+        def tick(report) -> None:
+            done.append(report.frames_out)
+            bar.update(1)
+
+        try:
+            report = process_bag(
+                args.in_bag,
+                args.out_bag,
+                params,
+                parse_remaps(args.remap),
+                args.storage,
+                progress=tick,
+                notice=lambda line: print(line, file=sys.stderr),
+            )
+        except KeyboardInterrupt:
+            print(
+                f"interrupted after {len(done)} frames: {args.out_bag} holds them (a closed, "
+                "readable bag)"
+            )
+            return 130
+    print("inputs: " + ", ".join(f"{k} <- {v}" for k, v in report.inputs.items()))
+    print(f"T_camera<-lidar: {report.extrinsic_source}")
     print(report.table())
     print(f"wrote {args.out_bag}")
-    return 0 if report.frames_out > 0 else 1
+    if report.frames_out == 0:
+        print(
+            f"sparse-depth process: error: no frame gave an output ({report.skipped})",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
 
 
 def _play(args: argparse.Namespace) -> int:
@@ -177,7 +231,16 @@ def _play(args: argparse.Namespace) -> int:
         player = BagPlayer(
             node, args.bag, args.topics or None, parse_remaps(args.remap), args.clock
         )
-        n = player.play(rate=args.rate, loop=args.loop)
+        if not args.quiet:
+            print(player.summary(args.rate, args.loop), flush=True)
+        loops = []
+
+        def on_loop(count: int) -> None:
+            loops.append(count)
+            if not args.quiet:
+                print(f"play: loop {len(loops)} done, {count} messages so far", flush=True)
+
+        n = player.play(rate=args.rate, loop=args.loop, on_loop=on_loop)
         time.sleep(0.5)  # let the last (and transient-local) messages go out
         print(f"published {n} messages from {args.bag}")
         player.close()
@@ -192,7 +255,30 @@ def _play(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from .bag.demo import run_demo
 
-    return run_demo(args.bag, args.out, args.model, args.device, args.rate)
+    return run_demo(
+        args.bag,
+        args.out,
+        args.model,
+        args.device,
+        args.rate,
+        log=None if args.quiet else lambda line: print(line, file=sys.stderr),
+    )
+
+
+def _frames_of(reader, spec: "str | None", data: str) -> list:
+    ids = reader.frame_ids()
+    if spec is None:
+        chosen = ids
+    elif ":" in spec:
+        a, _, b = spec.partition(":")
+        chosen = ids[int(a or 0) : int(b) if b else None]
+    else:
+        chosen = spec.split(",")
+    if not chosen:
+        raise ValueError(
+            f"--frames {spec} selects no frame: {data} has {len(ids)} (indices 0:{len(ids)})"
+        )
+    return chosen
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -209,38 +295,34 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .lab.report import write_json
 
     reader = open_dataset(args.data, args.format, args.camera)
-    ids = reader.frame_ids()
-    if args.frames:
-        if ":" in args.frames:
-            a, _, b = args.frames.partition(":")
-            ids = ids[int(a or 0) : int(b) if b else None]
-        else:
-            ids = args.frames.split(",")
-    frames = [reader.read(i) for i in ids]
+    ids = _frames_of(reader, args.frames, args.data)
+    with progress(args, "read") as bar:
+        frames = []
+        for i in ids:
+            frames.append(reader.read(i))
+            bar.update(1)
     methods = {}
     for name in args.methods.split(","):
         methods[Path(name).stem if name.endswith(".pt") else name] = DepthCompleter(
             name, args.device, inference_scale=args.inference_scale, precision=args.precision
         )
-    if args.densities:
-        sweep = density_sweep(
-            frames, methods, [float(d) for d in args.densities.split(",")], args.seed
-        )
-        print(format_sweep(sweep))
-        result = {
-            "protocol": "density sweep (20 % fixed target)",
-            "frames": len(frames),
-            "seed": args.seed,
-            "densities": sweep,
-        }
-    else:
-        result = evaluate(
-            frames,
-            methods,
-            args.protocol,
-            args.seed,
-            CONFIDENCE_THRESHOLDS if args.confidence else None,
-        )
+    densities = [float(d) for d in args.densities.split(",")] if args.densities else None
+    with progress(args, "evaluate", len(densities or frames)) as bar:
+        if densities:
+            sweep = density_sweep(frames, methods, densities, args.seed, tick=bar.update)
+            print(format_sweep(sweep))
+            result = {
+                "protocol": "density sweep (20 % fixed target)",
+                "frames": len(frames),
+                "seed": args.seed,
+                "densities": sweep,
+            }
+        else:
+            thresholds = CONFIDENCE_THRESHOLDS if args.confidence else None
+            result = evaluate(
+                frames, methods, args.protocol, args.seed, thresholds, tick=bar.update
+            )
+    if not args.densities:
         print(format_table(result))
         for name, rows in result.get("confidence", {}).items():
             print(format_confidence(name, rows))
@@ -253,19 +335,36 @@ def _bench(args: argparse.Namespace) -> int:
     from .lab.bench import format_report, run
     from .lab.report import write_json
 
+    if args.data is None:
+        raise ValueError(
+            "pass --data with a data set folder (e.g. a KITTI raw drive); "
+            f"the bundled sample {SAMPLE} is not here"
+        )
     sections = tuple(s for s in args.sections.split(",") if s)
-    report = run(
-        args.data,
-        args.format,
-        args.model,
-        args.device,
-        args.iterations,
-        args.warmup,
-        args.inference_scale,
-        args.precision,
-        sections,
-        args.repeats,
-    )
+
+    bars = []
+
+    def bar(desc: str, total: int) -> Tick:
+        bars.append(progress(args, desc, total, unit="pass"))
+        return bars[-1].update
+
+    try:
+        report = run(
+            args.data,
+            args.format,
+            args.model,
+            args.device,
+            args.iterations,
+            args.warmup,
+            args.inference_scale,
+            args.precision,
+            sections,
+            args.repeats,
+            progress=bar,
+        )
+    finally:
+        for b in bars:
+            b.close()
     print(format_report(report))
     if args.json:
         write_json(args.json, report)
@@ -273,7 +372,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _node(args: argparse.Namespace) -> int:
-    from .ros.node import main as node_main
+    from .ros.main import main as node_main
 
     node_main(["sparse_depth_node", *args.ros_args])
     return 0
@@ -285,54 +384,95 @@ def _train(args: argparse.Namespace) -> int:
     return train_main(args.train_args)
 
 
-def main(argv: "list[str] | None" = None) -> int:
-    from .core.methods import DEFAULT_METHOD
-    from .core.runtime import configure_process
-    from .data.datasets import FORMATS
+def build_parser() -> argparse.ArgumentParser:
+    from .core.methods import DEFAULT_METHOD, METHODS
+    from .core.settings import DEFAULTS
 
-    parser = argparse.ArgumentParser(prog="sparse-depth", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    _add_complete(sub)
-    p = sub.add_parser("convert-kitti", help="write a KITTI raw drive as a rosbag2")
+    parser = argparse.ArgumentParser(
+        prog="sparse-depth", description=__doc__, formatter_class=_Formatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help: str, func) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help, formatter_class=_Formatter)
+        p.set_defaults(func=func)
+        return p
+
+    p = command("complete", "complete one frame of a data set and write PNGs", _complete)
+    _data_options(p)
+    p.add_argument(
+        "--frame",
+        default="0",
+        help="frame: id or number (KITTI: 0 = 0000000000; nuScenes: camera name)",
+    )
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--method", default=DEFAULT_METHOD, choices=METHODS, help="completion method")
+    p.add_argument(
+        "--weights", default=None, help="checkpoint path (default: the shipped weights)"
+    )
+    _speed_options(p)
+    p.add_argument(
+        "--min-depth", type=float, default=DEFAULTS["min_depth"], help="nearest depth kept, m"
+    )
+    p.add_argument(
+        "--max-depth", type=float, default=DEFAULTS["max_depth"], help="farthest depth kept, m"
+    )
+    p.add_argument(
+        "--allow-untrained",
+        action="store_true",
+        help="run a network without trained weights (random initialisation)",
+    )
+
+    p = command("convert-kitti", "write a KITTI raw drive as a rosbag2", _convert_kitti)
     p.add_argument("--data", required=True, help="KITTI raw drive folder")
     p.add_argument("--out", required=True, help="bag folder to create")
-    p.add_argument("--frames", default=None, help="A:B, frame indices [A, B)")
-    p.add_argument("--storage", default="mcap", choices=["mcap", "sqlite3"])
+    p.add_argument("--frames", default=None, help="A:B, frame indices [A, B) (default: all)")
+    p.add_argument("--storage", default="mcap", choices=["mcap", "sqlite3"], help="bag format")
     p.add_argument(
         "--compress", action="store_true", help="zstd compression (rosbag2 reads it natively)"
     )
-    p.set_defaults(func=_convert_kitti)
-    p = sub.add_parser("process", help="run the pipeline over a bag offline into a new bag")
-    p.add_argument("in_bag")
-    p.add_argument("out_bag")
-    p.add_argument("--params", default=None, help="parameter YAML (as for the node)")
-    p.add_argument("--remap", nargs="*", default=[], help="lidar/points:=/velodyne_points ...")
-    p.add_argument("--device", default=None, help="overrides the YAML's device")
-    p.add_argument("--storage", default="mcap", choices=["mcap", "sqlite3"])
-    p.set_defaults(func=_process)
-    p = sub.add_parser("play", help="publish a bag on live ROS 2 topics with its timing and QoS")
-    p.add_argument("bag")
-    p.add_argument("--rate", type=float, default=1.0)
-    p.add_argument("--loop", action="store_true")
-    p.add_argument("--clock", action="store_true", help="publish /clock from the bag's times")
-    p.add_argument("--topics", nargs="*", default=[])
-    p.add_argument("--remap", nargs="*", default=[], help="FROM:=TO topic remaps")
-    p.set_defaults(func=_play)
-    p = sub.add_parser(
-        "demo", help="the node live over DDS, a bag played into it, outputs recorded"
+    _common(p)
+
+    p = command("process", "run the node's frame path over a bag offline into a new bag", _process)
+    p.add_argument("in_bag", help="input rosbag2 folder")
+    p.add_argument("out_bag", help="output rosbag2 folder to create")
+    p.add_argument(
+        "--params", default=None, help="node parameter YAML (default: the node's defaults)"
     )
-    p.add_argument("--bag", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--model", default=DEFAULT_METHOD)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--rate", type=float, default=1.0)
-    p.set_defaults(func=_demo)
-    p = sub.add_parser("evaluate", help="score methods on held-out LiDAR points")
-    p.add_argument("--data", required=True)
-    p.add_argument("--format", required=True, choices=FORMATS)
-    p.add_argument("--camera", default=None)
-    p.add_argument("--frames", default=None, help="A:B (indices) or id,id,...")
-    p.add_argument("--protocol", default="random:0.5", help="random:K or lines:K")
+    p.add_argument(
+        "--remap", nargs="*", default=[], help="input topics, e.g. lidar/points:=/velodyne_points"
+    )
+    p.add_argument("--device", default=None, help="overrides the YAML's device")
+    p.add_argument(
+        "--storage", default="mcap", choices=["mcap", "sqlite3"], help="output bag format"
+    )
+    _common(p)
+
+    p = command("play", "publish a bag on live ROS 2 topics with its timing and QoS", _play)
+    p.add_argument("bag", help="rosbag2 folder")
+    p.add_argument("--rate", type=float, default=1.0, help="playback speed, x the recorded rate")
+    p.add_argument("--loop", action="store_true", help="start again at the end")
+    p.add_argument("--clock", action="store_true", help="publish /clock from the bag's times")
+    p.add_argument("--topics", nargs="*", default=[], help="only these topics (default: all)")
+    p.add_argument("--remap", nargs="*", default=[], help="FROM:=TO topic remaps")
+    _common(p)
+
+    p = command("demo", "the node live over DDS, a bag played into it, outputs recorded", _demo)
+    p.add_argument("--bag", required=True, help="rosbag2 folder with a cloud, image, camera_info")
+    p.add_argument("--out", required=True, help="folder for outputs, previews and the node's log")
+    p.add_argument("--model", default=DEFAULT_METHOD, help="the node's model parameter")
+    p.add_argument("--device", default="auto", help="the node's device parameter")
+    p.add_argument("--rate", type=float, default=1.0, help="playback speed, x the recorded rate")
+    _common(p)
+
+    p = command("evaluate", "score methods on held-out LiDAR points", _evaluate)
+    _data_options(p)
+    p.add_argument("--frames", default=None, help="A:B (indices) or id,id,... (default: all)")
+    p.add_argument(
+        "--protocol",
+        default="random:0.5",
+        help="random:K (keep K of the points) or lines:K (every K-th scan line)",
+    )
     p.add_argument(
         "--densities", default=None, help="density sweep instead, e.g. 0.05,0.1,0.2,0.5,1"
     )
@@ -341,65 +481,74 @@ def main(argv: "list[str] | None" = None) -> int:
         action="store_true",
         help="also: per method, the error of the pixels kept and dropped by confidence thresholds",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="hold-out seed")
     p.add_argument(
-        "--methods", default="sparseconv,classic,nearest", help="names or checkpoint paths"
+        "--methods",
+        default="sparseconv,classic,nearest",
+        help="comma-separated method names or checkpoint paths",
     )
-    p.add_argument("--device", default="auto")
-    _add_speed_options(p)
-    p.add_argument("--json", default=None)
-    p.set_defaults(func=_evaluate)
-    p = sub.add_parser("bench", help="per-stage timings on real frames (median / p90 / p99)")
-    p.add_argument("--data", default="../shared/data/kitti_raw_2011_09_26")
-    p.add_argument("--format", default="kitti-raw", choices=FORMATS)
-    p.add_argument("--model", default=DEFAULT_METHOD)
-    p.add_argument("--device", default="auto")
-    _add_speed_options(p)
-    p.add_argument("--iterations", type=int, default=50)
+    _speed_options(p)
+    p.add_argument("--json", default=None, help="also write the result as JSON here")
+    _common(p)
+
+    p = command("bench", "per-stage timings on real frames (median / p90 / p99)", _bench)
+    _data_options(p, str(SAMPLE) if SAMPLE.is_dir() else None)
+    p.add_argument("--model", default=DEFAULT_METHOD, help="completion method")
+    _speed_options(p)
+    p.add_argument("--iterations", type=int, default=50, help="timed passes")
+    p.add_argument("--warmup", type=int, default=5, help="untimed passes first")
     p.add_argument(
         "--sections",
         default="stages,paths,busy",
-        help="comma-separated: stages, paths (a network's completion paths side by side), compile "
-        "(adds torch.compile paths), busy (end to end with a busy neighbour), points, images, "
-        "models (default %(default)s)",
+        help="comma-separated: stages, paths (a network's completion paths side by "
+        "side), compile (adds torch.compile paths), busy (end to end with a busy "
+        "neighbour), points, images, models",
     )
     p.add_argument(
         "--repeats", type=int, default=3, help="runs per configuration in the scaling sections"
     )
-    p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--json", default=None)
-    p.set_defaults(func=_bench)
-    p = sub.add_parser(
+    p.add_argument("--json", default=None, help="also write the report as JSON here")
+    _common(p)
+
+    p = command(
         "node",
-        help="run the ROS 2 node (arguments after 'node' go to ROS, e.g. --ros-args -p ...)",
+        "run the ROS 2 node (arguments after 'node' go to ROS: --ros-args -p "
+        "NAME:=VALUE ...; 'node --help' lists its topics and parameters)",
+        _node,
     )
-    p.add_argument("ros_args", nargs=argparse.REMAINDER)
-    p.set_defaults(func=_node)
-    p = sub.add_parser(
-        "train", help="train a network (see sparse-depth train --help)", add_help=False
-    )
-    p.add_argument("train_args", nargs=argparse.REMAINDER)
-    p.set_defaults(func=_train)
+    p.add_argument("ros_args", nargs=argparse.REMAINDER, help="ROS arguments")
+    p = command("train", "train a network (see sparse-depth train --help)", _train)
+    p.add_argument("train_args", nargs=argparse.REMAINDER, help="the training script's options")
+    return parser
+
+
+def main(argv: "list[str] | None" = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] in (
-        ["train"],
-        ["node"],
-    ):  # their own parsers take every argument (REMAINDER cannot lead with --x)
+    parser = build_parser()
+    if argv[:1] in (["train"], ["node"]):  # their own parsers take every argument after them
+        func = _train if argv[0] == "train" else _node
         args = argparse.Namespace(
-            command=argv[0],
-            func=_train if argv[0] == "train" else _node,
-            train_args=argv[1:],
-            ros_args=argv[1:],
+            command=argv[0], func=func, train_args=argv[1:], ros_args=argv[1:]
         )
     else:
         args = parser.parse_args(argv)
     try:
         if hasattr(args, "threads"):  # the commands that compute (speed options)
+            from .core.runtime import configure_process
+
             configure_process(args.threads)
         return int(args.func(args) or 0)
-    except ValueError as exc:
-        print(f"sparse-depth {args.command}: error: {exc}", file=sys.stderr)
+    except (ValueError, OSError) as exc:  # a mistake in the input: one line, no traceback
+        message = (
+            str(exc)
+            if not isinstance(exc, OSError) or not exc.filename
+            else (f"{exc.strerror}: {exc.filename}")
+        )
+        print(f"sparse-depth {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"sparse-depth {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

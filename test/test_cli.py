@@ -80,7 +80,7 @@ def test_complete_reports_bad_input_as_an_error_not_a_traceback(tmp_path):
         "--out",
         str(tmp_path),
     )
-    assert r.returncode == 2 and "no frame '99'" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "no frame 0000000099" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_train_subcommand_passes_every_option_to_the_training_parser(capsys):
@@ -90,3 +90,49 @@ def test_train_subcommand_passes_every_option_to_the_training_parser(capsys):
         main(["train", "--steps", "many", "--out", "x.pt"])
     assert exc.value.code == 2
     assert "argument --steps: invalid int value: 'many'" in capsys.readouterr().err
+
+
+def _in_a_terminal(*args: str) -> str:
+    """The CLI's combined output when stdout and stderr are a terminal (a pseudo-terminal)."""
+    import os
+    import pty
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the CLI, its output on a 24 x 100 terminal
+        import fcntl
+        import struct
+        import termios
+
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+        os.chdir(REPO)
+        os.execv(sys.executable, [sys.executable, "-m", "sparse_depth_node.cli", *args])
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.waitpid(pid, 0)
+    return out.decode(errors="replace")
+
+
+def test_long_work_shows_a_progress_bar_in_a_terminal_and_quiet_or_piped_shows_none():
+    args = [
+        "evaluate",
+        "--data",
+        str(SAMPLE),
+        "--format",
+        "kitti-raw",
+        "--methods",
+        "nearest",
+        "--device",
+        "cpu",
+    ]
+    shown = _in_a_terminal(*args)
+    assert "evaluate:" in shown and "3/3" in shown and "frame/s" in shown
+    assert "frame/s" not in _in_a_terminal(*args, "--quiet")
+    piped = run_cli(*args)
+    assert piped.returncode == 0 and "frame/s" not in piped.stderr and "nearest" in piped.stdout

@@ -8,7 +8,7 @@ import yaml
 from conftest import REPO
 
 from sparse_depth_node.core.settings import BY_NAME
-from sparse_depth_node.ros.frame import OUTPUTS
+from sparse_depth_node.ros.outputs import OUTPUTS
 from sparse_depth_node.ros.parameters import descriptor
 
 LAUNCH = REPO / "launch" / "sparse_depth.launch.py"
@@ -42,7 +42,7 @@ def test_launch_file_declares_the_documented_arguments_and_names_the_installed_e
     )
     setup = (REPO / "setup.py").read_text()
     assert (
-        'f"sparse_depth_node = {PACKAGE}.ros.node:main"' in setup
+        'f"sparse_depth_node = {PACKAGE}.ros.main:main"' in setup
     )  # the console script it starts
     remapped = {e.elts[0].value for e in kw["remappings"].elts}
     assert remapped == {"lidar/points", "camera/image", "camera/camera_info"}

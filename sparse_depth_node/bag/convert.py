@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ from rosbags.rosbag2 import CompressionFormat, CompressionMode, Writer
 
 from ..core.camera import PinholeCamera
 from ..core.transforms import matrix_to_quaternion
-from ..data.datasets import KittiRawReader
+from ..data.datasets import open_dataset
 from ..ros.msgs import fill_camera_info, fill_cloud_from_array, fill_rgb_image
 from .io import TYPESTORE, blank_message, make_header, qos, storage_plugin
 
@@ -52,6 +53,7 @@ def convert_kitti(
     storage: str = "mcap",
     start_ns: int = KITTI_START_NS,
     compress: bool = False,
+    tick: "Callable[[], object] | None" = None,
 ) -> int:
     """Write a KITTI raw drive (camera 2) as a rosbag2; returns the number of frames written.
 
@@ -62,7 +64,7 @@ def convert_kitti(
     time = header stamp. ``frames`` = [A, B) indices into the drive. ``compress``: zstd chunks
     (mcap) or zstd per file (sqlite3), which rosbag2 reads natively.
     """
-    reader = KittiRawReader(data)
+    reader = open_dataset(data, "kitti-raw")
     ids = reader.frame_ids()
     a, b = frames if frames is not None else (0, len(ids))
     if not 0 <= a < b <= len(ids):
@@ -133,4 +135,6 @@ def convert_kitti(
             )
             writer.write(c_img, stamp, TYPESTORE.serialize_cdr(image, "sensor_msgs/msg/Image"))
             writer.write(c_inf, stamp, TYPESTORE.serialize_cdr(info, "sensor_msgs/msg/CameraInfo"))
+            if tick is not None:
+                tick()
     return b - a

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -113,9 +114,11 @@ def run_demo(
     device: str = "auto",
     rate: float = 1.0,
     timeout: float = 300.0,
+    log: "Callable[[str], None] | None" = None,
 ) -> int:
     """Play ``bag`` into a live node; write out/outputs (a bag), out/preview_*.png and print a
-    table."""
+    table; ``log`` hears each step. Returns 0 when every frame came out, else 1 (said why)."""
+    log = log or (lambda _line: None)
     bag, out = Path(bag), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     reader = open_bag(bag)
@@ -136,8 +139,11 @@ def run_demo(
     os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the node below is stopped too
-    log = open(out / "node.log", "w")
-    proc = subprocess.Popen(node_args, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+    log(f"demo: starting the node ({model} on {device}); its log: {out / 'node.log'}")
+    node_log = open(out / "node.log", "w")
+    proc = subprocess.Popen(
+        node_args, stdout=node_log, stderr=subprocess.STDOUT, env=dict(os.environ)
+    )
     context = rclpy.Context()
     rclpy.init(context=context)
     node = rclpy.create_node("sparse_depth_demo", context=context)
@@ -169,7 +175,10 @@ def run_demo(
             and all(node.count_publishers(t) > 0 for t in RECORDED)
         ):
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the node did not come up; see {out / 'node.log'}")
+                last = (out / "node.log").read_text().strip().splitlines()[-1:] or ["(empty)"]
+                raise ValueError(
+                    f"the node did not come up (its log {out / 'node.log'} ends: {last[0]})"
+                )
             time.sleep(0.1)
         time.sleep(2.0)  # let discovery settle both ways
 
@@ -177,7 +186,9 @@ def run_demo(
             if topic == inputs["camera/image"]:
                 sent[t_ns] = time.monotonic()
 
+        log(f"demo: node up; playing {n_frames} frames at rate {rate}")
         player.play(rate=rate, on_message=on_message)
+        log("demo: played; waiting for the last outputs")
         # wait for every output of every frame (the previews need the sparse and confidence images
         # too), or until the node has been quiet for `quiet` s (it dropped some)
         end, quiet = time.monotonic() + timeout, 10.0
@@ -235,7 +246,15 @@ def run_demo(
         f"wrote {out / 'outputs'} (rosbag2, mcap) and {len(list(out.glob('preview_*.png')))} "
         f"previews in {out}"
     )
-    return 0 if len(received["depth/image"]) == n_frames else 1
+    if len(received["depth/image"]) < n_frames:
+        print(
+            f"demo: {n_frames - len(received['depth/image'])} of {n_frames} frames gave no depth: "
+            "the node drops what it cannot keep up with (lower --rate or use a faster --model) "
+            f"or could not process (see {out / 'node.log'})",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
 
 
 def _write_outputs(path: Path, received: dict[str, list]) -> None:

@@ -114,7 +114,16 @@ def load_parameters(path: "str | Path | None") -> dict[str, Any]:
     names flattened with dots (``extrinsic: {rotation: …}`` -> ``extrinsic.rotation``)."""
     if path is None:
         return {}
-    data = yaml.safe_load(Path(path).read_text()) or {}
+    if not Path(path).is_file():
+        raise ValueError(f"parameter file {path} does not exist")
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(
+            f"parameter file {path} is not valid YAML: {exc}".replace("\n", " ")
+        ) from None
+    if not isinstance(data, dict):
+        raise ValueError(f"parameter file {path} holds no '/**: ros__parameters:' mapping")
     params: dict[str, Any] = {}
 
     def flatten(prefix: str, d: dict) -> None:
@@ -168,10 +177,15 @@ def open_bag(path: "str | Path") -> AnyReader:
     """An open reader of a rosbag2 folder or file, with a clear error for what is not one."""
     path = Path(path)
     if not path.exists():
-        raise ValueError(f"bag {path} does not exist")
-    reader = AnyReader([path], default_typestore=TYPESTORE)
+        raise ValueError(
+            f"bag {path} does not exist: pass a rosbag2 folder (metadata.yaml + .mcap/.db3)"
+        )
     try:
+        reader = AnyReader([path], default_typestore=TYPESTORE)
         reader.open()
     except Exception as exc:  # rosbags raises its own error classes for broken files
-        raise ValueError(f"bag {path} cannot be read: {exc}") from exc
+        raise ValueError(
+            f"bag {path} cannot be read ({exc}): pass a rosbag2 folder "
+            "(metadata.yaml + .mcap/.db3)"
+        ) from None
     return reader

@@ -83,6 +83,16 @@ class BagPlayer:
 
             self.clock_pub = node.create_publisher(Clock, "/clock", QoSProfile(depth=1))
 
+    def summary(self, rate: float, loop: bool) -> str:
+        """What ``play`` will publish: topics with their message counts, the duration."""
+        played = [c for c in self.connections if c.topic not in self.skipped]
+        seconds = (self.reader.end_time - self.reader.start_time) * 1e-9
+        topics = ", ".join(f"{c.topic} ({c.msgcount})" for c in played)
+        return (
+            f"play: {self.bag}: {len(played)} topics, {seconds:.1f} s at rate {rate}"
+            f"{', looped' if loop else ''}: {topics}"
+        )
+
     def subscribers_ready(self, topics: "list[str]") -> bool:
         """True when each of ``topics`` (bag names) has at least one subscriber."""
         return all(
@@ -102,6 +112,7 @@ class BagPlayer:
         on_message: "Callable[[str, int], None] | None" = None,
         should_stop: "Callable[[], bool] | None" = None,
         clock_hz: float = 40.0,
+        on_loop: "Callable[[int], None] | None" = None,
     ) -> int:
         """Publish every message at its recorded time scaled by 1/``rate``; returns the count.
 
@@ -137,6 +148,8 @@ class BagPlayer:
                     on_message(conn.topic, t_ns)
             if not loop or start_bag is None:
                 return count
+            if on_loop is not None:
+                on_loop(count)
             busiest = max(stamps.values(), key=len)
             period = (busiest[-1] - busiest[0]) / (len(busiest) - 1) if len(busiest) > 1 else 0.0
             start_wall += (last_bag - start_bag + period) * 1e-9 / rate

@@ -3,6 +3,7 @@ into a new bag that holds the input's topics plus every output the settings enab
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -15,8 +16,9 @@ from rosbags.rosbag2 import Writer
 from ..core.completion import DepthCompleter
 from ..core.settings import resolve
 from ..ros.extrinsics import extrinsic_from_parameters
-from ..ros.frame import OUTPUTS, Dropped, enabled_outputs, run_set
+from ..ros.frame import Dropped, run_set
 from ..ros.msgs import stamp_seconds
+from ..ros.outputs import OUTPUTS, enabled_outputs
 from ..ros.sync import ApproximateSync
 from .io import TYPESTORE, BagKit, open_bag, qos, resolve_inputs, storage_plugin
 from .tf_tree import TfTree
@@ -57,6 +59,7 @@ def process_bag(
     remaps: "dict[str, str] | None" = None,
     storage: str = "mcap",
     progress: "Callable[[ProcessReport], None] | None" = None,
+    notice: "Callable[[str], None] | None" = None,
 ) -> ProcessReport:
     """Run the node's frame path over a bag into a new bag.
 
@@ -65,6 +68,8 @@ def process_bag(
     stamped as the images. T_camera<-lidar: with ``use_tf`` (default), from the bag's
     /tf_static and /tf when they connect the cloud's and the image's frames, else from
     ``extrinsic.*`` when the parameters give them; with ``use_tf: false``, from ``extrinsic.*``.
+    The bag is written as OUT.partial and renamed OUT when closed; a stale OUT.partial (a run
+    that was killed) is replaced, said through ``notice``.
     """
     given = dict(params or {})
     values = resolve(given)
@@ -92,9 +97,12 @@ def process_bag(
     t0 = time.perf_counter()
     out_bag = Path(out_bag)
     partial = out_bag.with_name(out_bag.name + ".partial")
-    for path in (out_bag, partial):
-        if path.exists():
-            raise ValueError(f"{path} exists; rosbag2 writes a new folder")
+    if out_bag.exists():
+        raise ValueError(f"{out_bag} exists: choose another output folder or remove it")
+    if partial.exists():
+        shutil.rmtree(partial)
+        if notice is not None:
+            notice(f"process: replaced {partial}, left by an earlier run that did not finish")
     reader = open_bag(in_bag)
     interrupted = None
     try:
@@ -171,7 +179,7 @@ def process_bag(
     finally:
         reader.close()
         if (partial / "metadata.yaml").exists():  # the writer closed it: complete or interrupted
-            partial.rename(out_bag)
+            _rename_bag(partial, out_bag)
     if interrupted is not None:
         raise interrupted
     unpaired = report.frames_in - report.frames_out - sum(report.skipped.values())
@@ -179,3 +187,17 @@ def process_bag(
         report.skipped["no matching cloud or camera_info within sync_slop"] = unpaired
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _rename_bag(src: Path, dst: Path) -> None:
+    """Move a closed rosbag2 folder ``src`` to ``dst``, its storage files named after ``dst``
+    (``dst/dst.mcap``, not ``dst/src.mcap``), as the writer names them after their folder."""
+    meta = src / "metadata.yaml"
+    text = meta.read_text()
+    for f in sorted(src.iterdir()):
+        if f.name.startswith(src.name):
+            new = dst.name + f.name[len(src.name) :]
+            f.rename(src / new)
+            text = text.replace(f.name, new)
+    meta.write_text(text)
+    src.rename(dst)

@@ -14,6 +14,7 @@ inference.py.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -156,15 +157,30 @@ class DepthCompleter:
     @property
     def description(self) -> str:
         """One line naming the method, the weights' state and the device."""
-        state = (
-            ""
-            if self.model is None
-            else (" (trained)" if self.trained else " (UNTRAINED weights)")
-        )
+        state = "" if self.model is None else f" ({self.training_state})"
         extras = (
             [self.precision] if self.model is not None and self.precision != "fp32" else []
         ) + ([f"at 1/{self.factor} resolution"] if self.factor > 1 else [])
         return f"{self.method}{state} on {self.device}" + "".join(f", {e}" for e in extras)
+
+    @property
+    def training_state(self) -> str:
+        """ "trained" (with the steps and validation coverage its checkpoint records), or why not:
+        untrained weights, or a checkpoint whose recorded validation output covers almost no
+        target pixel (a few steps of training)."""
+        if not self.trained:
+            return "UNTRAINED weights"
+        prov = self.meta.get("provenance", {})
+        try:
+            coverage = float(json.loads(prov["metrics"])["model"]["coverage"])
+        except (KeyError, TypeError, ValueError):
+            return "trained"
+        steps = f"{prov['steps']} steps, " if "steps" in prov else ""
+        if coverage < 0.5:
+            return (
+                f"BARELY TRAINED: {steps}its output covered {100 * coverage:.0f} % of validation"
+            )
+        return f"trained, {steps}{100 * coverage:.0f} % validation coverage"
 
     @torch.inference_mode()
     def complete(

@@ -16,10 +16,28 @@ from ..core.camera import PinholeCamera
 from ..core.transforms import invert_transform, transform_from_quaternion
 
 
+def read_text(path: "str | Path", what: str) -> str:
+    """The text of ``path``; ValueError naming ``what`` is missing or unreadable."""
+    try:
+        return Path(path).read_text()
+    except FileNotFoundError:
+        raise ValueError(f"{what} {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{what} {path} cannot be read: {exc}") from None
+
+
+def read_json(path: "str | Path", what: str) -> dict:
+    """The JSON object in ``path``; ValueError naming ``what`` when missing or not JSON."""
+    try:
+        return json.loads(read_text(path, what))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{what} {path} is not valid JSON: {exc}") from None
+
+
 def read_kitti_calib_file(path: "str | Path") -> dict[str, np.ndarray]:
     """Parse a KITTI ``key: v1 v2 ...`` calibration file; non-numeric lines are skipped."""
     out: dict[str, np.ndarray] = {}
-    for line in Path(path).read_text().splitlines():
+    for line in read_text(path, "calibration file").splitlines():
         key, sep, rest = line.partition(":")
         if not sep:
             continue
@@ -98,7 +116,7 @@ def ddad_calibration(
 
     Extrinsics there are sensor -> vehicle; T_cam<-lidar = inv(T_vehicle<-cam) @ T_vehicle<-lidar.
     """
-    data = json.loads(Path(path).read_text())
+    data = read_json(path, "calibration file")
     names = list(data["names"])
     for name in (camera, lidar):
         if name not in names:
@@ -117,7 +135,7 @@ def exported_calibration(
 ) -> tuple[PinholeCamera, np.ndarray]:
     """Camera and T_cam<-lidar from a ``calib_export.json`` (``cameras.NAME.K``,
     ``.T_cam_from_lidar``)."""
-    data = json.loads(Path(path).read_text())
+    data = read_json(path, "calibration file")
     cams = data["cameras"]
     if camera not in cams:
         raise ValueError(f"{path}: no camera '{camera}' (has {sorted(cams)})")

@@ -8,7 +8,6 @@ Formats: ``kitti-raw`` (a drive folder with ``velodyne_points/data``, ``image_02
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from .calibration import (
     exported_calibration,
     kitti_object_calibration,
     kitti_raw_calibration,
+    read_json,
 )
 
 FORMATS = ("kitti-raw", "kitti-object", "ddad", "nuscenes")
@@ -46,14 +46,22 @@ class Frame:
 
 
 def load_rgb(path: "str | Path") -> np.ndarray:
-    """An image file as (H, W, 3) uint8 RGB."""
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"))
+    """An image file as (H, W, 3) uint8 RGB; ValueError naming a missing or unreadable file."""
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except FileNotFoundError:
+        raise ValueError(f"image {path} does not exist") from None
+    except OSError as exc:  # truncated or not an image (PIL's errors are OSErrors)
+        raise ValueError(f"image {path} cannot be read: {exc}") from None
 
 
 def _image_size(path: Path) -> tuple[int, int]:
-    with Image.open(path) as im:
-        return im.size
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except OSError as exc:
+        raise ValueError(f"image {path} cannot be read: {exc}") from None
 
 
 def resolve_frame_id(ids: list[str], frame_id: "str | int") -> str:
@@ -68,6 +76,8 @@ def resolve_frame_id(ids: list[str], frame_id: "str | int") -> str:
 
 
 def _read_float32_cloud(path: Path, columns: int) -> np.ndarray:
+    if not path.is_file():
+        raise ValueError(f"LiDAR scan {path} does not exist")
     raw = np.fromfile(path, dtype=np.float32)
     if raw.size % columns:
         raise ValueError(f"{path}: {raw.size} floats is not a multiple of {columns}")
@@ -79,9 +89,16 @@ class KittiRawReader:
 
     def __init__(self, root: "str | Path", camera: int = 2) -> None:
         self.root = Path(root)
-        calib_dir = self.root / "calib"
-        if not calib_dir.is_dir():
-            calib_dir = self.root.parent
+        files = ("calib_cam_to_cam.txt", "calib_velo_to_cam.txt")
+        # KITTI raw keeps the day's calibration beside the drive folders; a copy may sit in calib/
+        calib_dir = next(
+            (d for d in (self.root / "calib", self.root.parent) if (d / files[0]).is_file()), None
+        )
+        if calib_dir is None:
+            raise ValueError(
+                f"{self.root} has no calib/{files[0]} (nor has its parent, the recording day's "
+                f"folder): copy the day's {files[0]} and {files[1]} into {self.root / 'calib'}"
+            )
         self.camera, self.t_cam_from_lidar = kitti_raw_calibration(calib_dir, camera)
         self.image_dir = self.root / f"image_0{camera}" / "data"
         self.velo_dir = self.root / "velodyne_points" / "data"
@@ -93,7 +110,15 @@ class KittiRawReader:
         return list(self._ids)
 
     def read(self, frame_id: "str | int") -> Frame:
-        fid = resolve_frame_id(self._ids, frame_id)
+        """Frame ``frame_id``: a file stem, or a frame number (0 -> '0000000000')."""
+        fid = str(frame_id)
+        if fid.isdigit() and len(fid) < 10:
+            fid = f"{int(fid):010d}"
+        if fid not in self._ids:
+            raise ValueError(
+                f"no frame {fid}: {self.velo_dir / (fid + '.bin')} does not exist "
+                f"({len(self._ids)} scans: {self._ids[0]} .. {self._ids[-1]})"
+            )
         cloud = _read_float32_cloud(self.velo_dir / f"{fid}.bin", 4)
         rgb = load_rgb(self.image_dir / f"{fid}.png")
         if rgb.shape[:2] != (self.camera.height, self.camera.width):
@@ -184,7 +209,7 @@ class NuscenesReader:
     def __init__(self, root: "str | Path") -> None:
         self.root = Path(root)
         self.calib_path = self.root / "calib_export.json"
-        self.calib = json.loads(self.calib_path.read_text())
+        self.calib = read_json(self.calib_path, "calibration file")
 
     def frame_ids(self) -> list[str]:
         return sorted(self.calib["cameras"])
@@ -207,8 +232,44 @@ class NuscenesReader:
         )
 
 
+# what each format's folder holds: a glob that finds its LiDAR files, and the layout in words
+LAYOUTS = {
+    "kitti-raw": (
+        "velodyne_points/data/*.bin",
+        "calib/, image_02/data/*.png, velodyne_points/data/*.bin",
+    ),
+    "kitti-object": ("velodyne/*.bin", "calib/*.txt, image_2/*.png, velodyne/*.bin"),
+    "ddad": (
+        "point_cloud/LIDAR/*.npz",
+        "calibration/*.json, point_cloud/LIDAR/*.npz, rgb/CAMERA_XX/",
+    ),
+    "nuscenes": ("*.pcd.bin", "calib_export.json, *LIDAR_TOP*.pcd.bin, *CAM_*.jpg"),
+}
+
+
+def check_layout(root: Path, fmt: str) -> None:
+    """ValueError naming the problem and the fix when ``root`` is not a ``fmt`` folder."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format '{fmt}', expected one of {', '.join(FORMATS)}")
+    pattern, layout = LAYOUTS[fmt]
+    if not root.is_dir():
+        raise ValueError(
+            f"data folder {root} does not exist: pass --data with a {fmt} folder ({layout})"
+        )
+    if not any(root.glob(pattern)):
+        guess = next((f for f in FORMATS if f != fmt and any(root.glob(LAYOUTS[f][0]))), None)
+        hint = (
+            f"it looks like a {guess} folder: pass --format {guess}"
+            if guess
+            else f"a {fmt} folder holds {layout}"
+        )
+        raise ValueError(f"{root} is not a {fmt} folder: {hint}")
+
+
 def open_dataset(root: "str | Path", fmt: str, camera: "str | None" = None):
-    """A reader for ``fmt`` (one of FORMATS) at ``root``."""
+    """A reader for ``fmt`` (one of FORMATS) at ``root``; ValueError (problem and fix) when
+    ``root`` does not hold that format."""
+    check_layout(Path(root), fmt)
     if fmt == "kitti-raw":
         return KittiRawReader(root, int(camera) if camera else 2)
     if fmt == "kitti-object":

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 KITTI_SCALE = 256.0
 
@@ -47,13 +47,18 @@ def _turbo(x: np.ndarray) -> np.ndarray:
     return (np.clip(rgb, 0, 1) * 255).astype(np.uint8)
 
 
+NO_ESTIMATE = (255, 0, 255)  # magenta: a pixel with no depth (or no confidence) at all
+NEAREST_SHOWN = 2.0  # metres: the near end of the colour scale
+
+
 def colorize_depth(depth: np.ndarray, max_depth: float = 80.0) -> np.ndarray:
-    """(H, W) metres -> (H, W, 3) uint8: near red, far blue (inverse depth), empty black."""
+    """(H, W) metres -> (H, W, 3) uint8 on one scale: near red, far blue (inverse depth, from
+    NEAREST_SHOWN to ``max_depth``), no estimate NO_ESTIMATE."""
     valid = np.isfinite(depth) & (depth > 0)
     inv = np.where(valid, 1.0 / np.maximum(depth, 1e-3), 0.0)
-    lo, hi = 1.0 / max_depth, 1.0 / 2.0
+    lo, hi = 1.0 / max_depth, 1.0 / NEAREST_SHOWN
     rgb = _turbo((inv - lo) / (hi - lo))
-    rgb[~valid] = 0
+    rgb[~valid] = NO_ESTIMATE
     return rgb
 
 
@@ -74,6 +79,39 @@ def dilate_for_display(depth: np.ndarray, radius: int = 1) -> np.ndarray:
     return np.where(np.isfinite(out), out, 0.0)
 
 
+def _font(size: int) -> ImageFont.ImageFont:
+    """A scalable font of ``size`` px (PIL's bundled one), for labels readable at any width."""
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: fixed-size bitmap font
+        return ImageFont.load_default()
+
+
+def depth_colour_bar(width: int, max_depth: float, font: ImageFont.ImageFont) -> Image.Image:
+    """A horizontal bar of the depth colours with metre ticks, and the no-estimate colour."""
+    size = getattr(font, "size", 12)
+    h = 3 * size
+    bar = Image.new("RGB", (width, h), (0, 0, 0))
+    draw = ImageDraw.Draw(bar)
+    key = 9 * size  # room for the no-estimate key on the right
+    span = max(width - key - 2 * size, 10)
+    depths = 1.0 / np.linspace(1.0 / NEAREST_SHOWN, 1.0 / max_depth, span)
+    strip = colorize_depth(np.tile(depths, (size, 1)), max_depth)
+    bar.paste(Image.fromarray(strip), (size, 0))
+    for d in (2, 3, 5, 10, 20, 80):
+        if NEAREST_SHOWN <= d <= max_depth:
+            x = size + int(
+                round(
+                    (1 / NEAREST_SHOWN - 1 / d) / (1 / NEAREST_SHOWN - 1 / max_depth) * (span - 1)
+                )
+            )
+            draw.line([(x, 0), (x, size + 2)], fill=(255, 255, 255))
+            draw.text((x + 2, size + 2), f"{d} m", fill=(255, 255, 255), font=font)
+    draw.rectangle([width - key + size, 0, width - key + 2 * size, size], fill=NO_ESTIMATE)
+    draw.text((width - key + 2.5 * size, 0), "no estimate", fill=(255, 255, 255), font=font)
+    return bar
+
+
 def preview(
     rgb: np.ndarray,
     sparse: np.ndarray,
@@ -82,20 +120,31 @@ def preview(
     caption: str,
     max_depth: float = 80.0,
 ) -> Image.Image:
-    """Image, sparse depth, dense depth and confidence stacked vertically, with a caption."""
-    panels = [
-        ("image", rgb),
-        ("sparse LiDAR depth", colorize_depth(dilate_for_display(sparse), max_depth)),
-        ("dense depth", colorize_depth(dense, max_depth)),
-        ("confidence", colorize_unit(confidence)),
-    ]
+    """Image, sparse depth, dense depth and confidence stacked vertically, labelled, with the
+    caption on top and a depth colour bar in metres (one scale for both depth panels)."""
     h, w = rgb.shape[:2]
-    bar = 16
-    canvas = Image.new("RGB", (w, bar + len(panels) * (h + bar)), (0, 0, 0))
+    font = _font(max(12, w // 60))
+    size = getattr(font, "size", 12)
+    label = int(size * 1.6)
+    shown = dilate_for_display(sparse)
+    lidar = colorize_depth(shown, max_depth)
+    lidar[~(shown > 0)] = 0
+    conf = colorize_unit(confidence)
+    conf[~(confidence > 0)] = NO_ESTIMATE
+    panels = [
+        ("camera image", rgb),
+        ("LiDAR depth (projected, dilated for display; black: no return)", lidar),
+        ("dense depth", colorize_depth(dense, max_depth)),
+        ("confidence (black 0 .. white 1)", conf),
+    ]
+    colour_bar = depth_colour_bar(w, max_depth, font)
+    top = label + colour_bar.height
+    canvas = Image.new("RGB", (w, top + len(panels) * (h + label)), (0, 0, 0))
     draw = ImageDraw.Draw(canvas)
-    draw.text((4, 2), caption, fill=(255, 255, 255))
+    draw.text((4, 2), caption, fill=(255, 255, 255), font=font)
+    canvas.paste(colour_bar, (0, label))
     for i, (title, panel) in enumerate(panels):
-        y = bar + i * (h + bar)
-        draw.text((4, y + 2), title, fill=(200, 200, 200))
-        canvas.paste(Image.fromarray(panel), (0, y + bar))
+        y = top + i * (h + label)
+        draw.text((4, y + 2), title, fill=(220, 220, 220), font=font)
+        canvas.paste(Image.fromarray(panel), (0, y + label))
     return canvas

@@ -11,6 +11,7 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,9 @@ from ..core.geometry import project_points
 from ..core.settings import DEFAULTS, resolve
 from ..core.timing import Stopwatch
 from ..data.datasets import Frame, open_dataset
-from ..ros.frame import CAMERA_INFO, IMAGE, POINTCLOUD2, enabled_outputs, run_set
+from ..ros.frame import run_set
 from ..ros.msgs import fill_camera_info, fill_cloud_from_array, fill_rgb_image, pointcloud2_to_xyz
+from ..ros.outputs import CAMERA_INFO, IMAGE, POINTCLOUD2, enabled_outputs
 from .bench_scaling import completion_paths, scaling_image, scaling_models, scaling_points
 
 
@@ -88,7 +90,11 @@ def frame_messages(frame: Frame, stamp_ns: int = 0) -> tuple[Any, Any, Any]:
 
 
 def bench_frames(
-    frames: list[Frame], completer: DepthCompleter, iterations: int, warmup: int
+    frames: list[Frame],
+    completer: DepthCompleter,
+    iterations: int,
+    warmup: int,
+    tick: "Callable[[], object] | None" = None,
 ) -> dict:
     """Stage timings over ``iterations`` frames (cycling through ``frames``) after ``warmup``.
 
@@ -102,6 +108,8 @@ def bench_frames(
     watch = Stopwatch(cuda=completer.device.type == "cuda")
     samples: dict[str, list[float]] = {}
     for it in range(warmup + iterations):
+        if tick is not None:
+            tick()
         f = frames[it % len(frames)]
         msgs = frame_messages(f)
         watch.restart()
@@ -165,15 +173,19 @@ def busy_neighbour(seconds: float) -> subprocess.Popen:
 
 
 def bench_busy(
-    frames: list[Frame], completer: DepthCompleter, iterations: int, warmup: int
+    frames: list[Frame],
+    completer: DepthCompleter,
+    iterations: int,
+    warmup: int,
+    tick: "Callable[[], object] | None" = None,
 ) -> dict:
     """End to end on the idle machine and with a busy neighbour (one other process spinning on
     one core), same frames, same settings; ``p90_ratio`` = busy p90 / idle p90."""
-    idle = bench_frames(frames, completer, iterations, warmup)["end_to_end"]
+    idle = bench_frames(frames, completer, iterations, warmup, tick)["end_to_end"]
     spinner = busy_neighbour(600)
     try:
         time.sleep(0.2)
-        busy = bench_frames(frames, completer, iterations, warmup)["end_to_end"]
+        busy = bench_frames(frames, completer, iterations, warmup, tick)["end_to_end"]
     finally:
         spinner.kill()
         spinner.wait()
@@ -204,12 +216,18 @@ def run(
     precision: str = "fp32",
     sections: tuple[str, ...] = DEFAULT_SECTIONS,
     repeats: int = 3,
+    progress: "Callable[[str, int], Callable[[], object]] | None" = None,
 ) -> dict:
     """The benchmark's report: ``stages`` (per-stage table of ``model`` as configured, with the
     references), ``busy`` (end to end idle and with a busy neighbour), and the bench_scaling
     sections: ``paths`` (a network's completion paths side by side; ``compile`` adds the
     torch.compile paths, a minute of compiling), ``points``, ``images`` and ``models`` (scaling
-    tables, ``repeats`` runs each)."""
+    tables, ``repeats`` runs each). ``progress(desc, total)`` gives a callable ticked once per
+    timed pass of the stages and busy sections."""
+
+    def bar(desc: str, total: int) -> "Callable[[], object] | None":
+        return progress(desc, total) if progress is not None else None
+
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
         raise ValueError(
@@ -233,7 +251,8 @@ def run(
         "iterations": iterations,
     }
     if "stages" in sections:
-        stages = bench_frames(frames, completer, iterations, warmup)
+        ticks = bar("stages", warmup + iterations)
+        stages = bench_frames(frames, completer, iterations, warmup, ticks)
         report.update(
             stages=stages,
             end_to_end=stages.pop("end_to_end"),
@@ -241,7 +260,8 @@ def run(
         )
     source = (str(data), fmt, frames[0].name)
     if "busy" in sections:
-        report["busy"] = bench_busy(frames, completer, min(iterations, 20), warmup)
+        n = min(iterations, 20)
+        report["busy"] = bench_busy(frames, completer, n, warmup, bar("busy", 2 * (warmup + n)))
     if "paths" in sections and completer.model is not None:
         report["paths"] = completion_paths(
             frames[:5], model, completer.device, repeats, compile_paths="compile" in sections

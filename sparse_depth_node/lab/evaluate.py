@@ -15,6 +15,7 @@ estimate are reported as coverage, not filled.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -134,12 +135,14 @@ def evaluate(
     protocol: str,
     seed: int,
     confidence_thresholds: "tuple[float, ...] | None" = None,
+    tick: "Callable[[], object] | None" = None,
 ) -> dict:
     """The JSON-ready result: {"protocol", "frames", "seed", "common_coverage", "methods": {NAME:
     metrics + ms_per_frame + "common": the metrics on the target pixels that every method covers}},
     with ``confidence_thresholds`` also "confidence": {NAME: confidence_curve rows}.
 
-    The "common" metrics compare methods on the same pixels, whatever each one's coverage."""
+    The "common" metrics compare methods on the same pixels, whatever each one's coverage.
+    ``tick`` is called after each frame."""
     per = {name: [] for name in methods}
     common_per = {name: [] for name in methods}
     times = {name: [] for name in methods}
@@ -163,6 +166,8 @@ def evaluate(
         common_share.append(common.sum() / max(int((target & (depth > 0)).sum()), 1))
         for name, pred in preds.items():
             common_per[name].append(frame_errors(pred, depth, common))
+        if tick is not None:
+            tick()
     result = {
         "protocol": protocol,
         "frames": len(frames),
@@ -190,9 +195,14 @@ def evaluate(
 
 
 def density_sweep(
-    frames: list[Frame], methods: dict[str, DepthCompleter], densities: list[float], seed: int
+    frames: list[Frame],
+    methods: dict[str, DepthCompleter],
+    densities: list[float],
+    seed: int,
+    tick: "Callable[[], object] | None" = None,
 ) -> dict[str, dict[str, dict[str, float]]]:
-    """{density: {method: mean errors}} with one fixed target set per frame."""
+    """{density: {method: mean errors}} with one fixed target set per frame; ``tick`` is called
+    after each density."""
     out: dict[str, dict[str, dict[str, float]]] = {}
     for d in densities:
         per = {name: [] for name in methods}
@@ -201,6 +211,8 @@ def density_sweep(
             for name, completer in methods.items():
                 per[name].append(score(completer, split)[0])
         out[f"{d:g}"] = {name: mean_errors(v) for name, v in per.items()}
+        if tick is not None:
+            tick()
     return out
 
 

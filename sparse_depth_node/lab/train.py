@@ -17,6 +17,7 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from ..core.completion import DepthCompleter
 from ..core.geometry import project_points
@@ -176,6 +177,7 @@ def main(argv: "list[str] | None" = None) -> int:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", required=True, help="checkpoint path to write")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
 
     if args.threads:
@@ -226,7 +228,16 @@ def main(argv: "list[str] | None" = None) -> int:
     history = []
     t0 = time.time()
     running = 0.0
+    bar = tqdm(
+        total=args.steps,
+        desc="train",
+        unit="step",
+        file=sys.stderr,
+        leave=False,
+        disable=True if args.quiet else None,
+    )
     for step in range(1, args.steps + 1):
+        bar.update(1)
         lines = args.ring_holdout > 0 and rng.random() < args.ring_holdout
         pool = ring_train if lines else train
         batch = torch.cat(
@@ -291,6 +302,7 @@ def main(argv: "list[str] | None" = None) -> int:
         "validation": f"random hold-out, keep 0.5, seed {args.seed}",
         "metrics": json.dumps({"model": history[-1], "classic": classic}),
     }
+    bar.close()
     save_checkpoint(args.out, args.model, model.cpu(), provenance)
     print(f"wrote {args.out}", flush=True)
     return 0

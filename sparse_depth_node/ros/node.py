@@ -20,7 +20,6 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from ..core.completion import DepthCompleter
 from ..core.methods import FALLBACK_METHOD
@@ -29,16 +28,11 @@ from ..core.settings import BY_NAME, problem
 from . import parameters
 from .diagnostics import pipeline_status
 from .extrinsics import TfExtrinsics, extrinsic_from_parameters, tf2_available
-from .frame import OUTPUTS, Dropped, RclpyKit, enabled_outputs, run_set
+from .frame import Dropped, RclpyKit, run_set
 from .msgs import stamp_seconds
+from .outputs import INPUTS, OUTPUTS, enabled_outputs
 from .stats import PipelineStats
 from .sync import ApproximateSync
-
-INPUTS = (
-    (PointCloud2, "lidar/points", "cloud"),
-    (Image, "camera/image", "image"),
-    (CameraInfo, "camera/camera_info", "info"),
-)
 
 
 class SparseDepthNode(Node):
@@ -76,9 +70,9 @@ class SparseDepthNode(Node):
         }
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         # sensor-data QoS (best effort, depth 5); qos_overrides.<topic>.subscription.* change it
-        for cls, topic, stream in INPUTS:
+        for topic, msgtype, stream in INPUTS:
             self.create_subscription(
-                cls,
+                self._kit.cls(msgtype),
                 topic,
                 lambda m, s=stream: self._offer(s, m),
                 qos_profile_sensor_data,
@@ -225,9 +219,8 @@ class SparseDepthNode(Node):
         super().destroy_node()
 
 
-def main(args: "list[str] | None" = None) -> None:
-    """Entry point of the ``sparse_depth_node`` executable (``ros2 run sparse_depth_node
-    sparse_depth_node``)."""
+def run(args: "list[str] | None" = None) -> None:
+    """Run the node until Ctrl-C or shutdown (``args``: the command line, ROS arguments too)."""
     from rclpy.executors import ExternalShutdownException
 
     rclpy.init(args=args)
@@ -246,4 +239,4 @@ def main(args: "list[str] | None" = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run()

@@ -544,3 +544,24 @@ def test_process_counts_a_reason_for_every_frame_without_output(tmp_path):
     )
     assert report.frames_out == 0 and sum(report.skipped.values()) == report.frames_in == 3
     assert "no matching cloud" in report.table()
+
+
+def test_process_names_the_bag_as_asked_and_replaces_a_stale_partial(tmp_path):
+    stale = tmp_path / "out.partial"
+    stale.mkdir()
+    (stale / "junk.mcap").write_bytes(b"\0" * 100)  # what a killed run leaves
+    notices = []
+    report = process_bag(
+        SAMPLE_BAG, tmp_path / "out", {"model": "nearest", "device": "cpu"}, notice=notices.append
+    )
+    assert report.frames_out == 3 and not stale.exists()
+    assert len(notices) == 1 and "replaced" in notices[0] and "out.partial" in notices[0]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["metadata.yaml", "out.mcap"]
+    assert "partial" not in (tmp_path / "out" / "metadata.yaml").read_text()
+    msgs, _ = read_all(tmp_path / "out")
+    assert len(msgs["/depth/image"]) == 3
+    assert report.inputs == {
+        "lidar/points": "/kitti/velo/points",
+        "camera/image": "/kitti/camera/image_raw",
+        "camera/camera_info": "/kitti/camera/camera_info",
+    }

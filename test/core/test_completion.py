@@ -172,3 +172,18 @@ def test_sparse_conv_density_invariance_on_a_real_frame(kitti_frame0):
     both = (ca > 0) & (cb > 0)
     rel = ((a - b).abs() / a.abs().clamp(min=1e-3))[both]
     assert rel.median() < 0.1
+
+
+def test_a_checkpoint_whose_output_covered_nothing_is_not_called_trained(tmp_path):
+    import json
+
+    from sparse_depth_node.core.models import SparseConvNet, save_checkpoint
+
+    metrics = {"model": {"step": 3, "coverage": 0.0}, "classic": {"rmse_mm": 3000.0}}
+    path = tmp_path / "three_steps.pt"
+    save_checkpoint(
+        path, "sparseconv", SparseConvNet(), {"steps": 3, "metrics": json.dumps(metrics)}
+    )
+    c = DepthCompleter(str(path), "cpu")
+    assert "BARELY TRAINED: 3 steps, its output covered 0 % of validation" in c.description
+    assert "(trained" in DepthCompleter("sparseconv", "cpu").description

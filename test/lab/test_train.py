@@ -51,6 +51,7 @@ def test_train_writes_a_loadable_checkpoint_with_command_and_metrics(
     assert metrics["model"]["step"] == 2 and metrics["classic"]["rmse_mm"] > 0
     completer = DepthCompleter(str(out), "cpu")
     assert completer.method == "convnet" and completer.trained
+    assert "2 steps" in completer.description
     depth, mask = torch.zeros(1, 1, 32, 32), torch.zeros(1, 1, 32, 32)
     depth[..., 16, 16], mask[..., 16, 16] = 10.0, 1.0
     dense, conf = completer.complete(depth, mask)

@@ -11,7 +11,8 @@ from sparse_depth_node.core.pipeline import process_frame
 from sparse_depth_node.core.settings import resolve
 from sparse_depth_node.data.datasets import KittiRawReader
 from sparse_depth_node.lab.bench import frame_messages
-from sparse_depth_node.ros.frame import OUTPUTS, Dropped, enabled_outputs, run_set
+from sparse_depth_node.ros.frame import Dropped, run_set
+from sparse_depth_node.ros.outputs import OUTPUTS, enabled_outputs
 
 
 @pytest.fixture(scope="module")

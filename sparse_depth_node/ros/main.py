@@ -1,0 +1,50 @@
+"""The ``sparse_depth_node`` executable (``ros2 run sparse_depth_node sparse_depth_node``):
+``--help`` answers at once from the output table and the parameter schema; anything else
+starts the node (node.py, which loads torch)."""
+
+from __future__ import annotations
+
+import sys
+
+from ..core.settings import SETTINGS
+from .outputs import INPUTS, OUTPUTS
+
+
+def usage() -> str:
+    """The node's --help: its topics and parameters, from the output table and the schema."""
+    lines = [
+        "sparse_depth_node: LiDAR + camera -> dense depth (REP 118) and a point cloud.",
+        "usage: sparse_depth_node [--ros-args -r FROM:=TO -p NAME:=VALUE --params-file F ...]",
+        "",
+        "subscribes:",
+        *(f"  {topic:<22} {msgtype.rsplit('/', 1)[1]}" for topic, msgtype, _ in INPUTS),
+        "publishes:",
+        *(
+            f"  {o.topic:<22} {o.msgtype.rsplit('/', 1)[1]}"
+            + (f" (when {o.enabled_by})" if o.enabled_by else "")
+            for o in OUTPUTS
+        ),
+        "  /diagnostics           DiagnosticArray",
+        "parameters (name, default, description):",
+    ]
+    for s in SETTINGS:
+        extra = ", read-only" if s.read_only else ""
+        bounds = f", {s.bounds[0]} .. {s.bounds[1]}" if s.bounds else ""
+        lines.append(f"  {s.name} = {s.default!r}: {s.description}{bounds}{extra}")
+    return "\n".join(lines)
+
+
+def main(args: "list[str] | None" = None) -> None:
+    """``--help`` (before any ROS argument) prints topics and parameters; else the node runs."""
+    argv = sys.argv if args is None else args
+    own = argv[1 : argv.index("--ros-args")] if "--ros-args" in argv else argv[1:]
+    if "-h" in own or "--help" in own:
+        print(usage())
+        return
+    from .node import run
+
+    run(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""The one output table: every topic the node publishes, its message type, the parameter that
+enables it and how a frame's result becomes its message. Numpy only (no torch, no rclpy): the
+node, the frame path, ``process`` and the node's --help read it."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from .msgs import fill_depth_image, fill_pointcloud2
+
+if TYPE_CHECKING:
+    from ..core.pipeline import FrameResult
+
+INPUTS = (  # topic (relative, remappable), message type, the synchroniser's stream
+    ("lidar/points", "sensor_msgs/msg/PointCloud2", "cloud"),
+    ("camera/image", "sensor_msgs/msg/Image", "image"),
+    ("camera/camera_info", "sensor_msgs/msg/CameraInfo", "info"),
+)
+IMAGE, CAMERA_INFO, POINTCLOUD2 = (
+    f"sensor_msgs/msg/{n}" for n in ("Image", "CameraInfo", "PointCloud2")
+)
+
+
+class MessageKit(Protocol):
+    """Makes blank messages of one ROS binding (rclpy or rosbags)."""
+
+    point_field: type
+
+    def new(self, msgtype: str) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Output:
+    """One published topic: relative name, message type, the setting that enables it (None:
+    always on), and how a frame's result becomes its message."""
+
+    topic: str
+    msgtype: str
+    enabled_by: "str | None"
+    encode: Callable[["FrameResult", Any, Any, Mapping[str, Any], MessageKit], Any]
+
+
+def restamp(msg: Any, header: Any) -> Any:
+    """A copy of ``msg`` with ``header``."""
+    if dataclasses.is_dataclass(msg):  # rosbags messages
+        return dataclasses.replace(msg, header=header)
+    out = copy.copy(msg)
+    out.header = header
+    return out
+
+
+def _cloud(
+    result: FrameResult, header: Any, _info: Any, values: Mapping[str, Any], kit: MessageKit
+) -> Any:
+    organized = result.cloud_pixels if values["organized_cloud"] else None
+    return fill_pointcloud2(
+        kit.new(POINTCLOUD2), kit.point_field, header, result.cloud, result.cloud_rgb, organized
+    )
+
+
+def _confidence(
+    result: FrameResult, header: Any, _info: Any, _values: Mapping[str, Any], kit: MessageKit
+) -> Any:
+    conf = np.where(result.confidence > 0, result.confidence, np.nan)
+    return fill_depth_image(kit.new(IMAGE), conf, header)
+
+
+OUTPUTS: tuple[Output, ...] = (
+    Output(
+        "depth/image",
+        IMAGE,
+        None,
+        lambda r, h, i, v, kit: fill_depth_image(kit.new(IMAGE), r.dense_depth, h),
+    ),
+    Output("depth/camera_info", CAMERA_INFO, None, lambda r, h, info, v, kit: restamp(info, h)),
+    Output("depth/points", POINTCLOUD2, "publish_cloud", _cloud),
+    Output("depth/confidence", IMAGE, "publish_confidence", _confidence),
+    Output(
+        "depth/sparse",
+        IMAGE,
+        "publish_sparse",
+        lambda r, h, i, v, kit: fill_depth_image(kit.new(IMAGE), r.sparse_depth, h),
+    ),
+    Output(
+        "depth/image_raw",
+        IMAGE,
+        "publish_image_raw",
+        lambda r, h, i, v, kit: fill_depth_image(kit.new(IMAGE), r.dense_depth, h, "16UC1"),
+    ),
+)
+
+
+def enabled_outputs(values: Mapping[str, Any]) -> list[str]:
+    """The topics the settings enable."""
+    return [o.topic for o in OUTPUTS if o.enabled_by is None or values[o.enabled_by]]
