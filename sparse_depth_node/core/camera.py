@@ -14,6 +14,24 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+def _check_finite_geometry(k: np.ndarray, width: int, height: int) -> None:
+    """ValueError when the intrinsics ``k`` cannot project a point 1-100 m away into finite
+    pixel coordinates, or back-project an image corner at 1-100 m into finite metres, in
+    float32 (the precision the pipeline runs in)."""
+    fx, fy, cx, cy = (np.float32(v) for v in (k[0, 0], k[1, 1], k[0, 2], k[1, 2]))
+    z = np.float32([1.0, 100.0])
+    with np.errstate(all="ignore"):
+        u = fx * np.float32(100.0) / z + cx
+        v = fy * np.float32(100.0) / z + cy
+        x = (np.float32([0.0, width]) - cx) * z / fx
+        y = (np.float32([0.0, height]) - cy) * z / fy
+    if not all(np.isfinite(a).all() for a in (u, v, x, y)):
+        raise ValueError(
+            f"intrinsics fx={k[0, 0]:g} fy={k[1, 1]:g} cx={k[0, 2]:g} cy={k[1, 2]:g} do not map "
+            "points 1-100 m away to finite pixels and back: check CameraInfo.p"
+        )
+
+
 @dataclass(frozen=True)
 class PinholeCamera:
     """Pinhole intrinsics (pixels) of a rectified image of ``width`` x ``height`` pixels.
@@ -74,6 +92,7 @@ class PinholeCamera:
         k = p[:, :3]
         if k[0, 0] <= 0 or k[1, 1] <= 0:
             raise ValueError(f"P has focal lengths fx={k[0, 0]} fy={k[1, 1]}; must be > 0")
+        _check_finite_geometry(k, int(width), int(height))
         shift = np.linalg.solve(k, p[:, 3])
         return cls(
             float(k[0, 0]),

@@ -57,6 +57,10 @@ def pointcloud2_to_xyz(msg: Any) -> np.ndarray:
     if height < 0 or width < 0 or height * width > MAX_POINTS:
         raise ValueError(f"PointCloud2 of {width}x{height} points is out of bounds")
     fields = {f.name: f for f in msg.fields}
+    if len(fields) != len(msg.fields):
+        names = [f.name for f in msg.fields]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise ValueError(f"PointCloud2 names field {twice} more than once")
     missing = [n for n in ("x", "y", "z") if n not in fields]
     if missing:
         raise ValueError(f"PointCloud2 has no field {missing} (fields: {sorted(fields)})")
@@ -199,9 +203,9 @@ def fill_pointcloud2(
 ) -> Any:
     """Fill a PointCloud2 with points (M, 3) float32 in the header's frame.
 
-    Unorganised (height 1, is_dense true) by default. With ``organized`` = the (H, W) boolean
-    map of pixels the points came from (row-major), an H x W cloud with NaN holes and
-    is_dense false, as depth_image_proc publishes.
+    Unorganised (height 1; is_dense when every point is finite) by default. With
+    ``organized`` = the (H, W) boolean map of pixels the points came from (row-major), an
+    H x W cloud with NaN holes and is_dense false, as depth_image_proc publishes.
     """
     dtype = cloud_dtype(rgb is not None)
     if organized is not None:
@@ -228,7 +232,7 @@ def fill_pointcloud2(
     msg.is_bigendian = False
     msg.point_step = dtype.itemsize
     msg.row_step = dtype.itemsize * w
-    msg.is_dense = organized is None
+    msg.is_dense = bool(organized is None and np.isfinite(points).all())
     msg.data = _as_data(msg, rec)
     return msg
 

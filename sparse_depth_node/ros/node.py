@@ -8,6 +8,7 @@ through the frame path (ros.frame) and publishes. Parameters come from the one s
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from typing import Any
@@ -220,22 +221,29 @@ class SparseDepthNode(Node):
 
 
 def run(args: "list[str] | None" = None) -> None:
-    """Run the node until Ctrl-C or shutdown (``args``: the command line, ROS arguments too)."""
+    """Run the node until Ctrl-C or shutdown (``args``: the command line, ROS arguments too);
+    parameters it cannot run with (and, with ``strict``, a model it cannot load) end it with one
+    line and exit status 2."""
     from rclpy.executors import ExternalShutdownException
 
     rclpy.init(args=args)
-    node = None
+    node, status = None, 0
     try:
         node = SparseDepthNode()
         configure_process(int(node.values()["threads"]))
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except ValueError as exc:  # parameters or (with strict) a model the node cannot run with
+        print(f"sparse_depth_node: error: {exc}", file=sys.stderr)
+        status = 2
     finally:
         if node is not None:
             node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
+    if status:
+        sys.exit(status)
 
 
 if __name__ == "__main__":

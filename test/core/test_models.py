@@ -195,3 +195,49 @@ def test_missing_truncated_and_mismatched_weights_raise_value_error(tmp_path):
     torch.save(ckpt, str(tmp_path / "bad.pt"))
     with pytest.raises(ValueError, match="does not fit"):
         load_checkpoint(tmp_path / "bad.pt")
+
+
+def _checkpoint(tmp_path, name, **changes):
+    """A valid zip (torch.save of plain data) made from a real SparseConvNet checkpoint, then
+    changed: what a wrong config, a cut state dict or a hostile file would hold."""
+    from sparse_depth_node.core.models.checkpoint import FORMAT
+
+    net = SparseConvNet()
+    ckpt = {
+        "format": FORMAT,
+        "model": "sparseconv",
+        "config": dict(net.config),
+        "state_dict": net.state_dict(),
+        "provenance": {},
+    }
+    ckpt.update(changes)
+    path = tmp_path / f"{name}.pt"
+    torch.save(ckpt, str(path))
+    return path
+
+
+@pytest.mark.parametrize(
+    "name, changes, reason",
+    [
+        ("unknown_model", {"model": "resnet"}, "unknown model 'resnet'"),
+        ("wrong_config_key", {"config": {"layers": 3}}, "cannot be built from its config"),
+        ("config_not_a_dict", {"config": [1, 2]}, "no model config"),
+        ("no_state", {"state_dict": None}, "no state dict"),
+        ("huge", {"config": {"channels": 1_000_000_000}}, "cannot be built from its config"),
+        ("large", {"config": {"channels": 100_000}}, "does not fit model 'sparseconv'"),
+    ],
+)
+def test_an_inconsistent_checkpoint_is_refused_with_a_reason(tmp_path, name, changes, reason):
+    with pytest.raises(ValueError, match=reason):
+        load_checkpoint(_checkpoint(tmp_path, name, **changes))
+
+
+def test_missing_or_misshapen_tensors_are_refused(tmp_path):
+    state = SparseConvNet().state_dict()
+    missing = dict(state)
+    missing.pop(next(iter(missing)))
+    with pytest.raises(ValueError, match="does not fit"):
+        load_checkpoint(_checkpoint(tmp_path, "missing", state_dict=missing))
+    bent = {k: (v[..., :1] if v.ndim == 4 else v) for k, v in state.items()}
+    with pytest.raises(ValueError, match="does not fit"):
+        load_checkpoint(_checkpoint(tmp_path, "bent", state_dict=bent))

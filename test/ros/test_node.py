@@ -412,9 +412,24 @@ def test_faults_resolution_change_late_camera_info_time_jump_and_stale_input(
         assert node.diagnostic_status().level == DiagnosticStatus.WARN
 
 
-def test_corrupt_weights_fall_back_to_classic(context, kitti_frame0, tmp_path):
-    bad = tmp_path / "corrupt.pt"
-    bad.write_bytes(b"\x80\x04 not a checkpoint" * 100)
+def _inconsistent_checkpoint(path: Path) -> Path:
+    """A valid checkpoint zip whose config the network cannot be built from."""
+    from sparse_depth_node.core.models import SparseConvNet, save_checkpoint
+
+    save_checkpoint(path, "sparseconv", SparseConvNet(), {})
+    ckpt = torch.load(str(path), weights_only=True)
+    ckpt["config"] = {"layers": 3}
+    torch.save(ckpt, str(path))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["corrupt bytes", "valid zip, wrong config"])
+def test_corrupt_weights_fall_back_to_classic(context, kitti_frame0, tmp_path, kind):
+    bad = tmp_path / "bad.pt"
+    if kind == "corrupt bytes":
+        bad.write_bytes(b"\x80\x04 not a checkpoint" * 100)
+    else:
+        _inconsistent_checkpoint(bad)
     node = make_node(context, kitti_frame0, model=str(bad))
     try:
         assert node.completer.method == "classic" and node.stats.snapshot()["model_fallback"] == 1
@@ -507,3 +522,17 @@ def test_cuda_out_of_memory_moves_the_model_to_cpu_once(context, kitti_frame0):
         assert (
             node.stats.snapshot()["cuda_oom_fallback"] == 1 and node.completer.device.type == "cpu"
         )
+
+
+def test_strict_with_an_unloadable_checkpoint_exits_2_with_one_line(tmp_path):
+    bad = _inconsistent_checkpoint(tmp_path / "bad.pt")
+    exe = Path(sys.executable).with_name("sparse_depth_node")
+    r = subprocess.run(
+        [str(exe), "--ros-args", "-p", f"model:={bad}", "-p", "strict:=true"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr
+    assert "error:" in r.stderr and "cannot be built from its config" in r.stderr

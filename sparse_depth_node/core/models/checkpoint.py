@@ -74,16 +74,32 @@ def load_checkpoint(
 ) -> tuple[nn.Module, dict]:
     """The model stored at ``path`` and the checkpoint's dict (without the state dict).
 
-    Raises ValueError naming the file when it is missing, not a checkpoint, or does not fit.
+    Raises ValueError naming the file when it is missing, not a checkpoint, names an unknown
+    model, holds a config the model cannot be built from, or tensors whose names or shapes do
+    not fit that model (checked on the meta device first, so no config allocates memory).
     """
     path = Path(path)
     ckpt = read_checkpoint(path, map_location)
-    model = build_model(ckpt["model"], ckpt["config"])
+    name, config, state = (ckpt.get(k) for k in ("model", "config", "state_dict"))
+    if not isinstance(config, dict) or not isinstance(state, dict):
+        raise ValueError(f"weights file {path} has no model config or no state dict")
     try:
-        model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as exc:
+        with torch.device("meta"):  # built without memory first: a huge config costs nothing
+            shapes = {k: tuple(v.shape) for k, v in build_model(name, config).state_dict().items()}
+    except (TypeError, ValueError, RuntimeError) as exc:
         raise ValueError(
-            f"weights file {path} does not fit model '{ckpt['model']}': {exc}"
-        ) from exc
+            f"weights file {path}: model '{name}' cannot be built from its config {config}: {exc}"
+        ) from None
+    stored = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
+    if stored != shapes:
+        wrong = sorted(set(shapes) ^ set(stored)) or sorted(
+            k for k in shapes if shapes[k] != stored[k]
+        )
+        raise ValueError(
+            f"weights file {path} does not fit model '{name}': tensors "
+            f"{', '.join(wrong[:3])}{' ...' if len(wrong) > 3 else ''} differ"
+        )
+    model = build_model(name, config)
+    model.load_state_dict(state)
     meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
     return model, meta
