@@ -86,7 +86,13 @@ SETTINGS: tuple[Setting, ...] = (
         "largest stamp difference within a cloud/image/camera_info set, s",
         (0.0, 1.0),
     ),
-    Setting("queue_size", 5, "messages kept per input while pairing", (1, 100), read_only=True),
+    Setting(
+        "queue_size",
+        10,
+        "messages kept per input while pairing (queue_size / rate: how far one input may lag)",
+        (1, 100),
+        read_only=True,
+    ),
     Setting(
         "time_offset.image",
         0.0,

@@ -138,12 +138,15 @@ class SparseDepthNode(Node):
     def _offer(self, stream: str, msg: Any) -> None:
         self.stats.count(f"in_{stream}")
         with self._lock:
-            dropped = self._sync.dropped
+            dropped, resets = self._sync.dropped, self._sync.resets
             matched = self._sync.add(stream, msg, stamp_seconds(msg.header))
             if self._sync.dropped > dropped:
                 self.stats.count("dropped_unpaired", self._sync.dropped - dropped)
+            if self._sync.resets > resets:
+                self.stats.count("sync_resets")
             if matched is None:
                 return
+            self.stats.count("sets_paired")
             if self._pending is not None:
                 self.stats.count("dropped_busy")
             self._pending = (matched, time.perf_counter())  # the set is complete from now on

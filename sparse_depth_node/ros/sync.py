@@ -3,8 +3,9 @@
 Each stream keeps a bounded queue. When a message arrives, the newest image that has a cloud
 and a camera_info within ``slop`` seconds of it (after the per-sensor time offsets) forms a
 set; the set is handed out and everything up to it is removed, the unpaired older messages
-counted as dropped. A stamp that jumps back by more than ``reset_after`` seconds (a looping
-bag) clears the queues. No backlog can build up: the queues never exceed ``queue_size``.
+counted as dropped. Streams may lag one another (a camera_info seconds ahead of its images):
+only a stream whose *own* stamps jump back by more than ``reset_after`` seconds (a looping bag)
+clears the queues. No backlog can build up: the queues never exceed ``queue_size``.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class ApproximateSync:
         self.queues: dict[str, deque] = {s: deque() for s in STREAMS}
         self.dropped = 0
         self.resets = 0
-        self._newest = float("-inf")
+        self._newest = {s: float("-inf") for s in STREAMS}
 
     @classmethod
     def from_settings(cls, values: Mapping[str, Any]) -> "ApproximateSync":
@@ -78,7 +79,7 @@ class ApproximateSync:
         self.dropped += sum(len(q) for q in self.queues.values())
         for q in self.queues.values():
             q.clear()
-        self._newest = float("-inf")
+        self._newest = {s: float("-inf") for s in STREAMS}
 
     def add(self, stream: str, msg: Any, stamp: float) -> "SyncedSet | None":
         """Queue ``msg`` of ``stream`` stamped ``stamp`` (s); return a matched set if one is
@@ -86,10 +87,10 @@ class ApproximateSync:
         if stream not in self.queues:
             raise ValueError(f"unknown stream '{stream}', expected one of {STREAMS}")
         t = stamp + self.offsets[stream]
-        if t < self._newest - self.reset_after:
+        if t < self._newest[stream] - self.reset_after:  # this stream's own time went back
             self.resets += 1
             self.reset()
-        self._newest = max(self._newest, t)
+        self._newest[stream] = max(self._newest[stream], t)
         q = self.queues[stream]
         q.append((t, stamp, msg))
         while len(q) > self.queue_size:

@@ -536,3 +536,33 @@ def test_strict_with_an_unloadable_checkpoint_exits_2_with_one_line(tmp_path):
     assert r.returncode == 2, r.stderr
     assert "Traceback" not in r.stderr
     assert "error:" in r.stderr and "cannot be built from its config" in r.stderr
+
+
+def test_a_stream_half_a_second_late_still_pairs_over_dds(context, kitti_frame0):
+    """10 Hz for 5 s, every cloud published 0.5 s after the image and camera_info of its stamp
+    (a lagging driver): at least 95 % of the sets pair, no queue reset, counted in diagnostics."""
+    with live(context, kitti_frame0, topics=("depth/image",)) as (node, h, ex, send):
+        assert spin_until(ex, h.all_received, 60.0, send)  # discovery done
+        before = node.stats.snapshot().get("sets_paired", 0)
+        n, lag = 50, 5
+        msgs = [frame_messages(kitti_frame0, 200 * 10**9 + k * 10**8) for k in range(n)]
+        tick = iter(range(n + lag))
+
+        def publish_next():
+            k = next(tick, None)
+            if k is None:
+                return
+            if k < n:
+                h.pub_image.publish(msgs[k][1])
+                h.pub_info.publish(msgs[k][2])
+            if 0 <= k - lag < n:
+                h.pub_cloud.publish(msgs[k - lag][0])
+
+        start = time.monotonic()
+        spin_until(ex, lambda: time.monotonic() - start > 6.5, 15.0, publish_next, period=0.1)
+        spin_until(ex, lambda: False, 1.0)
+        counts = node.stats.snapshot()
+        assert counts["sets_paired"] - before >= 0.95 * n, counts
+        assert counts.get("sync_resets", 0) == 0
+        status = {kv.key: kv.value for kv in node.diagnostic_status().values}
+        assert int(status["count.sets_paired"]) == counts["sets_paired"]

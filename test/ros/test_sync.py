@@ -72,3 +72,30 @@ def test_bad_arguments():
         ApproximateSync(slop=-1)
     with pytest.raises(ValueError, match="unknown stream"):
         ApproximateSync().add("radar", None, 0.0)
+
+
+@pytest.mark.parametrize("lagging", ["cloud", "image", "info"])
+@pytest.mark.parametrize("hz, delay", [(10.0, 0.5), (1.0, 2.5)])
+def test_a_stream_arriving_seconds_late_still_pairs(lagging, hz, delay):
+    """Messages arrive in the order a lagging driver delivers them: the ``lagging`` stream's
+    message for stamp t comes after the others' for t + delay."""
+    s = ApproximateSync(slop=0.01, queue_size=10)
+    n, lag = 50, round(delay * hz)
+    arrivals = []
+    for k in range(n + lag):
+        for stream in ("cloud", "image", "info"):
+            j = k - lag if stream == lagging else k
+            if 0 <= j < n:
+                arrivals.append((stream, j))
+    paired = [m for stream, j in arrivals if (m := s.add(stream, j, 100.0 + j / hz))]
+    assert len(paired) >= 0.95 * n and s.resets == 0
+    assert all(m.cloud == m.image == m.info for m in paired)
+
+
+def test_a_small_jitter_backwards_is_not_a_reset_but_a_loop_is():
+    s = ApproximateSync(slop=0.01)
+    s.add("image", "a", 10.0)
+    s.add("image", "b", 9.8)  # out of order by 0.2 s
+    assert s.resets == 0
+    s.add("image", "c", 1.0)  # the bag looped
+    assert s.resets == 1
