@@ -30,7 +30,7 @@ from ..core.completion import DEFAULT_METHOD
 from ..core.transforms import matrix_to_quaternion
 from ..data.depth_io import preview
 from ..ros.msgs import image_to_rgb, stamp_seconds
-from .io import TYPESTORE, open_bag, qos, resolve_inputs
+from .io import TYPESTORE, deserialize, open_bag, qos, read_messages, resolve_inputs
 from .player import BagPlayer
 from .tf_tree import TfTree
 
@@ -48,14 +48,14 @@ def bag_extrinsic(bag: Path, inputs: dict[str, str]) -> "tuple[np.ndarray, str, 
     reader = open_bag(bag)
     tree, frames = TfTree(), {}
     try:
-        for conn, _, raw in reader.messages():
+        for conn, _, raw in read_messages(reader, bag):
             if conn.msgtype == "tf2_msgs/msg/TFMessage":
-                tree.add_message(reader.deserialize(raw, conn.msgtype))
+                tree.add_message(deserialize(reader, raw, conn.msgtype, bag))
             elif (
                 conn.topic in (inputs["lidar/points"], inputs["camera/image"])
                 and conn.topic not in frames
             ):
-                frames[conn.topic] = reader.deserialize(raw, conn.msgtype).header.frame_id
+                frames[conn.topic] = deserialize(reader, raw, conn.msgtype, bag).header.frame_id
             if len(frames) == 2 and tree.edges:
                 break
     finally:
@@ -125,10 +125,9 @@ def run_demo(
     inputs = resolve_inputs(reader.connections, {})
     n_frames = sum(c.msgcount for c in reader.connections if c.topic == inputs["camera/image"])
     images = {}
-    for conn, _, raw in reader.messages(
-        connections=[c for c in reader.connections if c.topic == inputs["camera/image"]]
-    ):
-        msg = reader.deserialize(raw, conn.msgtype)
+    image_conns = [c for c in reader.connections if c.topic == inputs["camera/image"]]
+    for conn, _, raw in read_messages(reader, bag, image_conns):
+        msg = deserialize(reader, raw, conn.msgtype, bag)
         images[round(stamp_seconds(msg.header) * 1e9)] = image_to_rgb(msg)
     reader.close()
     node_args = node_command(

@@ -189,3 +189,32 @@ def open_bag(path: "str | Path") -> AnyReader:
             "(metadata.yaml + .mcap/.db3)"
         ) from None
     return reader
+
+
+class DamagedBag(ValueError):
+    """A bag that cannot be read past some point; the message says where."""
+
+
+def read_messages(reader: AnyReader, path: "str | Path", connections: "list | None" = None):
+    """``reader.messages()`` as (connection, time ns, raw), with a damaged stretch of the file
+    raised as DamagedBag naming how many messages were read and the last good time."""
+    count, last = 0, None
+    messages = reader.messages(connections=connections) if connections else reader.messages()
+    while True:
+        try:
+            item = next(messages)
+        except StopIteration:
+            return
+        except Exception as exc:  # rosbags, mcap and zstd each raise their own errors
+            where = f"after message {count}" + (f" (time {last * 1e-9:.3f} s)" if last else "")
+            raise DamagedBag(f"bag {path} is damaged {where}: {exc}") from None
+        count, last = count + 1, item[1]
+        yield item
+
+
+def deserialize(reader: AnyReader, raw: bytes, msgtype: str, path: "str | Path") -> Any:
+    """One message, or DamagedBag when its bytes do not decode."""
+    try:
+        return reader.deserialize(raw, msgtype)
+    except Exception as exc:
+        raise DamagedBag(f"bag {path} holds a {msgtype} that does not decode: {exc}") from None

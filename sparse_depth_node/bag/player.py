@@ -11,7 +11,7 @@ from typing import Any
 
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from .io import open_bag
+from .io import open_bag, read_messages
 
 
 def message_class(msgtype: str) -> type:
@@ -125,7 +125,7 @@ class BagPlayer:
         while True:
             start_bag = last_bag = None
             stamps: dict[str, list[int]] = {}
-            for conn, t_ns, raw in self.reader.messages(connections=self.connections):
+            for conn, t_ns, raw in read_messages(self.reader, self.bag, self.connections):
                 if start_bag is None:
                     start_bag = t_ns
                 last_bag = t_ns

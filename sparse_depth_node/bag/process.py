@@ -20,7 +20,17 @@ from ..ros.frame import Dropped, run_set
 from ..ros.msgs import stamp_seconds
 from ..ros.outputs import OUTPUTS, enabled_outputs
 from ..ros.sync import ApproximateSync
-from .io import TYPESTORE, BagKit, open_bag, qos, resolve_inputs, storage_plugin
+from .io import (
+    TYPESTORE,
+    BagKit,
+    DamagedBag,
+    deserialize,
+    open_bag,
+    qos,
+    read_messages,
+    resolve_inputs,
+    storage_plugin,
+)
 from .tf_tree import TfTree
 
 
@@ -69,7 +79,8 @@ def process_bag(
     /tf_static and /tf when they connect the cloud's and the image's frames, else from
     ``extrinsic.*`` when the parameters give them; with ``use_tf: false``, from ``extrinsic.*``.
     The bag is written as OUT.partial and renamed OUT when closed; a stale OUT.partial (a run
-    that was killed) is replaced, said through ``notice``.
+    that was killed) is replaced, said through ``notice``. An input damaged mid-file raises
+    DamagedBag (a ValueError) naming where, after OUT is closed with the frames before it.
     """
     given = dict(params or {})
     values = resolve(given)
@@ -134,16 +145,16 @@ def process_bag(
                 for t in topics
             }
             try:
-                for conn, t_ns, raw in reader.messages():
+                for conn, t_ns, raw in read_messages(reader, in_bag):
                     writer.write(passthrough[conn.topic], t_ns, raw)
                     if conn.msgtype == "tf2_msgs/msg/TFMessage":
                         if tree is not None:
-                            tree.add_message(reader.deserialize(raw, conn.msgtype))
+                            tree.add_message(deserialize(reader, raw, conn.msgtype, in_bag))
                         continue
                     stream = streams.get(conn.topic)
                     if stream is None:
                         continue
-                    msg = reader.deserialize(raw, conn.msgtype)
+                    msg = deserialize(reader, raw, conn.msgtype, in_bag)
                     if stream == "image":
                         report.frames_in += 1
                     matched = sync.add(stream, msg, stamp_seconds(msg.header))
@@ -174,12 +185,17 @@ def process_bag(
                     report.frames_out += 1
                     if progress is not None:
                         progress(report)
-            except KeyboardInterrupt as exc:  # close the bag with what is done, then stop
+            except (KeyboardInterrupt, DamagedBag) as exc:  # close what is done, then stop
                 interrupted = exc
     finally:
         reader.close()
         if (partial / "metadata.yaml").exists():  # the writer closed it: complete or interrupted
             _rename_bag(partial, out_bag)
+    if isinstance(interrupted, DamagedBag):
+        raise DamagedBag(
+            f"{interrupted}; {out_bag} holds the {report.frames_out} frames before "
+            "it (a closed, readable bag)"
+        )
     if interrupted is not None:
         raise interrupted
     unpaired = report.frames_in - report.frames_out - sum(report.skipped.values())

@@ -565,3 +565,41 @@ def test_process_names_the_bag_as_asked_and_replaces_a_stale_partial(tmp_path):
         "camera/image": "/kitti/camera/image_raw",
         "camera/camera_info": "/kitti/camera/camera_info",
     }
+
+
+def _damaged_bag(tmp_path):
+    """The sample as a zstd-compressed bag with 5 kB zeroed at 70 % of the file: the second
+    frame's chunk no longer decompresses (the first frame's is intact)."""
+    bag = tmp_path / "damaged"
+    convert_kitti(SAMPLE, bag, compress=True)
+    mcap = next(bag.glob("*.mcap"))
+    data = bytearray(mcap.read_bytes())
+    at = int(len(data) * 0.7)
+    data[at : at + 5000] = bytes(5000)
+    mcap.write_bytes(data)
+    return bag
+
+
+def test_a_damaged_bag_names_where_and_leaves_a_readable_output_of_what_came_before(tmp_path):
+    bag = _damaged_bag(tmp_path)
+    with pytest.raises(ValueError, match=r"is damaged after message 4 \(time .* s\).*holds the 1"):
+        process_bag(bag, tmp_path / "out", {"model": "nearest", "device": "cpu"})
+    assert not (tmp_path / "out.partial").exists()
+    msgs, _ = read_all(tmp_path / "out")  # closed and readable
+    assert len(msgs["/depth/image"]) == 1
+
+
+@pytest.mark.parametrize("command", ["process", "play"])
+def test_damaged_bag_from_the_cli_is_one_line_and_exit_status_2(tmp_path, command):
+    bag = _damaged_bag(tmp_path)
+    args = [str(bag), str(tmp_path / "out")] if command == "process" else [str(bag), "--quiet"]
+    r = subprocess.run(
+        [sys.executable, "-m", "sparse_depth_node.cli", command, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    errors = [line for line in r.stderr.splitlines() if "error" in line]
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert len(errors) == 1 and "is damaged after message" in errors[0]
