@@ -252,6 +252,14 @@ def _play(args: argparse.Namespace) -> int:
     return 0
 
 
+def _extrinsic(args: argparse.Namespace) -> int:
+    from .bag.extrinsic import bag_extrinsic, parameter_block
+
+    t, camera, lidar = bag_extrinsic(args.bag, None, args.lidar_frame, args.camera_frame)
+    print(parameter_block(t, camera, lidar))
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from .bag.demo import run_demo
 
@@ -456,6 +464,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topics", nargs="*", default=[], help="only these topics (default: all)")
     p.add_argument("--remap", nargs="*", default=[], help="FROM:=TO topic remaps")
     _common(p)
+
+    p = command(
+        "extrinsic",
+        "print the node's extrinsic.* parameters from a bag's /tf_static "
+        "and /tf (ready to paste into a parameter file)",
+        _extrinsic,
+    )
+    p.add_argument("bag", help="rosbag2 folder")
+    p.add_argument(
+        "--lidar-frame",
+        default=None,
+        help="LiDAR frame (default: the frame_id of the bag's first cloud)",
+    )
+    p.add_argument(
+        "--camera-frame",
+        default=None,
+        help="camera optical frame (default: the frame_id of the bag's first image)",
+    )
 
     p = command("demo", "the node live over DDS, a bag played into it, outputs recorded", _demo)
     p.add_argument("--bag", required=True, help="rosbag2 folder with a cloud, image, camera_info")

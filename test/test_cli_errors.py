@@ -172,6 +172,12 @@ CASES = [  # (name, arguments; {tmp} and {made} are filled in, made by the funct
         "unknown parameter 'modle'",
     ),
     (
+        "process, use_tf false without an extrinsic",
+        ["process", str(BAG), OUT, "--params", "{made}"],
+        lambda t: _params(t, "use_tf: false"),
+        "extrinsic.translation / extrinsic.rotation are not set",
+    ),
+    (
         "evaluate, --frames selecting nothing",
         ["evaluate", "--data", str(SAMPLE), "--format", "kitti-raw", "--frames", "100:110"],
         None,

@@ -27,12 +27,11 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from ..core.completion import DEFAULT_METHOD
-from ..core.transforms import matrix_to_quaternion
 from ..data.depth_io import preview
 from ..ros.msgs import image_to_rgb, stamp_seconds
+from .extrinsic import bag_extrinsic, extrinsic_values
 from .io import TYPESTORE, deserialize, open_bag, qos, read_messages, resolve_inputs
 from .player import BagPlayer
-from .tf_tree import TfTree
 
 RECORDED = {
     "depth/image": Image,
@@ -43,40 +42,12 @@ RECORDED = {
 }
 
 
-def bag_extrinsic(bag: Path, inputs: dict[str, str]) -> "tuple[np.ndarray, str, str] | None":
-    """T_camera<-lidar from the bag's /tf_static, with the camera and LiDAR frame ids."""
-    reader = open_bag(bag)
-    tree, frames = TfTree(), {}
-    try:
-        for conn, _, raw in read_messages(reader, bag):
-            if conn.msgtype == "tf2_msgs/msg/TFMessage":
-                tree.add_message(deserialize(reader, raw, conn.msgtype, bag))
-            elif (
-                conn.topic in (inputs["lidar/points"], inputs["camera/image"])
-                and conn.topic not in frames
-            ):
-                frames[conn.topic] = deserialize(reader, raw, conn.msgtype, bag).header.frame_id
-            if len(frames) == 2 and tree.edges:
-                break
-    finally:
-        reader.close()
-    lidar, camera = frames.get(inputs["lidar/points"]), frames.get(inputs["camera/image"])
-    if lidar is None or camera is None:
-        return None
-    t = tree.lookup(camera, lidar)
-    return None if t is None else (t, camera, lidar)
-
-
 def node_command(
     bag: Path, inputs: dict[str, str], model: str, device: str, *extra: str
 ) -> list[str]:
     """The command line that runs the node for ``bag``: its topics remapped (reliable input), its
     /tf_static extrinsic as parameters, and ``extra`` ``-p`` arguments."""
-    found = bag_extrinsic(bag, inputs)
-    if found is None:
-        raise ValueError(f"bag {bag} has no /tf_static connecting its LiDAR and camera frames")
-    t_cam = found[0]
-    q = matrix_to_quaternion(t_cam[:3, :3])
+    translation, rotation = extrinsic_values(bag_extrinsic(bag, inputs)[0])
     cmd = [
         sys.executable,
         "-m",
@@ -89,9 +60,9 @@ def node_command(
         "-p",
         "use_tf:=false",
         "-p",
-        "extrinsic.translation:=[" + ",".join(f"{x:.9f}" for x in t_cam[:3, 3]) + "]",
+        "extrinsic.translation:=[" + ",".join(f"{x:.9f}" for x in translation) + "]",
         "-p",
-        "extrinsic.rotation:=[" + ",".join(f"{x:.9f}" for x in q) + "]",
+        "extrinsic.rotation:=[" + ",".join(f"{x:.9f}" for x in rotation) + "]",
     ]
     for e in extra:
         cmd += ["-p", e]

@@ -14,7 +14,7 @@ import numpy as np
 from rosbags.rosbag2 import Writer
 
 from ..core.completion import DepthCompleter
-from ..core.settings import resolve
+from ..core.settings import extrinsic_set, resolve
 from ..ros.extrinsics import extrinsic_from_parameters
 from ..ros.frame import Dropped, run_set
 from ..ros.msgs import stamp_seconds
@@ -82,14 +82,18 @@ def process_bag(
     that was killed) is replaced, said through ``notice``. An input damaged mid-file raises
     DamagedBag (a ValueError) naming where, after OUT is closed with the frames before it.
     """
-    given = dict(params or {})
-    values = resolve(given)
+    values = resolve(params)
     remaps = remaps or {}
     completer = DepthCompleter.from_settings(values)
     fixed = None
-    if not values["use_tf"] or "extrinsic.translation" in given or "extrinsic.rotation" in given:
+    if extrinsic_set(values):
         fixed = extrinsic_from_parameters(
             values["extrinsic.translation"], values["extrinsic.rotation"]
+        )
+    elif not values["use_tf"]:
+        raise ValueError(
+            "use_tf is false but extrinsic.translation / extrinsic.rotation are not set: give "
+            "them in --params (never guessed), or let the bag's /tf_static serve (use_tf: true)"
         )
     tree = TfTree() if values["use_tf"] else None
     report = ProcessReport(

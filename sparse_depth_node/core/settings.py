@@ -17,6 +17,7 @@ from typing import Any
 from .methods import DEFAULT_METHOD
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+UNSET = float("nan")  # a calibration value nobody gave: never guessed
 
 
 @dataclass(frozen=True)
@@ -105,13 +106,15 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "extrinsic.translation",
-        [0.0, 0.0, 0.0],
-        "LiDAR -> camera optical frame translation [x, y, z], m",
+        [UNSET] * 3,
+        "LiDAR -> camera optical frame translation [x, y, z], m, used without TF "
+        "(default: not set, NaN; never guessed)",
     ),
     Setting(
         "extrinsic.rotation",
-        [0.0, 0.0, 0.0, 1.0],
-        "LiDAR -> camera optical frame rotation [x, y, z, w]",
+        [UNSET] * 4,
+        "LiDAR -> camera optical frame rotation [x, y, z, w], used without TF "
+        "(default: not set, NaN; never guessed)",
     ),
     Setting("publish_cloud", True, "publish depth/points"),
     Setting("publish_confidence", False, "publish depth/confidence (32FC1 in [0, 1])"),
@@ -155,8 +158,11 @@ def _problem(s: Setting, value: Any) -> "str | None":
     if isinstance(default, list):
         if not isinstance(value, (list, tuple)) or len(value) != len(default):
             return f"{s.name} must be a list of {len(default)} numbers, got {value!r}"
-        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in value):
-            return f"{s.name} must hold finite numbers, got {list(value)}"
+        if not all(isinstance(v, (int, float)) for v in value):
+            return f"{s.name} must hold numbers, got {list(value)}"
+        finite = [math.isfinite(v) for v in value]
+        if any(finite) and not all(finite):
+            return f"{s.name} must be all finite numbers (or all NaN: not set), got {list(value)}"
         return None
     if not isinstance(value, str):
         return f"{s.name} must be a string, got {value!r}"
@@ -181,9 +187,22 @@ def problem(values: Mapping[str, Any]) -> "str | None":
         scale_factor(float(values["inference_scale"]))
     except ValueError as exc:
         return str(exc)
-    if math.hypot(*values["extrinsic.rotation"]) < 1e-12:
+    given = [math.isfinite(values[n][0]) for n in ("extrinsic.translation", "extrinsic.rotation")]
+    if given[0] != given[1]:
+        return "extrinsic.translation and extrinsic.rotation must be given together"
+    if extrinsic_set(values) and math.hypot(*values["extrinsic.rotation"]) < 1e-12:
         return f"extrinsic.rotation {list(values['extrinsic.rotation'])} is a zero quaternion"
     return None
+
+
+def extrinsic_set(values: Mapping[str, Any]) -> bool:
+    """Whether ``extrinsic.translation`` and ``extrinsic.rotation`` were both given (finite);
+    a half-given extrinsic is as good as none."""
+    return all(
+        math.isfinite(v)
+        for n in ("extrinsic.translation", "extrinsic.rotation")
+        for v in values[n]
+    )
 
 
 def resolve(overrides: "Mapping[str, Any] | None" = None) -> dict[str, Any]:

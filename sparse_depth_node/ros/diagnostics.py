@@ -10,15 +10,23 @@ STREAMS = ("cloud", "image", "info")
 STALE_AFTER_S = 2.0
 
 
-def pipeline_status(stats: PipelineStats, model: str, device: str) -> DiagnosticStatus:
-    """One status: WARN for stale input (nothing for STALE_AFTER_S on a stream that was
-    flowing) or a stream silent while another flows; counters, input and output rates and
-    per-stage latency median / p90 as values."""
+def pipeline_status(
+    stats: PipelineStats, name: str, model: str, device: str, error: "str | None" = None
+) -> DiagnosticStatus:
+    """One status named ``name`` (the node's fully qualified name, so that two instances are
+    told apart): ERROR with ``error`` (a problem that stops all output), WARN for stale input
+    (nothing for STALE_AFTER_S on a stream that was flowing), for a stream silent while another
+    flows, or for no input yet; counters, input and output rates and per-stage latency median /
+    p90 as values."""
     counts = stats.snapshot()
     stale = [s for s in STREAMS if counts.get(f"in_{s}") and stats.age(f"in_{s}") > STALE_AFTER_S]
     silent = [s for s in STREAMS if not counts.get(f"in_{s}")]
-    status = DiagnosticStatus(name="sparse_depth_node: pipeline", hardware_id=device)
-    if stale:
+    status = DiagnosticStatus(name=f"{name}: pipeline", hardware_id=device)
+    if error:
+        status.level, status.message = DiagnosticStatus.ERROR, error
+    elif len(silent) == len(STREAMS):
+        status.level, status.message = DiagnosticStatus.WARN, "no input yet"
+    elif stale:
         status.level, status.message = DiagnosticStatus.WARN, f"stale input: {', '.join(stale)}"
     elif silent and any(counts.get(f"in_{s}") for s in STREAMS):
         status.level, status.message = (

@@ -25,7 +25,7 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from ..core.completion import DepthCompleter
 from ..core.methods import FALLBACK_METHOD
 from ..core.runtime import configure_process
-from ..core.settings import BY_NAME, problem
+from ..core.settings import BY_NAME, extrinsic_set, problem
 from . import parameters
 from .diagnostics import pipeline_status
 from .extrinsics import TfExtrinsics, extrinsic_from_parameters, tf2_available
@@ -59,6 +59,8 @@ class SparseDepthNode(Node):
             self.get_logger().info(
                 "tf2_ros is not available: T_camera<-lidar comes from the extrinsic.* parameters"
             )
+        if self.extrinsic_problem():
+            self.get_logger().warning(self.extrinsic_problem())
         self._sync = ApproximateSync.from_settings(self.values())
         self._kit = RclpyKit()
         out_qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
@@ -168,9 +170,23 @@ class SparseDepthNode(Node):
                     f"frame dropped: {type(exc).__name__}: {exc}", throttle_duration_sec=5.0
                 )
 
+    def extrinsic_problem(self) -> "str | None":
+        """Why the node has no T_camera<-lidar at all (no TF and no extrinsic.* given), or None."""
+        if self._tf is not None or extrinsic_set(self.values()):
+            return None
+        why = "tf2 is not available" if self.values()["use_tf"] else "use_tf is false"
+        return (
+            f"no T_camera<-lidar, so nothing is published: {why} and extrinsic.translation / "
+            "extrinsic.rotation are not set (never guessed); set them (`sparse-depth extrinsic "
+            "BAG` prints them from a bag's /tf_static) or publish the transform on TF"
+        )
+
     def _extrinsic(self, camera_frame: str, lidar_frame: str, stamp: Any) -> "np.ndarray | None":
         if self._tf is not None:
             return self._tf.lookup(camera_frame, lidar_frame, stamp)
+        problem = self.extrinsic_problem()
+        if problem:
+            raise Dropped("extrinsic_missing", problem)
         v = self.values()
         return extrinsic_from_parameters(v["extrinsic.translation"], v["extrinsic.rotation"])
 
@@ -206,7 +222,13 @@ class SparseDepthNode(Node):
         self.stats.count("frames_out")
 
     def diagnostic_status(self) -> DiagnosticStatus:
-        return pipeline_status(self.stats, self.completer.description, str(self.completer.device))
+        return pipeline_status(
+            self.stats,
+            self.get_fully_qualified_name(),
+            self.completer.description,
+            str(self.completer.device),
+            self.extrinsic_problem(),
+        )
 
     def _publish_diagnostics(self) -> None:
         msg = DiagnosticArray()

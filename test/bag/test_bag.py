@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+import yaml
 from conftest import REPO, SAMPLE
 from rosbags.interfaces import QosDurability
 
@@ -603,3 +604,27 @@ def test_damaged_bag_from_the_cli_is_one_line_and_exit_status_2(tmp_path, comman
     errors = [line for line in r.stderr.splitlines() if "error" in line]
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert len(errors) == 1 and "is damaged after message" in errors[0]
+
+
+def test_extrinsic_command_prints_the_values_the_demo_gives_the_node():
+    from sparse_depth_node.bag.demo import node_command
+    from sparse_depth_node.bag.io import resolve_inputs
+
+    r = subprocess.run(
+        [sys.executable, "-m", "sparse_depth_node.cli", "extrinsic", str(SAMPLE_BAG)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert r.returncode == 0, r.stderr
+    block = yaml.safe_load(r.stdout)["/**"]["ros__parameters"]
+    reader = open_bag(SAMPLE_BAG)
+    cmd = node_command(SAMPLE_BAG, resolve_inputs(reader.connections, {}), "nearest", "cpu")
+    reader.close()
+    given = {a.split(":=")[0]: yaml.safe_load(a.split(":=")[1]) for a in cmd if ":=" in a}
+    np.testing.assert_allclose(
+        block["extrinsic.translation"], given["extrinsic.translation"], atol=1e-9
+    )
+    np.testing.assert_allclose(block["extrinsic.rotation"], given["extrinsic.rotation"], atol=1e-9)
+    assert block["use_tf"] is False and "velo_link -> camera_optical" in r.stdout

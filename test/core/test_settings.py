@@ -14,7 +14,12 @@ def test_defaults_pass_their_own_checks():
     "overrides, reason",
     [
         ({"min_depth": 50.0, "max_depth": 10.0}, "min_depth (50.0) must be below max_depth"),
-        ({"extrinsic.rotation": [0, 0, 0, 0]}, "zero quaternion"),
+        (
+            {"extrinsic.translation": [0, 0, 0], "extrinsic.rotation": [0, 0, 0, 0]},
+            "zero quaternion",
+        ),
+        ({"extrinsic.rotation": [0, 0, 0, 1]}, "must be given together"),
+        ({"extrinsic.translation": [0.1, float("nan"), 0]}, "all finite numbers"),
         ({"inference_scale": 0.3}, "1/n for an integer n"),
         ({"precision": "fp64"}, "precision must be one of fp32, bf16, fp16"),
         ({"cloud_stride": 0}, "cloud_stride must be in [1, 64]"),

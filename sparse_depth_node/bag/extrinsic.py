@@ -1,0 +1,77 @@
+"""T_camera<-lidar from a bag's /tf_static and /tf (the chain between the cloud's and the
+image's frames resolved), as the node's ``extrinsic.*`` parameters: ``sparse-depth extrinsic``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..core.transforms import matrix_to_quaternion
+from .io import deserialize, open_bag, read_messages, resolve_inputs
+from .tf_tree import TfTree
+
+
+def bag_extrinsic(
+    bag: "str | Path",
+    inputs: "dict[str, str] | None" = None,
+    lidar_frame: "str | None" = None,
+    camera_frame: "str | None" = None,
+) -> tuple[np.ndarray, str, str]:
+    """(T_camera<-lidar (4, 4), camera frame, LiDAR frame) from the bag's transforms. The frames
+    are the first cloud's and image's frame_ids (of the node's inputs found in the bag, or
+    ``inputs``) unless given; ValueError naming what is missing."""
+    bag = Path(bag)
+    reader = open_bag(bag)
+    tree, frames = TfTree(), {}
+    try:
+        inputs = inputs or resolve_inputs(reader.connections, {})
+        wanted = {inputs["lidar/points"]: "lidar", inputs["camera/image"]: "camera"}
+        given = {"lidar": lidar_frame, "camera": camera_frame}
+        frames = {k: v for k, v in given.items() if v}
+        for conn, _, raw in read_messages(reader, bag):
+            if conn.msgtype == "tf2_msgs/msg/TFMessage":
+                tree.add_message(deserialize(reader, raw, conn.msgtype, bag))
+            elif conn.topic in wanted and wanted[conn.topic] not in frames:
+                msg = deserialize(reader, raw, conn.msgtype, bag)
+                frames[wanted[conn.topic]] = msg.header.frame_id
+            if len(frames) == 2 and tree.lookup(frames["camera"], frames["lidar"]) is not None:
+                break  # both frames known and connected: no need to read the rest
+    finally:
+        reader.close()
+    lidar, camera = frames.get("lidar"), frames.get("camera")
+    if lidar is None or camera is None:
+        raise ValueError(
+            f"bag {bag} has no cloud or no image to take the frame ids from: "
+            "pass --lidar-frame and --camera-frame"
+        )
+    t = tree.lookup(camera, lidar)
+    if t is None:
+        known = ", ".join(sorted({f for edge in tree.edges for f in edge})) or "none"
+        raise ValueError(
+            f"bag {bag}: /tf_static and /tf do not connect {lidar} to {camera} "
+            f"(frames in the bag's TF: {known})"
+        )
+    return t, camera, lidar
+
+
+def extrinsic_values(t_cam_from_lidar: np.ndarray) -> tuple[list[float], list[float]]:
+    """The ``extrinsic.translation`` [x, y, z] (m) and ``extrinsic.rotation`` [x, y, z, w]."""
+    t = np.asarray(t_cam_from_lidar, np.float64)
+    return [float(x) for x in t[:3, 3]], [float(x) for x in matrix_to_quaternion(t[:3, :3])]
+
+
+def parameter_block(t_cam_from_lidar: np.ndarray, camera: str, lidar: str) -> str:
+    """A ready-to-paste node parameter YAML with the extrinsic."""
+    translation, rotation = extrinsic_values(t_cam_from_lidar)
+    fmt = lambda v: "[" + ", ".join(f"{x:.9f}" for x in v) + "]"  # noqa: E731
+    return "\n".join(
+        [
+            f"# T_camera<-lidar: {lidar} -> {camera} (from the bag's /tf_static and /tf)",
+            "/**:",
+            "  ros__parameters:",
+            "    use_tf: false",
+            f"    extrinsic.translation: {fmt(translation)}",
+            f"    extrinsic.rotation: {fmt(rotation)}",
+        ]
+    )
