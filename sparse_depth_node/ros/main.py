@@ -4,10 +4,23 @@ starts the node (node.py, which loads torch)."""
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 
-from ..core.settings import SETTINGS
-from .outputs import INPUTS, OUTPUTS
+
+def _quit_quietly(signum: int, frame: object) -> None:
+    os._exit(0)  # nothing to clean up yet: the node does not exist
+
+
+# Ctrl-C (SIGINT to the process group) and SIGTERM (launch, systemd) while Python starts and the
+# node loads end the process quietly with status 0; ros/node.run hands both to rclpy, which
+# turns them into a clean shutdown, before it creates anything.
+for _signal in (signal.SIGINT, signal.SIGTERM):
+    signal.signal(_signal, _quit_quietly)
+
+from ..core.settings import SETTINGS  # noqa: E402  (after the handlers: imports take time)
+from .outputs import INPUTS, OUTPUTS  # noqa: E402
 
 
 def usage() -> str:
@@ -41,9 +54,12 @@ def main(args: "list[str] | None" = None) -> None:
     if "-h" in own or "--help" in own:
         print(usage())
         return
-    from .node import run
+    try:
+        from .node import run
 
-    run(args)
+        run(args)
+    except KeyboardInterrupt:
+        pass
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ through the frame path (ros.frame) and publishes. Parameters come from the one s
 
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 import time
@@ -165,6 +166,8 @@ class SparseDepthNode(Node):
             try:
                 self._process(frame, arrived)
             except Exception as exc:  # never let one frame kill the worker
+                if self._stop or not self.context.ok():
+                    return  # shutting down: the publishers are going away
                 self.stats.count("rejected_internal")
                 self.get_logger().error(
                     f"frame dropped: {type(exc).__name__}: {exc}", throttle_duration_sec=5.0
@@ -251,6 +254,10 @@ def run(args: "list[str] | None" = None) -> None:
     line and exit status 2."""
     from rclpy.executors import ExternalShutdownException
 
+    # SIGINT and SIGTERM raise KeyboardInterrupt from here on; rclpy.init chains its handlers
+    # (which shut the context down) in front of these.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     rclpy.init(args=args)
     node, status = None, 0
     try:
@@ -262,6 +269,10 @@ def run(args: "list[str] | None" = None) -> None:
     except ValueError as exc:  # parameters or (with strict) a model the node cannot run with
         print(f"sparse_depth_node: error: {exc}", file=sys.stderr)
         status = 2
+    except Exception:
+        if rclpy.ok():
+            raise
+        # a signal shut the context down while the node was being made: a clean stop
     finally:
         if node is not None:
             node.destroy_node()
