@@ -233,6 +233,16 @@ def _play(args: argparse.Namespace) -> int:
         )
         if not args.quiet:
             print(player.summary(args.rate, args.loop), flush=True)
+        if any("tf2_msgs" in why for why in player.skipped.values()):
+            _print_extrinsic_instead_of_tf(args.bag)
+        if args.wait > 0:
+            if not args.quiet:
+                print(
+                    f"play: waiting for a subscriber (up to {args.wait:g} s; --wait 0 skips)",
+                    flush=True,
+                )
+            if not player.wait_for_subscribers(args.wait) and not args.quiet:
+                print("play: no subscriber yet; playing anyway", flush=True)
         loops = []
 
         def on_loop(count: int) -> None:
@@ -258,6 +268,23 @@ def _extrinsic(args: argparse.Namespace) -> int:
     t, camera, lidar = bag_extrinsic(args.bag, None, args.lidar_frame, args.camera_frame)
     print(parameter_block(t, camera, lidar))
     return 0
+
+
+def _print_extrinsic_instead_of_tf(bag: str) -> None:
+    """This ROS install cannot publish the bag's /tf_static: say so, with the node's parameters
+    that replace it (a node without TF must not guess its extrinsic)."""
+    from .bag.extrinsic import bag_extrinsic, parameter_block
+
+    try:
+        block = parameter_block(*bag_extrinsic(bag))
+    except ValueError as exc:
+        print(f"play: /tf_static cannot be published here, and {exc}", flush=True)
+        return
+    print(
+        "play: this ROS install cannot publish /tf_static (no tf2_msgs); give the node these "
+        "parameters instead:\n" + block,
+        flush=True,
+    )
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -463,6 +490,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clock", action="store_true", help="publish /clock from the bag's times")
     p.add_argument("--topics", nargs="*", default=[], help="only these topics (default: all)")
     p.add_argument("--remap", nargs="*", default=[], help="FROM:=TO topic remaps")
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=10.0,
+        help="seconds to wait for a subscriber before the first message (0: none), "
+        "so that the first frames are not lost while the listener discovers us",
+    )
     _common(p)
 
     p = command(

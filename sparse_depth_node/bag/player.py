@@ -99,6 +99,18 @@ class BagPlayer:
             self.publishers[t].get_subscription_count() > 0 for t in topics if t in self.publishers
         )
 
+    def wait_for_subscribers(self, timeout: float, settle: float = 1.0) -> bool:
+        """Wait (at most ``timeout`` s) until a subscriber listens on one of the played topics,
+        then ``settle`` s more for discovery of the others, so that the first messages are not
+        published to nobody. Returns whether one came."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if any(p.get_subscription_count() > 0 for p in self.publishers.values()):
+                time.sleep(settle)
+                return True
+            time.sleep(0.05)
+        return False
+
     def _publish_clock(self, t_ns: int) -> None:
         from builtin_interfaces.msg import Time
         from rosgraph_msgs.msg import Clock

@@ -64,14 +64,10 @@ class SparseDepthNode(Node):
             self.get_logger().warning(self.extrinsic_problem())
         self._sync = ApproximateSync.from_settings(self.values())
         self._kit = RclpyKit()
-        out_qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
         overrides = QoSOverridingOptions.with_default_policies()
-        self.pubs = {
-            o.topic: self.create_publisher(
-                self._kit.cls(o.msgtype), o.topic, out_qos, qos_overriding_options=overrides
-            )
-            for o in OUTPUTS
-        }
+        self.pubs: dict[str, Any] = {}
+        self._pub_lock = threading.Lock()
+        self._sync_publishers()
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         # sensor-data QoS (best effort, depth 5); qos_overrides.<topic>.subscription.* change it
         for topic, msgtype, stream in INPUTS:
@@ -196,7 +192,8 @@ class SparseDepthNode(Node):
     def _process(self, frame: Any, arrived: float) -> None:
         """Complete one synchronised set; ``arrived``: perf_counter time of its last message."""
         v = self.values()
-        topics = [t for t in enabled_outputs(v) if self.pubs[t].get_subscription_count() > 0]
+        pubs = self.pubs
+        topics = [t for t in enabled_outputs(v) if t in pubs and pubs[t].get_subscription_count()]
         if not topics:
             self.stats.count("skipped_no_subscribers")
             return
@@ -213,8 +210,10 @@ class SparseDepthNode(Node):
             self.get_logger().warning(f"frame dropped: {exc}", throttle_duration_sec=5.0)
             return
         t0 = time.perf_counter()
-        for topic, msg in messages.items():
-            self.pubs[topic].publish(msg)
+        with self._pub_lock:  # a publisher being removed meanwhile is skipped
+            for topic, msg in messages.items():
+                if topic in self.pubs:
+                    self.pubs[topic].publish(msg)
         t1 = time.perf_counter()
         timings.update(
             publish=(t1 - t0) * 1e3,
@@ -233,7 +232,29 @@ class SparseDepthNode(Node):
             self.extrinsic_problem(),
         )
 
+    def _sync_publishers(self) -> None:
+        """Publishers for exactly the outputs the publish_* parameters enable (reliable, depth 5,
+        QoS overridable); run at start and with each diagnostics tick, so a changed publish_*
+        takes effect within a second."""
+        wanted = enabled_outputs(self.values())
+        if set(wanted) == set(self.pubs):
+            return
+        qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+        overrides = QoSOverridingOptions.with_default_policies()
+        types = {o.topic: o.msgtype for o in OUTPUTS}
+        with self._pub_lock:
+            pubs = dict(self.pubs)
+            for topic in set(pubs) - set(wanted):
+                self.destroy_publisher(pubs.pop(topic))
+            for topic in wanted:
+                if topic not in pubs:
+                    pubs[topic] = self.create_publisher(
+                        self._kit.cls(types[topic]), topic, qos, qos_overriding_options=overrides
+                    )
+            self.pubs = pubs
+
     def _publish_diagnostics(self) -> None:
+        self._sync_publishers()
         msg = DiagnosticArray()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.status = [self.diagnostic_status()]

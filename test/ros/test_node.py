@@ -619,3 +619,31 @@ def test_a_configured_node_says_no_input_yet_until_the_first_message(context, ki
         assert (status.level, status.message) == (DiagnosticStatus.WARN, "no input yet")
     finally:
         node.destroy_node()
+
+
+def test_optional_outputs_are_advertised_only_while_enabled(context, kitti_frame0):
+    node = make_node(context, kitti_frame0)
+    probe = rclpy.create_node("advertised_probe", context=context)
+    ex = SingleThreadedExecutor(context=context)
+    ex.add_node(node)
+    ex.add_node(probe)
+
+    def advertised():
+        return {
+            name.lstrip("/")
+            for name, _ in probe.get_publisher_names_and_types_by_node("sparse_depth_node", "/")
+        }
+
+    try:
+        assert spin_until(ex, lambda: "depth/image" in advertised(), 10.0)
+        assert {"depth/sparse", "depth/confidence", "depth/image_raw"}.isdisjoint(advertised())
+        assert {"depth/image", "depth/camera_info", "depth/points"} <= advertised()
+        node.set_parameters(
+            [Parameter("publish_sparse", value=True), Parameter("publish_cloud", value=False)]
+        )
+        assert spin_until(ex, lambda: "depth/sparse" in advertised(), 10.0)
+        assert spin_until(ex, lambda: "depth/points" not in advertised(), 10.0)
+    finally:
+        ex.shutdown()
+        node.destroy_node()
+        probe.destroy_node()
