@@ -48,6 +48,16 @@ def extrinsic_parameters(frame) -> dict:
     }
 
 
+def input_publishers(node, qos) -> list:
+    """Publishers of ``node`` on the sparse depth node's three inputs, in frame_messages order."""
+    types = (
+        (PointCloud2, "lidar/points"),
+        (Image, "camera/image"),
+        (CameraInfo, "camera/camera_info"),
+    )
+    return [node.create_publisher(cls, topic, qos) for cls, topic in types]
+
+
 def spin_until(executor, done, timeout: float, step=None, period: float = 0.3) -> bool:
     """Spin ``executor`` until ``done()``; call ``step()`` every ``period`` s meanwhile."""
     end = time.monotonic() + timeout
@@ -96,6 +106,7 @@ __all__ = [
     "isolate_dds",
     "frame_messages",
     "extrinsic_parameters",
+    "input_publishers",
     "spin_until",
     "playing",
     "rclpy",

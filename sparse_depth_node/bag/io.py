@@ -22,12 +22,10 @@ from rosbags.interfaces import (
 from rosbags.rosbag2 import StoragePlugin
 from rosbags.typesys import Stores, get_typestore
 
+from ..ros.outputs import INPUTS as NODE_INPUTS
+
 TYPESTORE = get_typestore(Stores.ROS2_HUMBLE)  # sensor_msgs are identical from Humble to Kilted
-INPUTS = {
-    "lidar/points": "sensor_msgs/msg/PointCloud2",
-    "camera/image": "sensor_msgs/msg/Image",
-    "camera/camera_info": "sensor_msgs/msg/CameraInfo",
-}
+INPUTS = {topic: msgtype for topic, msgtype, _ in NODE_INPUTS}  # node input -> message type
 
 
 def qos(reliable: bool = True, transient_local: bool = False, depth: int = 10) -> Qos:

@@ -1,6 +1,7 @@
-"""The one output table: every topic the node publishes, its message type, the parameter that
-enables it and how a frame's result becomes its message. Numpy only (no torch, no rclpy): the
-node, the frame path, ``process`` and the node's --help read it."""
+"""The node's topics: its inputs, and the one output table (every topic it publishes, its
+message type, the parameter that enables it and how a frame's result becomes its message).
+Numpy only (no torch, no rclpy): the node, the frame path, the bag tools and the node's --help
+read it."""
 
 from __future__ import annotations
 
@@ -17,13 +18,13 @@ from .msgs import fill_depth_image, fill_pointcloud2
 if TYPE_CHECKING:
     from ..core.pipeline import FrameResult
 
-INPUTS = (  # topic (relative, remappable), message type, the synchroniser's stream
-    ("lidar/points", "sensor_msgs/msg/PointCloud2", "cloud"),
-    ("camera/image", "sensor_msgs/msg/Image", "image"),
-    ("camera/camera_info", "sensor_msgs/msg/CameraInfo", "info"),
-)
 IMAGE, CAMERA_INFO, POINTCLOUD2 = (
     f"sensor_msgs/msg/{n}" for n in ("Image", "CameraInfo", "PointCloud2")
+)
+INPUTS = (  # topic (relative, remappable), message type, the synchroniser's stream
+    ("lidar/points", POINTCLOUD2, "cloud"),
+    ("camera/image", IMAGE, "image"),
+    ("camera/camera_info", CAMERA_INFO, "info"),
 )
 
 

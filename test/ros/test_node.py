@@ -21,6 +21,7 @@ from ros_helpers import (
     CAMERA_FRAME,
     extrinsic_parameters,
     frame_messages,
+    input_publishers,
     isolate_dds,
     rclpy,
     spin_until,
@@ -284,14 +285,7 @@ def test_no_inference_while_nobody_subscribes(context, kitti_frame0):
     frame = kitti_frame0
     node = make_node(context, frame)
     pub = rclpy.create_node("quiet_publisher", context=context)
-    p = [
-        pub.create_publisher(t, n, RELIABLE)
-        for t, n in (
-            (PointCloud2, "lidar/points"),
-            (Image, "camera/image"),
-            (CameraInfo, "camera/camera_info"),
-        )
-    ]
+    p = input_publishers(pub, RELIABLE)
     ex = SingleThreadedExecutor(context=context)
     ex.add_node(node)
     ex.add_node(pub)

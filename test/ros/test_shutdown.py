@@ -15,8 +15,8 @@ from pathlib import Path
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from ros_helpers import extrinsic_parameters, frame_messages, isolate_dds
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from ros_helpers import extrinsic_parameters, frame_messages, input_publishers, isolate_dds
+from sensor_msgs.msg import Image
 
 isolate_dds()
 RELIABLE = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
@@ -36,14 +36,7 @@ def test_a_signal_at_any_moment_ends_the_node_cleanly(kitti_frame0):
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
     node = rclpy.create_node("shutdown_test_load", context=ctx)
-    pubs = [
-        node.create_publisher(cls, topic, RELIABLE)
-        for cls, topic in (
-            (PointCloud2, "lidar/points"),
-            (Image, "camera/image"),
-            (CameraInfo, "camera/camera_info"),
-        )
-    ]
+    pubs = input_publishers(node, RELIABLE)
     received = []
     node.create_subscription(Image, "depth/image", received.append, RELIABLE)
     ex = SingleThreadedExecutor(context=ctx)
