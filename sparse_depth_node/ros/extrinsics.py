@@ -8,10 +8,12 @@ is not available and the parameter path serves.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
+from ..core.settings import extrinsic_set
 from ..core.transforms import transform_from_quaternion
 
 try:  # tf2_ros comes with a ROS install, not with the pip wheels
@@ -69,3 +71,34 @@ def extrinsic_from_parameters(
             f"extrinsic.rotation must be a quaternion [x, y, z, w], got {list(rotation_xyzw)}"
         )
     return transform_from_quaternion(t, q)
+
+
+class ExtrinsicSource:
+    """T_camera<-lidar for the node: tf2 at the cloud's stamp when tf2 is importable and
+    ``use_tf`` is set, else the ``extrinsic.*`` parameters when they are given; else none, and
+    ``problem`` says why (a calibration is never guessed). ``values()`` gives the settings."""
+
+    def __init__(self, node: Any, values: Callable[[], Mapping[str, Any]]) -> None:
+        self.values = values
+        self.tf = TfExtrinsics(node) if values()["use_tf"] and tf2_available() else None
+
+    def problem(self) -> "str | None":
+        """Why there is no T_camera<-lidar at all, or None."""
+        v = self.values()
+        if self.tf is not None or extrinsic_set(v):
+            return None
+        why = "tf2 is not available" if v["use_tf"] else "use_tf is false"
+        return (
+            f"no T_camera<-lidar, so nothing is published: {why} and extrinsic.translation / "
+            "extrinsic.rotation are not set (never guessed); set them (`sparse-depth extrinsic "
+            "BAG` prints them from a bag's /tf_static) or publish the transform on TF"
+        )
+
+    def lookup(self, camera_frame: str, lidar_frame: str, stamp: Any) -> "np.ndarray | None":
+        """The transform, or None (TF does not have it yet, or there is no source)."""
+        if self.tf is not None:
+            return self.tf.lookup(camera_frame, lidar_frame, stamp)
+        v = self.values()
+        if not extrinsic_set(v):
+            return None
+        return extrinsic_from_parameters(v["extrinsic.translation"], v["extrinsic.rotation"])

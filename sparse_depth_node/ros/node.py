@@ -20,19 +20,19 @@ import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
 
-from ..core.completion import DepthCompleter
-from ..core.methods import FALLBACK_METHOD
 from ..core.runtime import configure_process
-from ..core.settings import BY_NAME, extrinsic_set, problem
+from ..core.settings import BY_NAME, problem
 from . import parameters
 from .diagnostics import pipeline_status
-from .extrinsics import TfExtrinsics, extrinsic_from_parameters, tf2_available
+from .extrinsics import ExtrinsicSource
+from .fallback import load_completer, on_cpu
 from .frame import Dropped, RclpyKit, run_set
 from .msgs import stamp_seconds
-from .outputs import INPUTS, OUTPUTS, enabled_outputs
+from .outputs import INPUTS
+from .publishers import OutputPublishers
 from .stats import PipelineStats
 from .sync import ApproximateSync
 
@@ -52,22 +52,26 @@ class SparseDepthNode(Node):
             raise ValueError(reason)
         self.stats = PipelineStats()
         self.add_on_set_parameters_callback(self._validate_parameters)
-        self.completer = self._load_completer()
-        self._tf = None
-        if self.values()["use_tf"] and tf2_available():
-            self._tf = TfExtrinsics(self)
-        elif self.values()["use_tf"]:
+        self.completer, error = load_completer(self.values())
+        if error is not None:
+            self.stats.count("model_fallback")
+            self.get_logger().error(
+                f"cannot use model '{self.values()['model']}' on '{self.values()['device']}': "
+                f"{error}; falling back to {self.completer.description} (strict:=true fails "
+                "instead)"
+            )
+        self.extrinsics = ExtrinsicSource(self, self.values)
+        if self.values()["use_tf"] and self.extrinsics.tf is None:
             self.get_logger().info(
                 "tf2_ros is not available: T_camera<-lidar comes from the extrinsic.* parameters"
             )
-        if self.extrinsic_problem():
-            self.get_logger().warning(self.extrinsic_problem())
+        if self.extrinsics.problem():
+            self.get_logger().warning(self.extrinsics.problem())
         self._sync = ApproximateSync.from_settings(self.values())
         self._kit = RclpyKit()
         overrides = QoSOverridingOptions.with_default_policies()
-        self.pubs: dict[str, Any] = {}
-        self._pub_lock = threading.Lock()
-        self._sync_publishers()
+        self.outputs = OutputPublishers(self, self._kit)
+        self.outputs.sync(self.values())
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         # sensor-data QoS (best effort, depth 5); qos_overrides.<topic>.subscription.* change it
         for topic, msgtype, stream in INPUTS:
@@ -93,42 +97,11 @@ class SparseDepthNode(Node):
             self._sync.configure(new)
         return SetParametersResult(successful=reason is None, reason=reason or "")
 
-    def _load_completer(self) -> DepthCompleter:
-        """The configured model on the configured device, else (unless ``strict``) the same
-        model on the CPU (fp32 instead of fp16), else the classical filler, saying so once."""
-        v = self.values()
-        model, device, precision = v["model"], v["device"], v["precision"]
-        cpu_precision = "fp32" if precision == "fp16" else precision  # fp16 is CUDA-only
-        attempts = [(model, device, precision)]
-        attempts += [(model, "cpu", cpu_precision)] if device != "cpu" else []
-        attempts += [(FALLBACK_METHOD, "cpu", "fp32")]
-        first_error = None
-        for m, d, prec in attempts:
-            try:
-                completer = DepthCompleter.from_settings(v, method=m, device=d, precision=prec)
-            except ValueError as exc:
-                if v["strict"]:
-                    raise
-                first_error = first_error or exc
-                continue
-            if first_error is not None:
-                self.stats.count("model_fallback")
-                self.get_logger().error(
-                    f"cannot use model '{model}' on '{device}': {first_error}; falling back to "
-                    f"{completer.description} (set strict:=true to fail instead)"
-                )
-            return completer
-        raise first_error  # unreachable: the classical filler on the CPU always loads
-
     def _fall_back_to_cpu(self, exc: BaseException) -> None:
         """CUDA ran out of memory: move the same model to the CPU for good, and say so once."""
         if self.values()["strict"]:
             raise exc
-        c = self.completer
-        model = c.model.cpu() if c.model is not None else None
-        self.completer = DepthCompleter(
-            c.method, "cpu", model=model, inference_scale=1.0 / c.factor, max_depth=c.max_depth
-        )
+        self.completer = on_cpu(self.completer)
         self.stats.count("cuda_oom_fallback")
         self.get_logger().error(
             f"CUDA out of memory ({exc}); running {self.completer.description} from now on"
@@ -169,31 +142,16 @@ class SparseDepthNode(Node):
                     f"frame dropped: {type(exc).__name__}: {exc}", throttle_duration_sec=5.0
                 )
 
-    def extrinsic_problem(self) -> "str | None":
-        """Why the node has no T_camera<-lidar at all (no TF and no extrinsic.* given), or None."""
-        if self._tf is not None or extrinsic_set(self.values()):
-            return None
-        why = "tf2 is not available" if self.values()["use_tf"] else "use_tf is false"
-        return (
-            f"no T_camera<-lidar, so nothing is published: {why} and extrinsic.translation / "
-            "extrinsic.rotation are not set (never guessed); set them (`sparse-depth extrinsic "
-            "BAG` prints them from a bag's /tf_static) or publish the transform on TF"
-        )
-
     def _extrinsic(self, camera_frame: str, lidar_frame: str, stamp: Any) -> "np.ndarray | None":
-        if self._tf is not None:
-            return self._tf.lookup(camera_frame, lidar_frame, stamp)
-        problem = self.extrinsic_problem()
+        problem = self.extrinsics.problem()
         if problem:
             raise Dropped("extrinsic_missing", problem)
-        v = self.values()
-        return extrinsic_from_parameters(v["extrinsic.translation"], v["extrinsic.rotation"])
+        return self.extrinsics.lookup(camera_frame, lidar_frame, stamp)
 
     def _process(self, frame: Any, arrived: float) -> None:
         """Complete one synchronised set; ``arrived``: perf_counter time of its last message."""
         v = self.values()
-        pubs = self.pubs
-        topics = [t for t in enabled_outputs(v) if t in pubs and pubs[t].get_subscription_count()]
+        topics = self.outputs.listened(v)
         if not topics:
             self.stats.count("skipped_no_subscribers")
             return
@@ -210,10 +168,7 @@ class SparseDepthNode(Node):
             self.get_logger().warning(f"frame dropped: {exc}", throttle_duration_sec=5.0)
             return
         t0 = time.perf_counter()
-        with self._pub_lock:  # a publisher being removed meanwhile is skipped
-            for topic, msg in messages.items():
-                if topic in self.pubs:
-                    self.pubs[topic].publish(msg)
+        self.outputs.publish(messages)
         t1 = time.perf_counter()
         timings.update(
             publish=(t1 - t0) * 1e3,
@@ -229,32 +184,11 @@ class SparseDepthNode(Node):
             self.get_fully_qualified_name(),
             self.completer.description,
             str(self.completer.device),
-            self.extrinsic_problem(),
+            self.extrinsics.problem(),
         )
 
-    def _sync_publishers(self) -> None:
-        """Publishers for exactly the outputs the publish_* parameters enable (reliable, depth 5,
-        QoS overridable); run at start and with each diagnostics tick, so a changed publish_*
-        takes effect within a second."""
-        wanted = enabled_outputs(self.values())
-        if set(wanted) == set(self.pubs):
-            return
-        qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
-        overrides = QoSOverridingOptions.with_default_policies()
-        types = {o.topic: o.msgtype for o in OUTPUTS}
-        with self._pub_lock:
-            pubs = dict(self.pubs)
-            for topic in set(pubs) - set(wanted):
-                self.destroy_publisher(pubs.pop(topic))
-            for topic in wanted:
-                if topic not in pubs:
-                    pubs[topic] = self.create_publisher(
-                        self._kit.cls(types[topic]), topic, qos, qos_overriding_options=overrides
-                    )
-            self.pubs = pubs
-
     def _publish_diagnostics(self) -> None:
-        self._sync_publishers()
+        self.outputs.sync(self.values())  # publish_* changes take effect within a second
         msg = DiagnosticArray()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.status = [self.diagnostic_status()]
