@@ -10,38 +10,38 @@ from sparse_depth_node.core.models import load_checkpoint
 from sparse_depth_node.lab.train import main as train_main
 
 
+def few_steps(kitti_dir, ddad_dir) -> list[str]:
+    """Two steps of batch 1 on two sample frames (one for validation) and one DDAD frame."""
+    return [
+        "--kitti",
+        str(kitti_dir),
+        "--ddad",
+        str(ddad_dir / "scene_01"),
+        "--train-frames",
+        "0:2",
+        "--val-frames",
+        "2:3",
+        "--steps",
+        "2",
+        "--eval-every",
+        "2",
+        "--batch",
+        "1",
+        "--crop",
+        "64",
+        "128",
+        "--threads",
+        "1",
+        "--quiet",
+    ]
+
+
 def test_train_writes_a_loadable_checkpoint_with_command_and_metrics(
     tmp_path, kitti_dir, ddad_dir
 ):
     out = tmp_path / "m.pt"
     rc = train_main(
-        [
-            "--kitti",
-            str(kitti_dir),
-            "--ddad",
-            str(ddad_dir / "scene_01"),
-            "--train-frames",
-            "0:2",
-            "--val-frames",
-            "2:3",
-            "--model",
-            "convnet",
-            "--steps",
-            "2",
-            "--eval-every",
-            "2",
-            "--batch",
-            "1",
-            "--crop",
-            "64",
-            "128",
-            "--threads",
-            "1",
-            "--seed",
-            "3",
-            "--out",
-            str(out),
-        ]
+        few_steps(kitti_dir, ddad_dir) + ["--model", "convnet", "--seed", "3", "--out", str(out)]
     )
     assert rc == 0
     model, meta = load_checkpoint(out)
@@ -68,35 +68,9 @@ def test_confidence_only_training_keeps_the_depth_weights_of_its_init(
     save_checkpoint(init, "multiscale", start, {"command": "made by the test"})
     out = tmp_path / "conf.pt"
     rc = train_main(
-        [
-            "--kitti",
-            str(kitti_dir),
-            "--ddad",
-            str(ddad_dir / "scene_01"),
-            "--train-frames",
-            "0:2",
-            "--val-frames",
-            "2:3",
-            "--model",
-            "multiscale",
-            "--init",
-            str(init),
-            "--train",
-            "confidence",
-            "--steps",
-            "2",
-            "--eval-every",
-            "2",
-            "--batch",
-            "1",
-            "--crop",
-            "64",
-            "128",
-            "--threads",
-            "1",
-            "--out",
-            str(out),
-        ]
+        few_steps(kitti_dir, ddad_dir)
+        + ["--model", "multiscale", "--init", str(init), "--train", "confidence"]
+        + ["--out", str(out)]
     )
     assert rc == 0
     model, meta = load_checkpoint(out)
