@@ -414,6 +414,11 @@ def _node(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    if "-h" in args.train_args or "--help" in args.train_args:  # without loading torch
+        from .lab.train_options import parser
+
+        parser().print_help()
+        return 0
     from .lab.train import main as train_main
 
     return train_main(args.train_args)

@@ -121,7 +121,7 @@ def test_bag_tools_and_help_import_no_torch():
         "sparse_depth_node.bag.player\n"
         "from sparse_depth_node.cli import main\n"
         "for cmd in ([], ['complete'], ['convert-kitti'], ['process'], ['play'], ['demo'],\n"
-        "            ['evaluate'], ['bench']):\n"
+        "            ['evaluate'], ['bench'], ['extrinsic'], ['train'], ['node']):\n"
         "    try:\n"
         "        main([*cmd, '--help'])\n"
         "    except SystemExit as e:\n"

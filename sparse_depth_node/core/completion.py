@@ -82,6 +82,9 @@ def classic_fill(method: str, depth: torch.Tensor, max_depth: float) -> torch.Te
     return torch.stack(out)[:, None].to(depth.device)
 
 
+BAND_PIXELS = 1_500_000  # a window larger than this runs in bands (peak memory; KITTI: one band)
+
+
 class DepthCompleter:
     """Completes sparse depth (1, 1, H, W) metres + mask into dense depth and confidence.
 
@@ -205,7 +208,8 @@ class DepthCompleter:
         self, depth: torch.Tensor, mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The network on the support window of ``mask`` (all of it for a network that does not
-        state its ``support_margin``), pasted into zeros."""
+        state its ``support_margin``), in bands of rows when the window exceeds BAND_PIXELS,
+        pasted into zeros."""
         dense, conf = torch.zeros_like(depth), torch.zeros_like(mask)
         margin = getattr(self.model, "support_margin", None)
         h, w = depth.shape[-2:]
@@ -213,15 +217,23 @@ class DepthCompleter:
         y0, y1, x0, x1 = (0, h, 0, w) if margin is None else support_window(mask, margin, multiple)
         if y1 <= y0:
             return dense, conf
-        with torch.autocast(
-            self.device.type,
-            dtype=self.autocast or torch.float32,
-            enabled=self.autocast is not None,
-        ):
-            d, c = self.model(depth[..., y0:y1, x0:x1], mask[..., y0:y1, x0:x1])
-        c = c.float()
-        dense[..., y0:y1, x0:x1] = torch.where(
-            c > 0, d.float().clamp(min=0.0), torch.zeros_like(c)
-        )
-        conf[..., y0:y1, x0:x1] = c
+        # Large windows run in bands of rows, each with ``margin`` rows of input on both sides
+        # (rounded to the pooling grid): exact, since no output depends on inputs farther than
+        # the margin, and the feature maps of one band, not of the whole window, are alive.
+        band, halo = y1 - y0, 0
+        if margin is not None and (y1 - y0) * (x1 - x0) > BAND_PIXELS:
+            band = max(multiple, BAND_PIXELS // (x1 - x0) // multiple * multiple)
+            halo = -(-margin // multiple) * multiple
+        for a in range(y0, y1, band):
+            b = min(a + band, y1)
+            ya, yb = max(y0, a - halo), min(y1, b + halo)
+            with torch.autocast(
+                self.device.type,
+                dtype=self.autocast or torch.float32,
+                enabled=self.autocast is not None,
+            ):
+                d, c = self.model(depth[..., ya:yb, x0:x1], mask[..., ya:yb, x0:x1])
+            d, c = d[..., a - ya : b - ya, :].float(), c[..., a - ya : b - ya, :].float()
+            dense[..., a:b, x0:x1] = torch.where(c > 0, d.clamp(min=0.0), torch.zeros_like(c))
+            conf[..., a:b, x0:x1] = c
         return dense, conf

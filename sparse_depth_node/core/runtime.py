@@ -29,6 +29,16 @@ def retain_freed_memory() -> bool:
     return bool(mallopt(m_trim_threshold, 1 << 30)) and bool(mallopt(m_mmap_threshold, 32 << 20))
 
 
+def release_freed_memory() -> bool:
+    """Return the memory freed so far to the system (glibc's ``malloc_trim``): after an outsized
+    frame (a 4K image, millions of points) the freed buffers would otherwise stay with the
+    process, since ``retain_freed_memory`` keeps up to 1 GiB for reuse. False where libc has no
+    ``malloc_trim``."""
+    name = ctypes.util.find_library("c")
+    trim = getattr(ctypes.CDLL(name) if name else None, "malloc_trim", None)
+    return bool(trim(0)) if trim is not None else False
+
+
 def cpu_threads(threads: int = 0) -> int:
     """The thread count to use: ``threads`` when > 0, else the cores this process may run on
     less one (at least 1), which stay free for the sensor drivers, DDS and the robot's other

@@ -360,7 +360,7 @@ def format_report(r: dict) -> str:
         lines += _table(
             r["images"],
             [
-                ("image", "image", "<24"),
+                ("image", "image", "<40"),
                 ("complete_ms", "complete ms", ".1f"),
                 ("pipeline_ms", "pipeline ms", ".1f"),
                 ("pipeline_p90_ms", "p90 ms", ".1f"),

@@ -113,11 +113,11 @@ def peak_memory(
 
 
 def _camera(frame: Frame, name: str) -> PinholeCamera:
-    return (
-        full_hd_camera(frame.camera)
-        if name == "1920x1080"
-        else frame.camera.scaled(float(name.rstrip("x")))
-    )
+    """ "Sx": the frame's camera scaled by S; "WxH": camera_of_size(W, H)."""
+    if name.endswith("x"):
+        return frame.camera.scaled(float(name.rstrip("x")))
+    width, height = (int(v) for v in name.split("x"))
+    return camera_of_size(frame.camera, width, height)
 
 
 def _peak_memory_main(spec: dict) -> None:
@@ -275,32 +275,39 @@ def scaling_points(
     return rows
 
 
-def full_hd_camera(camera: PinholeCamera) -> PinholeCamera:
-    """The camera scaled to 1920 px wide, its image grown to 1080 rows about the same centre
-    (a taller field of view than the LiDAR's, as a 1080p camera on the same rig would have)."""
-    s = camera.scaled(1920 / camera.width)
-    return replace(s, cy=s.cy + (1080 - s.height) / 2, height=1080)
+def camera_of_size(camera: PinholeCamera, width: int = 1920, height: int = 1080) -> PinholeCamera:
+    """The camera scaled to ``width`` px wide, its image grown to ``height`` rows about the same
+    centre (a taller field of view than the LiDAR's, as a 1080p or 4K camera on the same rig
+    would have)."""
+    s = camera.scaled(width / camera.width)
+    return replace(s, cy=s.cy + (height - s.height) / 2, height=height)
 
 
 def scaling_image(
     frame: Frame, completer: DepthCompleter, repeats: int, source: tuple[str, str, str]
 ) -> list[dict]:
-    """The pipeline (no image) at 0.5x, 1x, 2x the frame's size and 1920 x 1080."""
+    """The pipeline (no image) at 0.5x, 1x, 2x the frame's size and 1920 x 1080 with the
+    frame's points, then the memory targets: 1920 x 1080 with 300,000 points and 4K (3840 x
+    2160) with 2,000,000."""
     rows = []
-    for name in ("0.5x", "1.0x", "2.0x", "1920x1080"):
+    configs = [(n, None) for n in ("0.5x", "1.0x", "2.0x", "1920x1080")]
+    configs += [("1920x1080", 300_000), ("3840x2160", 2_000_000)]
+    for name, n_points in configs:
         cam = _camera(frame, name)
+        pts = frame.points if n_points is None else synthetic_cloud(frame, n_points)
         total, p90, result = time_ms(
-            lambda: process_frame(frame.points, cam, frame.t_cam_from_lidar, completer),
+            lambda: process_frame(pts, cam, frame.t_cam_from_lidar, completer),
             completer.device,
             repeats,
         )
+        label = f"{name} ({cam.width}x{cam.height})"
         rows.append(
             {
-                "image": f"{name} ({cam.width}x{cam.height})",
+                "image": label + (f", {n_points:,} points" if n_points else ""),
                 "pipeline_ms": total,
                 "pipeline_p90_ms": p90,
                 "complete_ms": result.timings_ms["complete"],
-                **peak_memory(source, completer, camera=name),
+                **peak_memory(source, completer, points=n_points, camera=name),
             }
         )
     return rows

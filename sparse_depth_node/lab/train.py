@@ -1,14 +1,8 @@
-"""Self-supervised training from LiDAR alone: the input is a random subset of a frame's
-projected points, the target the held-out rest. (Targets accumulated from ICP-registered
-neighbouring sweeps were measured and made RMSE worse; docs/EVALUATION.md keeps the figures.)
-
-Splits (defaults): train on KITTI raw frames 0-59 and DDAD scene_01; validate on KITTI raw
-60-77 with a seeded random 50 % hold-out, scored against ``classic`` in the same run.
-"""
+"""The training loop of ``sparse-depth train``: data, losses, validation, checkpoint (what it
+does and its splits: train_options.DESCRIPTION, shown by --help)."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import sys
@@ -21,13 +15,13 @@ from tqdm import tqdm
 
 from ..core.completion import DepthCompleter
 from ..core.geometry import project_points
-from ..core.methods import NETWORKS
 from ..core.models import build_model, save_checkpoint
 from ..core.models.checkpoint import read_checkpoint
 from ..core.models.multiscale import GOOD_FRACTION
 from ..data.datasets import open_dataset
 from .evaluate import MAX_DEPTH, MIN_DEPTH, frame_rings
 from .metrics import frame_errors, mean_errors, random_holdout
+from .train_options import parser
 
 
 def project_frames(
@@ -133,52 +127,7 @@ def frame_range(spec: str, count: int) -> list[int]:
 
 
 def main(argv: "list[str] | None" = None) -> int:
-    p = argparse.ArgumentParser(prog="sparse-depth train", description=__doc__)
-    p.add_argument("--kitti", default="../shared/data/kitti_raw_2011_09_26")
-    p.add_argument("--ddad", default="../shared/data/ddad_test_scene/scene_01")
-    p.add_argument("--train-frames", default="0:60", help="KITTI frames A:B to train on")
-    p.add_argument("--val-frames", default="60:78", help="KITTI frames A:B to validate on")
-    p.add_argument("--model", default="sparseconv", choices=sorted(NETWORKS))
-    p.add_argument("--steps", type=int, default=3000)
-    p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--crop", type=int, nargs=2, default=[192, 512], metavar=("H", "W"))
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument(
-        "--keep",
-        type=float,
-        nargs=2,
-        default=[0.3, 0.9],
-        metavar=("MIN", "MAX"),
-        help="input density range, as a fraction of the frame's points",
-    )
-    p.add_argument("--loss", default="l2", choices=["l1", "l2"])
-    p.add_argument(
-        "--ring-holdout",
-        type=float,
-        default=0.0,
-        help="share of the batches whose input is every 2nd or 4th scan line of a KITTI frame "
-        "and whose "
-        "targets are the other lines (the rest: a random hold-out)",
-    )
-    p.add_argument(
-        "--init",
-        default=None,
-        help="start from this checkpoint's weights (new modules keep their init)",
-    )
-    p.add_argument(
-        "--train",
-        default="all",
-        choices=["all", "confidence"],
-        help="which parameters learn: all, or only the confidence branch (the depth stays as "
-        "in --init)",
-    )
-    p.add_argument("--eval-every", type=int, default=500)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--out", required=True, help="checkpoint path to write")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = p.parse_args(argv)
+    args = parser().parse_args(argv)
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -23,7 +23,7 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
 
-from ..core.runtime import configure_process
+from ..core.runtime import configure_process, release_freed_memory
 from ..core.settings import BY_NAME, problem
 from . import parameters
 from .diagnostics import pipeline_status
@@ -46,6 +46,7 @@ class SparseDepthNode(Node):
         self._pending = None
         self._stop = False
         self._worker: "threading.Thread | None" = None
+        self._last_size: "tuple[int, int] | None" = None
         parameters.declare(self)
         reason = problem(self.values())
         if reason:
@@ -169,6 +170,10 @@ class SparseDepthNode(Node):
             return
         t0 = time.perf_counter()
         self.outputs.publish(messages)
+        size = (frame.image.width, frame.image.height)
+        if size != self._last_size:  # buffers of the old size are garbage: give them back
+            release_freed_memory()
+            self._last_size = size
         t1 = time.perf_counter()
         timings.update(
             publish=(t1 - t0) * 1e3,

@@ -102,3 +102,20 @@ def test_half_resolution_and_bf16_stay_close_to_full_precision_on_a_real_frame(k
 
 def test_retain_freed_memory_takes_effect_with_glibc():
     assert retain_freed_memory() is True
+
+
+@pytest.mark.parametrize("method", ["sparseconv", "multiscale"])
+def test_large_windows_run_in_bands_with_the_same_result(kitti_frame0, method, monkeypatch):
+    import sparse_depth_node.core.completion as completion
+
+    depth, mask = projected(kitti_frame0)
+    completer = DepthCompleter(method, "cpu")
+    whole, whole_conf = completer.complete(depth, mask)
+    calls = []
+    forward = completer.model.forward
+    monkeypatch.setattr(completer.model, "forward", lambda *a: calls.append(1) or forward(*a))
+    monkeypatch.setattr(completion, "BAND_PIXELS", 40 * 1242)  # bands of 40 rows here
+    banded, banded_conf = completer.complete(depth, mask)
+    assert len(calls) >= 5  # it did run in bands
+    torch.testing.assert_close(banded, whole, atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(banded_conf, whole_conf, atol=1e-5, rtol=1e-5)

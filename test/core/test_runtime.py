@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+from conftest import SAMPLE
+
 from sparse_depth_node.core.runtime import cpu_threads
 
 
@@ -35,3 +37,28 @@ def test_configure_process_sets_torch_and_opencv_threads():
         "print(n, torch.get_num_threads(), cv2.getNumThreads())"
     )
     assert _fresh(code) == "1 1 1"
+
+
+def test_memory_of_an_outsized_frame_is_given_back():
+    code = (
+        "from pathlib import Path\n"
+        "from sparse_depth_node.core.runtime import configure_process, release_freed_memory\n"
+        "configure_process(0)\n"
+        "from sparse_depth_node.core.completion import DepthCompleter\n"
+        "from sparse_depth_node.core.pipeline import process_frame\n"
+        "from sparse_depth_node.data.datasets import KittiRawReader\n"
+        "from sparse_depth_node.lab.bench_scaling import camera_of_size, synthetic_cloud\n"
+        "def rss():\n"
+        "    s = Path('/proc/self/status').read_text().splitlines()\n"
+        "    return int([x for x in s if x.startswith('VmRSS')][0].split()[1]) / 1024\n"
+        f"f = KittiRawReader('{SAMPLE}').read(0)\n"
+        "c = DepthCompleter('sparseconv', 'cpu')\n"
+        "big = camera_of_size(f.camera, 3840, 2160)\n"
+        "process_frame(synthetic_cloud(f, 1_000_000), big, f.t_cam_from_lidar, c)\n"
+        "process_frame(f.points, f.camera, f.t_cam_from_lidar, c)\n"
+        "held = rss()\n"
+        "release_freed_memory()\n"
+        "print(held, rss())\n"
+    )
+    held, after = (float(x) for x in _fresh(code).split())
+    assert after < held - 100, (held, after)

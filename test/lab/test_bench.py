@@ -114,13 +114,13 @@ def test_completion_paths_report_speed_and_the_error_each_adds(kitti_frame0):
 
 
 def test_scaling_inputs_keep_the_real_geometry(kitti_frame0):
-    from sparse_depth_node.lab.bench_scaling import full_hd_camera, synthetic_cloud
+    from sparse_depth_node.lab.bench_scaling import camera_of_size, synthetic_cloud
 
     pts = synthetic_cloud(kitti_frame0, 300_000)
     assert pts.shape == (300_000, 3)
     n = len(kitti_frame0.points)
     np.testing.assert_allclose(pts[n : 2 * n], kitti_frame0.points[:, :3], atol=0.06)
-    cam = full_hd_camera(kitti_frame0.camera)
+    cam = camera_of_size(kitti_frame0.camera)
     assert (cam.width, cam.height) == (1920, 1080)
     assert abs(cam.fx - kitti_frame0.camera.fx * 1920 / 1242) < 1e-9
     # 1242x375 -> 1920x580 (pixel-centre convention), then 250 rows added above and below
@@ -138,6 +138,8 @@ def test_scaling_tables_have_a_row_per_configuration(kitti_frame0, kitti_dir):
         "1.0x (1242x375)",
         "2.0x (2484x750)",
         "1920x1080 (1920x1080)",
+        "1920x1080 (1920x1080), 300,000 points",
+        "3840x2160 (3840x2160), 2,000,000 points",
     ]
     assert all(r["pipeline_ms"] > 0 and r["host_peak_rss_mb"] > 100 for r in rows)
     assert (

@@ -1,0 +1,87 @@
+"""The options of ``sparse-depth train``, apart from the training code so that ``--help``
+answers without loading torch."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..core.methods import NETWORKS
+
+DESCRIPTION = """\
+Self-supervised training from LiDAR alone: the input is a random subset of a frame's
+projected points, the target the held-out rest. (Targets accumulated from ICP-registered
+neighbouring sweeps were measured and made RMSE worse; docs/EVALUATION.md keeps the figures.)
+
+Splits (defaults): train on KITTI raw frames 0-59 and DDAD scene_01; validate on KITTI raw
+60-77 with a seeded random 50 % hold-out, scored against ``classic`` in the same run.
+"""
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="sparse-depth train",
+        description=DESCRIPTION,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--kitti",
+        default="../shared/data/kitti_raw_2011_09_26",
+        help="KITTI raw drive folder (training and validation frames)",
+    )
+    p.add_argument(
+        "--ddad",
+        default="../shared/data/ddad_test_scene/scene_01",
+        help="DDAD scene folder added to the training frames ('' for none)",
+    )
+    p.add_argument("--train-frames", default="0:60", help="KITTI frames A:B to train on")
+    p.add_argument("--val-frames", default="60:78", help="KITTI frames A:B to validate on")
+    p.add_argument(
+        "--model", default="sparseconv", choices=sorted(NETWORKS), help="network to train"
+    )
+    p.add_argument("--steps", type=int, default=3000, help="optimiser steps")
+    p.add_argument("--batch", type=int, default=4, help="random crops per step")
+    p.add_argument(
+        "--crop", type=int, nargs=2, default=[192, 512], metavar=("H", "W"), help="crop size, px"
+    )
+    p.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate (cosine decay)")
+    p.add_argument(
+        "--keep",
+        type=float,
+        nargs=2,
+        default=[0.3, 0.9],
+        metavar=("MIN", "MAX"),
+        help="input density range, as a fraction of the frame's points",
+    )
+    p.add_argument("--loss", default="l2", choices=["l1", "l2"], help="depth loss")
+    p.add_argument(
+        "--ring-holdout",
+        type=float,
+        default=0.0,
+        help="share of the batches whose input is every 2nd or 4th scan line of a KITTI frame "
+        "and whose "
+        "targets are the other lines (the rest: a random hold-out)",
+    )
+    p.add_argument(
+        "--init",
+        default=None,
+        help="start from this checkpoint's weights (new modules keep their init)",
+    )
+    p.add_argument(
+        "--train",
+        default="all",
+        choices=["all", "confidence"],
+        help="which parameters learn: all, or only the confidence branch (the depth stays as "
+        "in --init)",
+    )
+    p.add_argument(
+        "--eval-every",
+        type=int,
+        default=500,
+        help="steps between validations (a line with loss and metrics each)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed (crops, hold-outs, init)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--out", required=True, help="checkpoint path to write")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
