@@ -149,23 +149,16 @@ def _complete(args: argparse.Namespace) -> int:
     return 0
 
 
-def _frame_range(spec: "str | None") -> "tuple[int, int] | None":
-    if spec is None:
-        return None
-    a, sep, b = spec.partition(":")
-    if not sep or not a.isdigit() or not b.isdigit():
-        raise ValueError(f"--frames must be A:B (frame indices, B exclusive), got '{spec}'")
-    return int(a), int(b)
-
-
 def _convert_kitti(args: argparse.Namespace) -> int:
     from .bag.convert import convert_kitti
+    from .data.datasets import parse_frame_range
 
+    frames = parse_frame_range(args.frames, "--frames") if args.frames else None
     with progress(args, "convert-kitti") as bar:
         n = convert_kitti(
             args.data,
             args.out,
-            _frame_range(args.frames),
+            frames,
             args.storage,
             compress=args.compress,
             tick=bar.update,

@@ -51,7 +51,7 @@ def node_command(
     cmd = [
         sys.executable,
         "-m",
-        "sparse_depth_node.ros.node",
+        "sparse_depth_node.ros.main",
         "--ros-args",
         "-p",
         f"model:={model}",

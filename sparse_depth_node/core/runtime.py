@@ -10,6 +10,13 @@ import os
 
 
 @functools.cache
+def _libc() -> "ctypes.CDLL | None":
+    """The C library (finding it runs ``ldconfig``: once per process)."""
+    name = ctypes.util.find_library("c")
+    return ctypes.CDLL(name) if name else None
+
+
+@functools.cache
 def retain_freed_memory() -> bool:
     """Ask glibc's malloc to keep freed memory for reuse instead of returning it to the kernel.
 
@@ -17,12 +24,10 @@ def retain_freed_memory() -> bool:
     by default glibc unmaps or trims them, so every frame page-faults them in again, which
     cost about a third of the network's time on the benchmark machine. This sets the trim
     threshold to 1 GiB and the mmap threshold to its 32 MiB maximum; peak RSS does not grow.
-    Process-wide, so done once per process (finding libc runs ``ldconfig``); False (and
-    nothing changed) where libc has no ``mallopt``.
+    Process-wide, so done once per process; False (and nothing changed) where libc has no
+    ``mallopt``.
     """
-    name = ctypes.util.find_library("c")
-    libc = ctypes.CDLL(name) if name else None
-    mallopt = getattr(libc, "mallopt", None)
+    mallopt = getattr(_libc(), "mallopt", None)
     if mallopt is None:
         return False
     m_trim_threshold, m_mmap_threshold = -1, -3
@@ -34,8 +39,7 @@ def release_freed_memory() -> bool:
     frame (a 4K image, millions of points) the freed buffers would otherwise stay with the
     process, since ``retain_freed_memory`` keeps up to 1 GiB for reuse. False where libc has no
     ``malloc_trim``."""
-    name = ctypes.util.find_library("c")
-    trim = getattr(ctypes.CDLL(name) if name else None, "malloc_trim", None)
+    trim = getattr(_libc(), "malloc_trim", None)
     return bool(trim(0)) if trim is not None else False
 
 

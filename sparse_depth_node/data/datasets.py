@@ -75,6 +75,17 @@ def resolve_frame_id(ids: list[str], frame_id: "str | int") -> str:
     raise ValueError(f"no frame '{frame_id}' ({len(ids)} frames: {ids[0]} .. {ids[-1]})")
 
 
+def parse_frame_range(spec: str, option: str, count: "int | None" = None) -> tuple[int, int]:
+    """(A, B) of "A:B" (frame indices, B exclusive), within [0, ``count``] when given;
+    ValueError naming ``option`` otherwise."""
+    a, sep, b = spec.partition(":")
+    if not sep or not a.isdigit() or not b.isdigit():
+        raise ValueError(f"{option} must be A:B (frame indices, B exclusive), got '{spec}'")
+    if count is not None and not 0 <= int(a) < int(b) <= count:
+        raise ValueError(f"{option} '{spec}' must be A:B with 0 <= A < B <= {count}")
+    return int(a), int(b)
+
+
 def _read_float32_cloud(path: Path, columns: int) -> np.ndarray:
     if not path.is_file():
         raise ValueError(f"LiDAR scan {path} does not exist")

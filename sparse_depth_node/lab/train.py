@@ -18,7 +18,7 @@ from ..core.geometry import project_points
 from ..core.models import build_model, save_checkpoint
 from ..core.models.checkpoint import read_checkpoint
 from ..core.models.multiscale import GOOD_FRACTION
-from ..data.datasets import open_dataset
+from ..data.datasets import open_dataset, parse_frame_range
 from .evaluate import MAX_DEPTH, MIN_DEPTH, frame_rings
 from .metrics import frame_errors, mean_errors, random_holdout
 from .train_options import parser
@@ -118,14 +118,6 @@ def evaluate_holdout(
     return mean_errors(per)
 
 
-def frame_range(spec: str, count: int) -> list[int]:
-    """Frame indices of "A:B" ([A, B)) within a drive of ``count`` frames; ValueError otherwise."""
-    a, sep, b = spec.partition(":")
-    if not sep or not a.isdigit() or not b.isdigit() or not 0 <= int(a) < int(b) <= count:
-        raise ValueError(f"frames '{spec}' must be A:B with 0 <= A < B <= {count}")
-    return list(range(int(a), int(b)))
-
-
 def main(argv: "list[str] | None" = None) -> int:
     args = parser().parse_args(argv)
 
@@ -136,7 +128,13 @@ def main(argv: "list[str] | None" = None) -> int:
     device = torch.device(args.device)
     kitti = open_dataset(args.kitti, "kitti-raw")
     n = len(kitti.frame_ids())
-    train_ids, val_ids = (frame_range(r, n) for r in (args.train_frames, args.val_frames))
+    train_ids, val_ids = (
+        list(range(*parse_frame_range(spec, option, n)))
+        for spec, option in (
+            (args.train_frames, "--train-frames"),
+            (args.val_frames, "--val-frames"),
+        )
+    )
     train = [
         torch.cat([d, m, d, m], dim=1)
         for d, m in project_frames(kitti, train_ids, MIN_DEPTH, MAX_DEPTH)
