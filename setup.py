@@ -17,7 +17,11 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
         (os.path.join("share", PACKAGE, "launch"), glob("launch/*launch.py")),
-        (os.path.join("share", PACKAGE, "config"), glob("config/*.yaml") + glob("config/*.rviz")),
+        (
+            os.path.join("share", PACKAGE, "config"),
+            glob("config/*.yaml") + glob("config/*.rviz") + glob("config/*.xml"),
+        ),
+        (os.path.join("share", PACKAGE, "config", "rigs"), glob("config/rigs/*.yaml")),
     ],
     install_requires=["setuptools"],
     zip_safe=False,

@@ -1,17 +1,83 @@
 """Launch sparse_depth_node (and optionally RViz with the shipped config).
 
 ros2 launch sparse_depth_node sparse_depth.launch.py points:=/velodyne_points \
-    image:=/camera/image_rect_color camera_info:=/camera/camera_info use_sim_time:=true rviz:=true
+    image:=/camera/image_rect_color camera_info:=/camera/camera_info use_sim_time:=true \
+    model:=guided device:=cpu rviz:=true fixed_frame:=camera_color_optical_frame
+
+``model``, ``device`` and ``inference_scale`` override the parameter file when given.
+``dds_profile`` (default: the shipped config/fastdds_large_data.xml) is the Fast DDS profile
+the node runs with, so that large clouds and images from other processes arrive; ''
+runs it with the middleware's defaults. ``rviz:=true`` on a machine without rviz2 stops
+before anything starts, saying so.
 """
 
 import os
+import tempfile
 
-from ament_index_python.packages import get_package_share_directory
+from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
-from launch.conditions import IfCondition
-from launch.substitutions import LaunchConfiguration
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch_ros.actions import Node
+
+OVERRIDES = ("model", "device", "inference_scale")  # launch arguments that override the YAML
+
+
+def rviz_config(share: str, fixed_frame: str) -> str:
+    """The shipped RViz config, with ``fixed_frame`` as its Fixed Frame when given."""
+    path = os.path.join(share, "config", "sparse_depth.rviz")
+    if not fixed_frame:
+        return path
+    text = open(path).read().replace("Fixed Frame: camera_optical", f"Fixed Frame: {fixed_frame}")
+    out = tempfile.NamedTemporaryFile("w", prefix="sparse_depth_", suffix=".rviz", delete=False)
+    out.write(text)
+    out.close()
+    return out.name
+
+
+def nodes(context, share: str) -> list:
+    value = {a: context.launch_configurations[a] for a in context.launch_configurations}
+    rviz = value["rviz"].lower() in ("true", "1", "yes")
+    if rviz:
+        try:
+            get_package_share_directory("rviz2")
+        except PackageNotFoundError:
+            # raised before any process starts: launch stops and leaves nothing behind
+            raise RuntimeError(
+                "rviz:=true but rviz2 is not installed; install it (sudo apt install "
+                "ros-$ROS_DISTRO-rviz2) or launch with rviz:=false"
+            ) from None
+    sim_time = value["use_sim_time"].lower() in ("true", "1", "yes")
+    overrides = {name: value[name] for name in OVERRIDES if value[name]}
+    if "inference_scale" in overrides:
+        overrides["inference_scale"] = float(overrides["inference_scale"])
+    env = {"FASTRTPS_DEFAULT_PROFILES_FILE": value["dds_profile"]} if value["dds_profile"] else {}
+    started = [
+        Node(
+            package="sparse_depth_node",
+            executable="sparse_depth_node",
+            name="sparse_depth_node",
+            namespace=value["namespace"],
+            parameters=[value["params_file"], {"use_sim_time": sim_time, **overrides}],
+            remappings=[
+                ("lidar/points", value["points"]),
+                ("camera/image", value["image"]),
+                ("camera/camera_info", value["camera_info"]),
+            ],
+            additional_env=env,
+            output="screen",
+        )
+    ]
+    if rviz:
+        started.append(
+            Node(
+                package="rviz2",
+                executable="rviz2",
+                arguments=["-d", rviz_config(share, value["fixed_frame"])],
+                parameters=[{"use_sim_time": sim_time}],
+                output="screen",
+            )
+        )
+    return started
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -36,31 +102,28 @@ def generate_launch_description() -> LaunchDescription:
             "camera_info", default_value="camera/camera_info", description="input CameraInfo topic"
         ),
         DeclareLaunchArgument(
+            "model", default_value="", description="completion model ('': the params_file's)"
+        ),
+        DeclareLaunchArgument(
+            "device", default_value="", description="auto, cpu, cuda ('': the params_file's)"
+        ),
+        DeclareLaunchArgument(
+            "inference_scale",
+            default_value="",
+            description="resolution factor 1, 0.5, ... ('': the params_file's)",
+        ),
+        DeclareLaunchArgument(
+            "dds_profile",
+            default_value=os.path.join(share, "config", "fastdds_large_data.xml"),
+            description="Fast DDS XML profile of the node ('': middleware defaults)",
+        ),
+        DeclareLaunchArgument(
             "rviz", default_value="false", description="start RViz with the shipped config"
         ),
+        DeclareLaunchArgument(
+            "fixed_frame",
+            default_value="",
+            description="RViz Fixed Frame: your image's frame_id ('': the config's camera_optical)",
+        ),
     ]
-    node = Node(
-        package="sparse_depth_node",
-        executable="sparse_depth_node",
-        name="sparse_depth_node",
-        namespace=LaunchConfiguration("namespace"),
-        parameters=[
-            LaunchConfiguration("params_file"),
-            {"use_sim_time": LaunchConfiguration("use_sim_time")},
-        ],
-        remappings=[
-            ("lidar/points", LaunchConfiguration("points")),
-            ("camera/image", LaunchConfiguration("image")),
-            ("camera/camera_info", LaunchConfiguration("camera_info")),
-        ],
-        output="screen",
-    )
-    rviz = Node(
-        package="rviz2",
-        executable="rviz2",
-        arguments=["-d", os.path.join(share, "config", "sparse_depth.rviz")],
-        parameters=[{"use_sim_time": LaunchConfiguration("use_sim_time")}],
-        condition=IfCondition(LaunchConfiguration("rviz")),
-        output="screen",
-    )
-    return LaunchDescription([*args, node, rviz])
+    return LaunchDescription([*args, OpaqueFunction(function=nodes, args=[share])])

@@ -21,7 +21,7 @@ def launch_calls():
 
 
 def test_launch_file_declares_the_documented_arguments_and_names_the_installed_executable():
-    _, calls = launch_calls()
+    tree, calls = launch_calls()
     declared = {
         c.args[0].value for c in calls if getattr(c.func, "id", None) == "DeclareLaunchArgument"
     }
@@ -32,10 +32,20 @@ def test_launch_file_declares_the_documented_arguments_and_names_the_installed_e
         "points",
         "image",
         "camera_info",
+        "model",
+        "device",
+        "inference_scale",
+        "dds_profile",
         "rviz",
+        "fixed_frame",
     }
     nodes = [c for c in calls if getattr(c.func, "id", None) == "Node"]
     kw = {k.arg: k.value for k in nodes[0].keywords}
+    # the overriding arguments are node parameters of the schema
+    overrides = next(
+        n for n in ast.walk(tree) if isinstance(n, ast.Assign) and n.targets[0].id == "OVERRIDES"
+    )
+    assert {e.value for e in overrides.value.elts} <= set(BY_NAME)
     assert (
         kw["package"].value == "sparse_depth_node"
         and kw["executable"].value == "sparse_depth_node"
@@ -47,7 +57,9 @@ def test_launch_file_declares_the_documented_arguments_and_names_the_installed_e
     remapped = {e.elts[0].value for e in kw["remappings"].elts}
     assert remapped == {"lidar/points", "camera/image", "camera/camera_info"}
     source = LAUNCH.read_text()
-    assert '"config", "sparse_depth.yaml"' in source and '"config", "sparse_depth.rviz"' in source
+    for name in ("sparse_depth.yaml", "sparse_depth.rviz", "fastdds_large_data.xml"):
+        assert f'"config", "{name}"' in source and (REPO / "config" / name).is_file(), name
+    assert "Fixed Frame: camera_optical" in (REPO / "config" / "sparse_depth.rviz").read_text()
     assert (REPO / "config" / "sparse_depth.yaml").is_file() and (
         REPO / "config" / "sparse_depth.rviz"
     ).is_file()
@@ -62,7 +74,7 @@ def test_launch_description_builds_with_launch_ros():
     spec = importlib.util.spec_from_file_location("sparse_depth_launch", LAUNCH)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert len(module.generate_launch_description().entities) == 9
+    assert len(module.generate_launch_description().entities) == 14
 
 
 def test_parameter_yaml_sets_only_declared_parameters_within_their_ranges():
@@ -70,13 +82,15 @@ def test_parameter_yaml_sets_only_declared_parameters_within_their_ranges():
     params = data["/**"]["ros__parameters"]
     # the shipped YAML leaves threads to the machine and the extrinsic to the rig's own file
     assert set(params) == set(BY_NAME) - {"threads", "extrinsic.translation", "extrinsic.rotation"}
-    rig = yaml.safe_load((REPO / "config" / "kitti_2011_09_26.yaml").read_text())
-    params.update(rig["/**"]["ros__parameters"])
-    for name, value in params.items():
-        default, desc = BY_NAME[name].default, descriptor(BY_NAME[name])
-        assert type(value) is type(default), name
-        for r in list(desc.floating_point_range) + list(desc.integer_range):
-            assert r.from_value <= value <= r.to_value, name
+    rigs = [REPO / "config" / "kitti_2011_09_26.yaml", *sorted(REPO.glob("config/rigs/*.yaml"))]
+    assert len(rigs) == 3
+    for path in rigs:
+        values = dict(params, **yaml.safe_load(path.read_text())["/**"]["ros__parameters"])
+        for name, value in values.items():
+            default, desc = BY_NAME[name].default, descriptor(BY_NAME[name])
+            assert type(value) is type(default), (path.name, name)
+            for r in list(desc.floating_point_range) + list(desc.integer_range):
+                assert r.from_value <= value <= r.to_value, (path.name, name)
 
 
 def test_rviz_config_shows_the_outputs_with_matching_qos():

@@ -1,6 +1,7 @@
 """The ament_python package: colcon builds it and installs the layout `ros2 run` and launch expect;
 the core imports without rclpy."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,18 @@ def test_package_xml_is_format_3_ament_python():
     assert root.get("format") == "3" and root.findtext("name") == "sparse_depth_node"
     assert root.find("export/build_type").text == "ament_python"
     deps = {e.text for e in root.findall("exec_depend")}
-    assert {"rclpy", "sensor_msgs", "python3-numpy"} <= deps
+    # everything imported at run time has a rosdep key (README, "On a robot")
+    assert {
+        "rclpy",
+        "sensor_msgs",
+        "python3-numpy",
+        "python3-torch",
+        "python3-rosbags-pip",
+        "python3-opencv",
+        "python3-tqdm",
+        "python3-yaml",
+        "python3-pil",
+    } <= deps
 
 
 def test_core_imports_without_rclpy():
@@ -75,6 +87,50 @@ def test_colcon_build_installs_the_ament_layout(tmp_path):
         )
     installed = list(lib.glob("python3*/site-packages/sparse_depth_node/core/pipeline.py"))
     assert installed, "the Python package is installed into lib/python3.X/site-packages"
+
+
+def test_a_venv_over_system_packages_builds_with_colcon_and_runs_the_node(tmp_path):
+    """The README's robot install under PEP 668: a venv created with --system-site-packages
+    (it sees apt's Python packages; ROS's come on PYTHONPATH from /opt/ros's setup.bash),
+    colcon run by the venv's Python: the installed executable runs with the venv's Python.
+    Here the packages apt and /opt/ros would give are this .venv's, on PYTHONPATH."""
+    base = getattr(sys, "_base_executable", sys.executable)
+    venv = tmp_path / "venv"
+    subprocess.run(
+        [base, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True
+    )
+    src = tmp_path / "ws" / "src" / "sparse_depth_node"
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()
+    for rel in tracked:
+        if not rel.startswith("sample/") and (REPO / rel).is_file():
+            (src / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, src / rel)
+    import site
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(site.getsitepackages())}
+    python = venv / "bin" / "python"
+    r = subprocess.run(
+        [str(python), "-m", "colcon", "build", "--base-paths", "src"],
+        cwd=tmp_path / "ws",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    install = tmp_path / "ws" / "install" / "sparse_depth_node"
+    exe = install / "lib" / "sparse_depth_node" / "sparse_depth_node"
+    assert exe.read_text().splitlines()[0] == f"#!{python}"  # runs with the venv's Python
+    (installed,) = install.glob("lib/python3*/site-packages")
+    env["PYTHONPATH"] = os.pathsep.join([str(installed), env["PYTHONPATH"]])  # setup.bash's
+    run = {"env": env, "cwd": tmp_path, "capture_output": True, "text": True, "timeout": 60}
+    r = subprocess.run([str(exe), "--help"], **run)
+    assert r.returncode == 0 and "lidar/points" in r.stdout, r.stderr
+    code = "import sparse_depth_node, torch, cv2, rosbags; print(sparse_depth_node.__file__)"
+    r = subprocess.run([str(python), "-c", code], **run)
+    assert r.returncode == 0 and r.stdout.startswith(str(installed)), r.stderr
 
 
 LAYERS = ("core", "data", "ros", "bag", "lab")  # each may import its own layer and those before it
