@@ -13,7 +13,8 @@ for model in sparseconv convnet; do
   [ -f "$ckpt" ] || $SD train --model $model --keep 0.5 0.5 --steps 600 --eval-every 300 --threads 1 --seed 0 \
     --kitti "$DATA/kitti_raw_2011_09_26" --ddad "$DATA/ddad_test_scene/scene_01" --out "$ckpt"
 done
-METHODS=${METHODS:-multiscale,sparseconv,classic,classic-full,classic-multiscale,nearest,out/experiments/sparseconv-keep0.5.pt,out/experiments/convnet-keep0.5.pt}
+METHODS=${METHODS:-guided,multiscale,sparseconv,classic,classic-full,classic-multiscale,nearest,out/experiments/sparseconv-keep0.5.pt,out/experiments/convnet-keep0.5.pt}
+EXTRA_VAL=000000,000003,000008,000009,000010  # kitti_object_extra frames held out of training
 run() {  # name data format protocol [extra args]
   local name=$1 data=$2 fmt=$3 protocol=$4; shift 4
   echo "== $name $protocol"
@@ -22,11 +23,19 @@ run() {  # name data format protocol [extra args]
 }
 run kitti "$DATA/kitti_raw_2011_09_26" kitti-raw random:0.5 --frames 60:78
 run kitti "$DATA/kitti_raw_2011_09_26" kitti-raw lines:4 --frames 60:78
+run extra "$DATA/kitti_object_extra" kitti-object random:0.5 --frames $EXTRA_VAL
+run extra "$DATA/kitti_object_extra" kitti-object lines:4 --frames $EXTRA_VAL
+run rig "$DATA/pjlab_opencalib" kitti-object random:0.5
 run ddad "$DATA/ddad_test_scene/scene_02" ddad random:0.5
 run nuscenes "$DATA/nuscenes_demo" nuscenes random:0.5
 run nuscenes "$DATA/nuscenes_demo" nuscenes lines:2
+echo "== previews: image | LiDAR | classical | paper's network | guided, one scale"
+for protocol in random:0.5 lines:4; do
+  $SD evaluate --data "$DATA/kitti_raw_2011_09_26" --format kitti-raw --frames 60:78 --protocol $protocol \
+    --methods classic-multiscale,sparseconv,guided --device cpu --seed 0 --quiet --previews "out/eval/previews-${protocol/:/}"
+done
 echo "== density sweep (the paper's experiment)"
 $SD evaluate --data "$DATA/kitti_raw_2011_09_26" --format kitti-raw --frames 60:78 --device cpu --seed 0 \
   --densities 0.05,0.1,0.2,0.4,0.6,0.8,1.0 \
-  --methods out/experiments/sparseconv-keep0.5.pt,out/experiments/convnet-keep0.5.pt,multiscale,nearest \
+  --methods out/experiments/sparseconv-keep0.5.pt,out/experiments/convnet-keep0.5.pt,guided,multiscale,classic-full,nearest \
   --json out/eval/kitti-densities.json

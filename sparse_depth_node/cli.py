@@ -347,8 +347,9 @@ def _evaluate(args: argparse.Namespace) -> int:
             }
         else:
             thresholds = CONFIDENCE_THRESHOLDS if args.confidence else None
+            show = _preview_writer(Path(args.previews), args.protocol) if args.previews else None
             result = evaluate(
-                frames, methods, args.protocol, args.seed, thresholds, tick=bar.update
+                frames, methods, args.protocol, args.seed, thresholds, tick=bar.update, show=show
             )
     if not args.densities:
         print(format_table(result))
@@ -357,6 +358,24 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.json:
         write_json(args.json, result)
     return 0
+
+
+def _preview_writer(folder: Path, protocol: str):
+    """A ``show`` callback for lab.evaluate that writes FOLDER/<frame>.png: the image, the
+    LiDAR input and every method's completion on one colour scale."""
+    from .data.depth_io import comparison
+
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def show(frame, split, preds) -> None:
+        comparison(
+            frame.rgb,
+            split.input_depth[0, 0].numpy(),
+            preds,
+            f"{frame.name}: input {protocol}; methods on one scale (magenta: no estimate)",
+        ).save(folder / f"{frame.name}.png")
+
+    return show
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -540,6 +559,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also: per method, the error of the pixels kept and dropped by confidence thresholds",
     )
     p.add_argument("--seed", type=int, default=0, help="hold-out seed")
+    p.add_argument(
+        "--previews",
+        default=None,
+        metavar="DIR",
+        help="also write DIR/<frame>.png: image, LiDAR input, each method's depth on one scale",
+    )
     p.add_argument(
         "--methods",
         default="sparseconv,classic,nearest",

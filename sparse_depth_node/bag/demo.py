@@ -43,10 +43,16 @@ RECORDED = {
 
 
 def node_command(
-    bag: Path, inputs: dict[str, str], model: str, device: str, *extra: str
+    bag: Path,
+    inputs: dict[str, str],
+    model: str,
+    device: str,
+    *extra: str,
+    reliable_inputs: bool = True,
 ) -> list[str]:
-    """The command line that runs the node for ``bag``: its topics remapped (reliable input), its
-    /tf_static extrinsic as parameters, and ``extra`` ``-p`` arguments."""
+    """The command line that runs the node for ``bag``: its topics remapped (with reliable input
+    unless told otherwise), its /tf_static extrinsic as parameters, and ``extra`` ``-p``
+    arguments."""
     translation, rotation = extrinsic_values(bag_extrinsic(bag, inputs)[0])
     cmd = [
         sys.executable,
@@ -69,12 +75,9 @@ def node_command(
     for name, topic in inputs.items():
         # reliable input: a multi-megabyte sample that loses one fragment is lost whole under best
         # effort
-        cmd += [
-            "-r",
-            f"{name}:={topic}",
-            "-p",
-            f"qos_overrides.{topic}.subscription.reliability:=reliable",
-        ]
+        cmd += ["-r", f"{name}:={topic}"]
+        if reliable_inputs:
+            cmd += ["-p", f"qos_overrides.{topic}.subscription.reliability:=reliable"]
     return cmd
 
 

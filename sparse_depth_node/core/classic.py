@@ -18,15 +18,20 @@ a grey dilation prefers the nearer surface, filled by morphology, smoothed, and 
   below each column's top, the top extended (``extrapolate``) or masked off, six masked 5x5
   dilations, a 5x5 median and a bilateral blur (5 px, sigma 0.5 / 2.0) below the top.
 
-Inputs and outputs: (H, W) float32 metres, 0 = empty. No torch.
+Inputs and outputs: (H, W) float32 metres, 0 = empty; ``fill_tensor`` wraps a fill for a
+(B, 1, H, W) torch tensor on any device (torch is imported there only).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 VALID = 0.1  # metres: the paper's "has depth" threshold, before and after inversion
 NEAR, MEDIUM = 15.0, 30.0  # metres: the multi-scale variant's distance bins
@@ -160,3 +165,13 @@ FILLS: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
     "classic-full": lambda d, m: fill_fast(d, m, extrapolate=True),
     "classic-multiscale": lambda d, m: on_support(lambda x: fill_multiscale(x, m), d),
 }
+
+
+def fill_tensor(method: str, depth: "torch.Tensor", max_depth: float) -> "torch.Tensor":
+    """FILLS[method] of each image of (B, 1, H, W) metres (0 = empty), run on the CPU; the result
+    on ``depth``'s device. No gradient flows through it."""
+    import torch
+
+    host = depth.detach().to("cpu", torch.float32).numpy()
+    out = [torch.from_numpy(FILLS[method](d[0], max_depth)) for d in host]
+    return torch.stack(out)[:, None].to(depth.device)

@@ -1,13 +1,16 @@
 """DepthCompleter: one object that turns a sparse depth image into dense depth + confidence.
 
-Methods: ``sparseconv``, ``multiscale`` and ``convnet`` (networks, from the package's shipped
-weights or a checkpoint path), the classical fillers of classic.py (IP-Basic in OpenCV, no
+Methods: ``guided`` (image-guided: it also takes the camera image), ``sparseconv``,
+``multiscale`` and ``convnet`` (networks, from the package's shipped weights or a checkpoint
+path), the classical fillers of classic.py (IP-Basic in OpenCV, no
 weights, on the CPU): ``classic`` (fast fill; it leaves pixels above the LiDAR's top empty),
 ``classic-full`` (the same, extrapolated to every pixel as IP-Basic's benchmark setting) and
 ``classic-multiscale`` (the paper's multi-scale fill), and ``nearest`` (nearest valid pixel
 within a window). It picks the
 device, moves the model once, and runs inference without autograd. Networks run on the window
-that holds the LiDAR's support (the result is the same as on the whole image), optionally at
+that holds the LiDAR's support plus their ``support_margin`` (for the sparse networks the result
+is the same as on the whole image; ``guided``, whose image stream sees every pixel, is defined
+on that window, which holds everything it outputs), optionally at
 a lower resolution (``inference_scale``) and in reduced precision (``precision``); see
 inference.py.
 """
@@ -19,10 +22,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .classic import FILLS
+from .classic import FILLS, fill_tensor
 from .inference import autocast_dtype, downsample_sparse, support_window, upsample_dense
 from .methods import DEFAULT_METHOD, METHODS, NETWORKS
 from .models import build_model, load_checkpoint
@@ -74,12 +78,11 @@ def nearest_fill(depth: torch.Tensor, mask: torch.Tensor, radius: int = 12) -> t
     return torch.where(filled < far, filled, torch.zeros_like(filled))
 
 
-def classic_fill(method: str, depth: torch.Tensor, max_depth: float) -> torch.Tensor:
-    """A classical filler of core.classic (OpenCV, on the CPU) on (B, 1, H, W) metres, 0 = empty;
-    the result on ``depth``'s device."""
-    host = depth.detach().to("cpu", torch.float32).numpy()
-    out = [torch.from_numpy(FILLS[method](d[0], max_depth)) for d in host]
-    return torch.stack(out)[:, None].to(depth.device)
+def image_tensor(rgb: "torch.Tensor | np.ndarray") -> torch.Tensor:
+    """An (H, W, 3) uint8 RGB image (array or tensor) as the (1, 3, H, W) float tensor in
+    [0, 1] that ``DepthCompleter.complete`` takes, on the image's device."""
+    t = rgb if isinstance(rgb, torch.Tensor) else torch.from_numpy(np.array(rgb))
+    return t.permute(2, 0, 1)[None].to(torch.float32).div_(255.0)
 
 
 BAND_PIXELS = 1_500_000  # a window larger than this runs in bands (peak memory; KITTI: one band)
@@ -185,19 +188,38 @@ class DepthCompleter:
             )
         return f"trained, {steps}{100 * coverage:.0f} % validation coverage"
 
+    @property
+    def needs_image(self) -> bool:
+        """Whether the method completes from the camera image as well (``guided``)."""
+        return bool(getattr(self.model, "needs_image", False))
+
     @torch.inference_mode()
     def complete(
-        self, depth: torch.Tensor, mask: torch.Tensor
+        self, depth: torch.Tensor, mask: torch.Tensor, rgb: "torch.Tensor | None" = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Dense depth (1, 1, H, W) metres, 0 = no estimate, and confidence in [0, 1]."""
+        """Dense depth (1, 1, H, W) metres, 0 = no estimate, and confidence in [0, 1].
+
+        ``rgb``: the camera image (1, 3, H, W) in [0, 1] (see ``image_tensor``); required by a
+        method that ``needs_image``, ignored by the others. ValueError when it is missing or
+        its size is not the depth's."""
         depth = depth.to(self.device, torch.float32)
         mask = mask.to(self.device, torch.float32)
         size = tuple(depth.shape[-2:])
+        if self.needs_image:
+            if rgb is None or tuple(rgb.shape[-2:]) != size:
+                got = "none" if rgb is None else f"{tuple(rgb.shape[-2:])}"
+                raise ValueError(
+                    f"model '{self.method}' needs the camera image of size {size}, got {got}"
+                )
+            rgb = rgb.to(self.device, torch.float32)
+            if self.factor > 1:
+                low = tuple(-(-s // self.factor) for s in size)
+                rgb = F.interpolate(rgb, size=low, mode="area")
         depth, mask = downsample_sparse(depth, mask, self.factor)
         if self.model is not None:
-            dense, conf = self._run_network(depth, mask)
+            dense, conf = self._run_network(depth, mask, rgb if self.needs_image else None)
         elif self.method in FILLS:
-            dense = classic_fill(self.method, depth * mask, self.max_depth)
+            dense = fill_tensor(self.method, depth * mask, self.max_depth)
             conf = (dense > 0).to(torch.float32)
         else:
             dense = nearest_fill(depth, mask)
@@ -205,7 +227,7 @@ class DepthCompleter:
         return upsample_dense(dense, conf, size)
 
     def _run_network(
-        self, depth: torch.Tensor, mask: torch.Tensor
+        self, depth: torch.Tensor, mask: torch.Tensor, rgb: "torch.Tensor | None"
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The network on the support window of ``mask`` (all of it for a network that does not
         state its ``support_margin``), in bands of rows when the window exceeds BAND_PIXELS,
@@ -232,7 +254,10 @@ class DepthCompleter:
                 dtype=self.autocast or torch.float32,
                 enabled=self.autocast is not None,
             ):
-                d, c = self.model(depth[..., ya:yb, x0:x1], mask[..., ya:yb, x0:x1])
+                window = (depth[..., ya:yb, x0:x1], mask[..., ya:yb, x0:x1])
+                if rgb is not None:
+                    window += (rgb[..., ya:yb, x0:x1],)
+                d, c = self.model(*window)
             d, c = d[..., a - ya : b - ya, :].float(), c[..., a - ya : b - ya, :].float()
             dense[..., a:b, x0:x1] = torch.where(c > 0, d.clamp(min=0.0), torch.zeros_like(c))
             conf[..., a:b, x0:x1] = c

@@ -8,6 +8,7 @@ NETWORKS = {
     "sparseconv": "sparse_conv:SparseConvNet",
     "multiscale": "multiscale:SparseMultiScaleNet",
     "convnet": "convnet:ConvNet",
+    "guided": "guided:GuidedNet",
 }
 FILLERS = ("classic", "classic-full", "classic-multiscale", "nearest")
 METHODS = (*NETWORKS, *FILLERS)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .camera import PinholeCamera
-from .completion import DepthCompleter
+from .completion import DepthCompleter, image_tensor
 from .geometry import backproject_depth, project_points
 from .settings import resolve
 from .timing import Stopwatch
@@ -59,7 +59,8 @@ def process_frame(
         camera: the rectified pinhole camera of the image.
         t_cam_from_lidar: (4, 4) LiDAR -> camera reference optical frame.
         completer: the completion method and its device.
-        rgb: optional (H, W, 3) uint8 image of the camera, for the cloud's colour.
+        rgb: optional (H, W, 3) uint8 image of the camera: the input of an image-guided
+            completer (which needs it) and the cloud's colour.
         settings: the settings (core.settings) that differ from the defaults, or all of them;
             per frame: min_depth, max_depth, confidence_threshold, cloud_stride, colorize_cloud.
 
@@ -86,7 +87,8 @@ def process_frame(
     timer.lap("to_device")
     sparse, mask = project_points(pts_t, camera, t, s["min_depth"], s["max_depth"])
     timer.lap("project")
-    dense, conf = completer.complete(sparse, mask)
+    image = image_tensor(rgb_t) if rgb_t is not None and completer.needs_image else None
+    dense, conf = completer.complete(sparse, mask, image)
     in_range = (dense >= s["min_depth"]) & (dense <= s["max_depth"])
     in_range &= (conf >= s["confidence_threshold"]) & (conf > 0)
     dense = torch.where(in_range, dense, torch.zeros_like(dense))

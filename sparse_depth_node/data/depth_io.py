@@ -112,31 +112,15 @@ def depth_colour_bar(width: int, max_depth: float, font: ImageFont.ImageFont) ->
     return bar
 
 
-def preview(
-    rgb: np.ndarray,
-    sparse: np.ndarray,
-    dense: np.ndarray,
-    confidence: np.ndarray,
-    caption: str,
-    max_depth: float = 80.0,
+def stacked_panels(
+    panels: list[tuple[str, np.ndarray]], caption: str, max_depth: float
 ) -> Image.Image:
-    """Image, sparse depth, dense depth and confidence stacked vertically, labelled, with the
-    caption on top and a depth colour bar in metres (one scale for both depth panels)."""
-    h, w = rgb.shape[:2]
+    """(title, (H, W, 3) uint8) panels stacked vertically, each titled, under the caption and a
+    depth colour bar in metres (the scale of every depth panel)."""
+    h, w = panels[0][1].shape[:2]
     font = _font(max(12, w // 60))
     size = getattr(font, "size", 12)
     label = int(size * 1.6)
-    shown = dilate_for_display(sparse)
-    lidar = colorize_depth(shown, max_depth)
-    lidar[~(shown > 0)] = 0
-    conf = colorize_unit(confidence)
-    conf[~(confidence > 0)] = NO_ESTIMATE
-    panels = [
-        ("camera image", rgb),
-        ("LiDAR depth (projected, dilated for display; black: no return)", lidar),
-        ("dense depth", colorize_depth(dense, max_depth)),
-        ("confidence (black 0 .. white 1)", conf),
-    ]
     colour_bar = depth_colour_bar(w, max_depth, font)
     top = label + colour_bar.height
     canvas = Image.new("RGB", (w, top + len(panels) * (h + label)), (0, 0, 0))
@@ -148,3 +132,45 @@ def preview(
         draw.text((4, y + 2), title, fill=(220, 220, 220), font=font)
         canvas.paste(Image.fromarray(panel), (0, y + label))
     return canvas
+
+
+def lidar_panel(sparse: np.ndarray, max_depth: float) -> tuple[str, np.ndarray]:
+    shown = dilate_for_display(sparse)
+    lidar = colorize_depth(shown, max_depth)
+    lidar[~(shown > 0)] = 0
+    return "LiDAR depth (projected, dilated for display; black: no return)", lidar
+
+
+def preview(
+    rgb: np.ndarray,
+    sparse: np.ndarray,
+    dense: np.ndarray,
+    confidence: np.ndarray,
+    caption: str,
+    max_depth: float = 80.0,
+) -> Image.Image:
+    """Image, sparse depth, dense depth and confidence stacked vertically, labelled, with the
+    caption on top and a depth colour bar in metres (one scale for both depth panels)."""
+    conf = colorize_unit(confidence)
+    conf[~(confidence > 0)] = NO_ESTIMATE
+    panels = [
+        ("camera image", rgb),
+        lidar_panel(sparse, max_depth),
+        ("dense depth", colorize_depth(dense, max_depth)),
+        ("confidence (black 0 .. white 1)", conf),
+    ]
+    return stacked_panels(panels, caption, max_depth)
+
+
+def comparison(
+    rgb: np.ndarray,
+    sparse: np.ndarray,
+    dense: dict[str, np.ndarray],
+    caption: str,
+    max_depth: float = 80.0,
+) -> Image.Image:
+    """Image, the LiDAR input, then each method's dense depth ({title: (H, W) metres}), one
+    colour scale with a metre colour bar; pixels without an estimate in NO_ESTIMATE colour."""
+    panels = [("camera image", rgb), lidar_panel(sparse, max_depth)]
+    panels += [(title, colorize_depth(d, max_depth)) for title, d in dense.items()]
+    return stacked_panels(panels, caption, max_depth)

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -134,7 +135,8 @@ def _peak_memory_main(spec: dict) -> None:
     )
     pts = frame.points if spec["points"] is None else synthetic_cloud(frame, spec["points"])
     for _ in range(2):
-        process_frame(pts, _camera(frame, spec["camera"]), frame.t_cam_from_lidar, completer)
+        cam = _camera(frame, spec["camera"])
+        process_frame(pts, cam, frame.t_cam_from_lidar, completer, image_for(frame, cam))
     print(json.dumps(peak_memory_mb(completer.device)))
 
 
@@ -259,7 +261,7 @@ def scaling_points(
             repeats,
         )
         total, _, _ = time_ms(
-            lambda: process_frame(pts, frame.camera, frame.t_cam_from_lidar, completer),
+            lambda: process_frame(pts, frame.camera, frame.t_cam_from_lidar, completer, frame.rgb),
             completer.device,
             repeats,
         )
@@ -275,6 +277,14 @@ def scaling_points(
     return rows
 
 
+def image_for(frame: Frame, camera: PinholeCamera) -> np.ndarray:
+    """The frame's image resized to ``camera``'s size (the input of an image-guided method; its
+    content does not change the time)."""
+    if (camera.width, camera.height) == (frame.camera.width, frame.camera.height):
+        return frame.rgb
+    return cv2.resize(frame.rgb, (camera.width, camera.height), interpolation=cv2.INTER_LINEAR)
+
+
 def camera_of_size(camera: PinholeCamera, width: int = 1920, height: int = 1080) -> PinholeCamera:
     """The camera scaled to ``width`` px wide, its image grown to ``height`` rows about the same
     centre (a taller field of view than the LiDAR's, as a 1080p or 4K camera on the same rig
@@ -286,7 +296,7 @@ def camera_of_size(camera: PinholeCamera, width: int = 1920, height: int = 1080)
 def scaling_image(
     frame: Frame, completer: DepthCompleter, repeats: int, source: tuple[str, str, str]
 ) -> list[dict]:
-    """The pipeline (no image) at 0.5x, 1x, 2x the frame's size and 1920 x 1080 with the
+    """The pipeline at 0.5x, 1x, 2x the frame's size and 1920 x 1080 with the
     frame's points, then the memory targets: 1920 x 1080 with 300,000 points and 4K (3840 x
     2160) with 2,000,000."""
     rows = []
@@ -295,8 +305,9 @@ def scaling_image(
     for name, n_points in configs:
         cam = _camera(frame, name)
         pts = frame.points if n_points is None else synthetic_cloud(frame, n_points)
+        rgb = image_for(frame, cam)
         total, p90, result = time_ms(
-            lambda: process_frame(pts, cam, frame.t_cam_from_lidar, completer),
+            lambda: process_frame(pts, cam, frame.t_cam_from_lidar, completer, rgb),
             completer.device,
             repeats,
         )
@@ -331,7 +342,9 @@ def scaling_models(
             else 0
         )
         total, p90, result = time_ms(
-            lambda: process_frame(frame.points, frame.camera, frame.t_cam_from_lidar, completer),
+            lambda: process_frame(
+                frame.points, frame.camera, frame.t_cam_from_lidar, completer, frame.rgb
+            ),
             device,
             repeats,
         )

@@ -21,12 +21,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..core.completion import DepthCompleter
+from ..core.completion import DepthCompleter, image_tensor
 from ..core.geometry import project_points
 from ..core.settings import DEFAULTS
 from ..core.timing import Stopwatch
 from ..data.datasets import Frame
-from .metrics import frame_errors, mean_errors
+from .metrics import edge_mask, frame_errors, mean_errors, striping
 
 MIN_DEPTH, MAX_DEPTH = DEFAULTS["min_depth"], DEFAULTS["max_depth"]
 
@@ -63,12 +63,14 @@ def frame_rings(frame: Frame) -> np.ndarray:
 
 @dataclass
 class Split:
-    """Input and target of one frame, (1, 1, H, W) tensors; depth in metres."""
+    """Input and target of one frame, (1, 1, H, W) tensors (depth in metres), and the frame's
+    image (1, 3, H, W) in [0, 1]."""
 
     depth: torch.Tensor
     input_depth: torch.Tensor
     input_mask: torch.Tensor
     target_mask: torch.Tensor
+    rgb: torch.Tensor
 
 
 def _project(frame: Frame, points: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -91,14 +93,21 @@ def split_frame(frame: Frame, protocol: str, seed: int) -> Split:
             raise ValueError(f"random:K needs 0 < K < 1, got {value}")
         gen = torch.Generator().manual_seed(seed)
         take = (torch.rand(mask.shape, generator=gen) < keep) & (mask > 0)
-        return Split(depth, depth * take, take.float(), ((mask > 0) & ~take).float())
+        return Split(
+            depth,
+            depth * take,
+            take.float(),
+            ((mask > 0) & ~take).float(),
+            image_tensor(frame.rgb),
+        )
     if kind == "lines":
         k = int(value)
         if k < 2:
             raise ValueError(f"lines:K needs K >= 2, got {value}")
         kept = frame_rings(frame) % k == 0
         in_depth, in_mask = _project(frame, frame.points[kept])
-        return Split(depth, in_depth, in_mask, ((mask > 0) & (in_mask == 0)).float())
+        target = ((mask > 0) & (in_mask == 0)).float()
+        return Split(depth, in_depth, in_mask, target, image_tensor(frame.rgb))
     raise ValueError(f"unknown protocol '{protocol}' (random:K or lines:K)")
 
 
@@ -111,14 +120,14 @@ def density_split(frame: Frame, density: float, seed: int, target_fraction: floa
     target = (mask > 0) & (r < target_fraction)
     pool_draw = (r - target_fraction) / (1.0 - target_fraction)  # uniform in [0, 1) over the pool
     take = (mask > 0) & ~target & (pool_draw < density)
-    return Split(depth, depth * take, take.float(), target.float())
+    return Split(depth, depth * take, take.float(), target.float(), image_tensor(frame.rgb))
 
 
 def predict(completer: DepthCompleter, split: Split) -> tuple[np.ndarray, np.ndarray, float]:
     """The completion (H, W) metres (0 = no estimate) of the split's input, its confidence
     (H, W) in [0, 1], and its time in ms."""
     watch = Stopwatch(cuda=completer.device.type == "cuda")
-    pred, conf = completer.complete(split.input_depth, split.input_mask)
+    pred, conf = completer.complete(split.input_depth, split.input_mask, split.rgb)
     ms = watch.lap("complete")
     return pred[0, 0].cpu().numpy(), conf[0, 0].cpu().numpy(), ms
 
@@ -136,15 +145,21 @@ def evaluate(
     seed: int,
     confidence_thresholds: "tuple[float, ...] | None" = None,
     tick: "Callable[[], object] | None" = None,
+    show: "Callable[[Frame, Split, dict[str, np.ndarray]], object] | None" = None,
 ) -> dict:
     """The JSON-ready result: {"protocol", "frames", "seed", "common_coverage", "methods": {NAME:
-    metrics + ms_per_frame + "common": the metrics on the target pixels that every method covers}},
-    with ``confidence_thresholds`` also "confidence": {NAME: confidence_curve rows}.
+    metrics + ms_per_frame + "common": the metrics on the target pixels that every method covers
+    + "edge": the metrics on the targets near a strong image edge (metrics.edge_mask) +
+    "striping" (metrics.striping, mean over frames)}}, with ``confidence_thresholds`` also
+    "confidence": {NAME: confidence_curve rows}.
 
     The "common" metrics compare methods on the same pixels, whatever each one's coverage.
-    ``tick`` is called after each frame."""
+    ``tick`` is called after each frame, ``show`` with each frame, its split and every method's
+    prediction {NAME: (H, W) metres}."""
     per = {name: [] for name in methods}
     common_per = {name: [] for name in methods}
+    edge_per = {name: [] for name in methods}
+    stripes = {name: [] for name in methods}
     times = {name: [] for name in methods}
     covered_errors = {name: [] for name in methods}
     covered_confidences = {name: [] for name in methods}
@@ -152,10 +167,13 @@ def evaluate(
     for i, frame in enumerate(frames):
         split = split_frame(frame, protocol, seed + i)
         depth, target = split.depth[0, 0].numpy(), split.target_mask[0, 0].numpy() > 0
+        near_edge = target & edge_mask(frame.rgb)
         preds = {}
         for name, completer in methods.items():
             preds[name], conf, ms = predict(completer, split)
             per[name].append(frame_errors(preds[name], depth, target))
+            edge_per[name].append(frame_errors(preds[name], depth, near_edge))
+            stripes[name].append(striping(preds[name]))
             times[name].append(ms)
             covered = target & (depth > 0) & (preds[name] > 0)
             covered_errors[name].append(
@@ -166,6 +184,8 @@ def evaluate(
         common_share.append(common.sum() / max(int((target & (depth > 0)).sum()), 1))
         for name, pred in preds.items():
             common_per[name].append(frame_errors(pred, depth, common))
+        if show is not None:
+            show(frame, split, preds)
         if tick is not None:
             tick()
     result = {
@@ -178,6 +198,8 @@ def evaluate(
                 **mean_errors(per[name]),
                 "ms_per_frame": float(np.median(times[name])),
                 "common": mean_errors(common_per[name]),
+                "edge": mean_errors(edge_per[name]),
+                "striping": mean_errors([{"s": v} for v in stripes[name]], ("s",))["s"],
             }
             for name in methods
         },
@@ -272,13 +294,15 @@ def format_table(result: dict) -> str:
         f"'common': on the {100 * result['common_coverage']:.1f} % of targets every method covers",
         f"{'method':<28} {'RMSE mm':>9} {'MAE mm':>8} {'iRMSE 1/km':>11} {'iMAE 1/km':>10} "
         f"{'coverage':>9} "
-        f"{'ms/frame':>9} {'common RMSE':>12} {'common MAE':>11}",
+        f"{'ms/frame':>9} {'common RMSE':>12} {'common MAE':>11} {'edge RMSE':>10} "
+        f"{'edge MAE':>9} {'striping':>9}",
     ]
     for name, m in result["methods"].items():
         lines.append(
             f"{name:<28} {m['rmse_mm']:9.0f} {m['mae_mm']:8.0f} {m['irmse_per_km']:11.2f} "
             f"{m['imae_per_km']:10.2f} {100 * m['coverage']:8.1f}% {m['ms_per_frame']:9.1f} "
-            f"{m['common']['rmse_mm']:12.0f} {m['common']['mae_mm']:11.0f}"
+            f"{m['common']['rmse_mm']:12.0f} {m['common']['mae_mm']:11.0f} "
+            f"{m['edge']['rmse_mm']:10.0f} {m['edge']['mae_mm']:9.0f} {m['striping']:9.2f}"
         )
     return "\n".join(lines)
 

@@ -7,6 +7,7 @@ then averaged over images. Target pixels where a method gives no estimate are co
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import torch
 
@@ -60,11 +61,53 @@ def frame_errors(
     }
 
 
-def mean_errors(per_frame: list[dict[str, float]]) -> dict[str, float]:
-    """Average of per-image errors (the devkit's convention), skipping images with no estimate."""
-    keys = ("rmse_mm", "mae_mm", "irmse_per_km", "imae_per_km", "coverage")
+KEYS = ("rmse_mm", "mae_mm", "irmse_per_km", "imae_per_km", "coverage")
+
+
+def mean_errors(
+    per_frame: list[dict[str, float]], keys: tuple[str, ...] = KEYS
+) -> dict[str, float]:
+    """Average of per-image errors (the devkit's convention), skipping images with no estimate
+    (NaN)."""
     out = {}
     for k in keys:
         vals = [f[k] for f in per_frame if np.isfinite(f[k])]
         out[k] = float(np.mean(vals)) if vals else float("nan")
     return out
+
+
+EDGE_PERCENTILE = 90.0  # a pixel is on a strong edge above this percentile of the Sobel magnitude
+EDGE_RADIUS = 3  # px: targets within this distance of a strong edge are "edge" targets
+
+
+def edge_mask(rgb: np.ndarray) -> np.ndarray:
+    """(H, W) bool: pixels within EDGE_RADIUS px (Chebyshev) of a strong edge of the image
+    (H, W, 3) uint8, where the grey image's Sobel gradient magnitude exceeds its
+    EDGE_PERCENTILE-th percentile. Defined by the image alone, the same for every method."""
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    mag = np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
+    strong = (mag > np.percentile(mag, EDGE_PERCENTILE)).astype(np.uint8)
+    size = 2 * EDGE_RADIUS + 1
+    return cv2.dilate(strong, np.ones((size, size), np.uint8)) > 0
+
+
+def striping(pred: np.ndarray) -> float:
+    """Row-to-row alternation of a dense depth (H, W) metres (0 = no estimate) relative to the
+    same along rows: the mean |d(y-1) - 2 d(y) + d(y+1)| / d(y) over pixels with an estimate
+    and both vertical neighbours, divided by the same second difference along x. About 1 for
+    isotropic texture; above 1 where the depth alternates from row to row, as scan-line
+    stripes do (a road or a wall, smooth both ways, adds little to either). NaN when fewer
+    than 100 pixels qualify either way."""
+    d = pred.astype(np.float64)
+    have = d > 0
+
+    def second_difference(a: np.ndarray, ok: np.ndarray, axis: int) -> "float | None":
+        a, ok = np.moveaxis(a, axis, 0), np.moveaxis(ok, axis, 0)
+        both = ok[:-2] & ok[1:-1] & ok[2:]
+        if both.sum() < 100:
+            return None
+        dd = np.abs(a[:-2] - 2 * a[1:-1] + a[2:])[both] / a[1:-1][both]
+        return float(dd.mean())
+
+    v, h = second_difference(d, have, 0), second_difference(d, have, 1)
+    return float("nan") if v is None or h is None or h == 0 else v / h

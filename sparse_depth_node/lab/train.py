@@ -3,6 +3,7 @@ does and its splits: train_options.DESCRIPTION, shown by --help)."""
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 import sys
@@ -13,32 +14,30 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..core.completion import DepthCompleter
+from ..core.completion import DepthCompleter, image_tensor
 from ..core.geometry import project_points
 from ..core.models import build_model, save_checkpoint
 from ..core.models.checkpoint import read_checkpoint
 from ..core.models.multiscale import GOOD_FRACTION
-from ..data.datasets import open_dataset, parse_frame_range
-from .evaluate import MAX_DEPTH, MIN_DEPTH, frame_rings
-from .metrics import frame_errors, mean_errors, random_holdout
+from ..data.datasets import open_dataset, parse_frame_range, resolve_frame_id
+from .evaluate import MAX_DEPTH, MIN_DEPTH, evaluate, frame_rings
+from .metrics import random_holdout
 from .train_options import parser
 
 
-def project_frames(
-    reader, ids: list, min_depth: float, max_depth: float
-) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Sparse depth and mask (1, 1, H, W) of each frame id."""
-    out = []
-    for fid in ids:
-        f = reader.read(fid)
-        out.append(
-            project_points(
-                torch.from_numpy(f.points), f.camera, f.t_cam_from_lidar, min_depth, max_depth
-            )
-        )
-    return out
+def project_frame(frame, min_depth: float, max_depth: float) -> torch.Tensor:
+    """(1, 5, H, W): the frame's sparse depth (metres), its mask and its image (RGB in [0, 1])."""
+    depth, mask = project_points(
+        torch.from_numpy(frame.points), frame.camera, frame.t_cam_from_lidar, min_depth, max_depth
+    )
+    return torch.cat([depth, mask, image_tensor(frame.rgb)], dim=1)
 
 
+def read_frames(reader, ids: list) -> list:
+    return [reader.read(i) for i in ids]
+
+
+REFERENCE = "classic-full"  # the classical method every validation is scored against
 RING_STEPS = (2, 4)  # scan-line hold-outs: every 2nd or every 4th ring as input, each phase
 
 
@@ -54,6 +53,20 @@ def ring_inputs(frame, min_depth: float, max_depth: float) -> torch.Tensor:
                 torch.from_numpy(pts), frame.camera, frame.t_cam_from_lidar, min_depth, max_depth
             )
     return torch.cat(channels, dim=1)
+
+
+def colour_jitter(rgb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Random brightness (x 0.7-1.3), contrast (x 0.7-1.3) and per-channel gain (x 0.9-1.1) of
+    each image of a batch (B, 3, H, W) in [0, 1]: cameras differ in exposure and white
+    balance, the depth does not."""
+    b = rgb.shape[0]
+
+    def draw(lo: float, hi: float, channels: int = 1) -> torch.Tensor:
+        return lo + (hi - lo) * torch.rand(b, channels, 1, 1, generator=gen)
+
+    mean = rgb.mean(dim=(1, 2, 3), keepdim=True)
+    out = (rgb - mean) * draw(0.7, 1.3) + mean * draw(0.7, 1.3)
+    return (out * draw(0.9, 1.1, 3)).clamp(0.0, 1.0)
 
 
 def random_crop(sample: torch.Tensor, h: int, w: int, rng: random.Random) -> torch.Tensor:
@@ -76,14 +89,18 @@ def masked_loss(
     target_mask: torch.Tensor,
     kind: str,
     learned_confidence: bool,
+    l2_weight: float = 1.0,
 ) -> torch.Tensor:
-    """Mean L1 or L2 depth error (metres) over target pixels the network reaches (conf > 0);
+    """Mean L1, L2 or L1 + L2 depth error (metres; the L2 term times ``l2_weight``) over target
+    pixels the network reaches (conf > 0);
     for a network with a learned confidence, plus the binary cross-entropy of that confidence
     against "the error is within GOOD_FRACTION of the depth" (the depth is not pushed by it)."""
     w = target_mask * (conf > 0).to(pred.dtype)
     diff = (pred - target) * w
     n = w.sum().clamp(min=1)
-    loss = (diff.abs() if kind == "l1" else diff**2).sum() / n
+    loss = sum(
+        (diff.abs() if k == "l1" else l2_weight * diff**2).sum() / n for k in kind.split("+")
+    )
     if learned_confidence:
         good = ((pred.detach() - target).abs() <= GOOD_FRACTION * target).to(pred.dtype)
         bce = F.binary_cross_entropy(conf.clamp(1e-6, 1 - 1e-6), good, reduction="none")
@@ -105,27 +122,8 @@ def init_model(model: torch.nn.Module, path: str) -> None:
     )
 
 
-def evaluate_holdout(
-    completer: DepthCompleter, frames: list, keep: float, seed: int
-) -> dict[str, float]:
-    """Mean errors of ``completer`` on ``frames`` under a seeded random hold-out."""
-    gen = torch.Generator().manual_seed(seed)
-    per = []
-    for depth, mask in frames:
-        inp, inp_mask, tgt = random_holdout(depth, mask, keep, gen)
-        pred, _ = completer.complete(inp, inp_mask)
-        per.append(frame_errors(pred[0, 0].cpu().numpy(), depth[0, 0].numpy(), tgt[0, 0].numpy()))
-    return mean_errors(per)
-
-
-def main(argv: "list[str] | None" = None) -> int:
-    args = parser().parse_args(argv)
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    rng = random.Random(args.seed)
-    device = torch.device(args.device)
+def load_training_data(args) -> tuple[list, list, dict[str, list], str]:
+    """(samples, samples with scan-line variants, {validation set: samples}, split text)."""
     kitti = open_dataset(args.kitti, "kitti-raw")
     n = len(kitti.frame_ids())
     train_ids, val_ids = (
@@ -135,44 +133,94 @@ def main(argv: "list[str] | None" = None) -> int:
             (args.val_frames, "--val-frames"),
         )
     )
-    train = [
-        torch.cat([d, m, d, m], dim=1)
-        for d, m in project_frames(kitti, train_ids, MIN_DEPTH, MAX_DEPTH)
-    ]
+    train_frames = read_frames(kitti, train_ids)
+    val = {"kitti": read_frames(kitti, val_ids)}
+    split = [f"KITTI raw {args.kitti} frames {args.train_frames} (train), {args.val_frames} (val)"]
     if args.ddad:
         ddad = open_dataset(args.ddad, "ddad")
-        train += [
-            torch.cat([d, m, d, m], dim=1)
-            for d, m in project_frames(ddad, ddad.frame_ids(), MIN_DEPTH, MAX_DEPTH)
-        ]
-    val = project_frames(kitti, val_ids, MIN_DEPTH, MAX_DEPTH)
-    # KITTI samples with their scan-line input variants appended (channels 4 on)
-    ring_train = (
-        [
-            torch.cat([s, ring_inputs(kitti.read(i), MIN_DEPTH, MAX_DEPTH)], dim=1)
-            for i, s in zip(train_ids, train)
-        ]
-        if args.ring_holdout > 0
-        else []
+        train_frames += read_frames(ddad, ddad.frame_ids())
+        split.append(f"DDAD {args.ddad} (train)")
+    if args.extra:
+        extra = open_dataset(args.extra, "kitti-object")
+        ids = extra.frame_ids()
+        held = [resolve_frame_id(ids, i) for i in args.extra_val.split(",") if i]
+        train_frames += read_frames(extra, [i for i in ids if i not in held])
+        val["extra"] = read_frames(extra, held)
+        split.append(f"KITTI object {args.extra}: {', '.join(held)} (val), the rest (train)")
+    if args.rig:
+        rig = open_dataset(args.rig, "kitti-object")
+        val["rig"] = read_frames(rig, rig.frame_ids())
+        split.append(f"other rig {args.rig} (val)")
+    train = [project_frame(f, MIN_DEPTH, MAX_DEPTH) for f in train_frames]
+    ring_train = []
+    if args.ring_holdout > 0:
+        for f, sample in zip(train_frames, train):
+            try:
+                ring_train.append(torch.cat([sample, ring_inputs(f, MIN_DEPTH, MAX_DEPTH)], 1))
+            except ValueError:  # no rings (DDAD's LiDAR does not scan ring by ring)
+                pass
+    return train, ring_train, val, "; ".join(split)
+
+
+VALIDATION = ("random:0.5", "lines:4")  # the evaluation's protocols; lines only where rings exist
+
+
+def validate(completer: DepthCompleter, val: dict[str, list], seed: int) -> dict[str, dict]:
+    """{"SET PROTOCOL": mean errors} of ``completer`` on each validation set (Frame lists)."""
+    out = {}
+    for name, frames in val.items():
+        for protocol in VALIDATION:
+            try:
+                result = evaluate(frames, {"m": completer}, protocol, seed)
+            except ValueError:  # no rings: the lines protocol does not apply
+                continue
+            m = result["methods"]["m"]
+            out[f"{name} {protocol}"] = {k: m[k] for k in ("rmse_mm", "mae_mm", "coverage")}
+    return out
+
+
+def score(metrics: dict, reference: dict, select: list[str]) -> float:
+    """Mean of the RMSE and MAE ratios to ``reference`` over the selected sets' protocols."""
+    keys = [k for k in metrics if k.split()[0] in select]
+    return float(
+        np.mean([metrics[k][e] / reference[k][e] for k in keys for e in ("rmse_mm", "mae_mm")])
     )
-    variants = (ring_train[0].shape[1] - 4) // 2 if ring_train else 0
+
+
+def main(argv: "list[str] | None" = None) -> int:
+    args = parser().parse_args(argv)
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    rng = random.Random(args.seed)
+    gen = torch.Generator().manual_seed(args.seed)
+    device = torch.device(args.device)
+    train, ring_train, val, split = load_training_data(args)
+    select = [k for k in args.select.split(",") if k in val] or ["kitti"]
+    variants = (ring_train[0].shape[1] - 5) // 2 if ring_train else 0
     print(
-        f"train frames {len(train)}, validation frames {len(val)}"
-        + (f", {variants} scan-line inputs per KITTI frame" if variants else ""),
+        f"train frames {len(train)}, validation frames "
+        + ", ".join(f"{k} {len(v)}" for k, v in val.items())
+        + (f"; {variants} scan-line inputs per frame of {len(ring_train)}" if variants else ""),
         flush=True,
     )
 
-    model = build_model(args.model).to(device)
+    config = {"attention_keep": args.attention_keep} if args.attention_keep else {}
+    model = build_model(args.model, config).to(device)
     if args.init:
         init_model(model, args.init)
     params = model.confidence.parameters() if args.train == "confidence" else model.parameters()
     opt = torch.optim.Adam(params, lr=args.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.steps)
-    classic = evaluate_holdout(DepthCompleter("classic", "cpu"), val, 0.5, args.seed)
+    reference = validate(DepthCompleter(REFERENCE, "cpu"), val, args.seed)
     print(
-        f"classic  val rmse {classic['rmse_mm']:.0f} mm mae {classic['mae_mm']:.0f} mm", flush=True
+        f"{REFERENCE} val rmse / mae mm: "
+        + ", ".join(f"{k} {m['rmse_mm']:.0f} / {m['mae_mm']:.0f}" for k, m in reference.items()),
+        flush=True,
     )
-    history = []
+    guided = getattr(model, "needs_image", False)
+    history, best = [], None
     t0 = time.time()
     running = 0.0
     bar = tqdm(
@@ -192,22 +240,25 @@ def main(argv: "list[str] | None" = None) -> int:
                 random_crop(pool[rng.randrange(len(pool))], *args.crop, rng)
                 for _ in range(args.batch)
             ]
-        ).to(device)
-        depth, mask, tgt_depth, tgt_mask = batch[:, :4].split(1, dim=1)
+        )
+        depth, mask = batch[:, :1], batch[:, 1:2]
+        rgb = colour_jitter(batch[:, 2:5], gen)
         if lines:
-            v = 4 + 2 * rng.randrange(variants)
+            v = 5 + 2 * rng.randrange(variants)
             inp, inp_mask = batch[:, v : v + 1], batch[:, v + 1 : v + 2]
         else:
             keep = rng.uniform(*args.keep)
             inp, inp_mask, _ = random_holdout(depth, mask, keep)
-        pred, conf = model(inp, inp_mask)
+        inputs = (inp, inp_mask, rgb) if guided else (inp, inp_mask)
+        pred, conf = model(*(x.to(device) for x in inputs))
         loss = masked_loss(
             pred,
             conf,
-            tgt_depth,
-            tgt_mask * (1 - inp_mask),
+            depth.to(device),
+            (mask * (1 - inp_mask)).to(device),
             args.loss,
             getattr(model, "learned_confidence", False),
+            args.l2_weight,
         )
         opt.zero_grad()
         loss.backward()
@@ -215,27 +266,33 @@ def main(argv: "list[str] | None" = None) -> int:
         sched.step()
         running += loss.item()
         if step % args.eval_every == 0 or step == args.steps:
-            metrics = evaluate_holdout(
-                DepthCompleter(args.model, args.device, model=model.eval(), channels_last=False),
-                val,
-                0.5,
-                args.seed,
+            completer = DepthCompleter(
+                args.model, args.device, model=model.eval(), channels_last=False
             )
+            metrics = validate(completer, val, args.seed)
             model.train()
-            history.append({"step": step, "loss": running / args.eval_every, **metrics})
+            value = score(metrics, reference, select)
+            history.append(
+                {"step": step, "loss": running / args.eval_every, "score": value, **metrics}
+            )
+            if best is None or value < best[0]:
+                best = (value, step, copy.deepcopy(model.state_dict()))
             print(
-                f"step {step:5d} loss {running / args.eval_every:.4f} val rmse "
-                f"{metrics['rmse_mm']:.0f} mm "
-                f"mae {metrics['mae_mm']:.0f} mm coverage {metrics['coverage']:.3f} "
+                f"step {step:5d} loss {running / args.eval_every:.4f} val rmse / mae mm "
+                + ", ".join(
+                    f"{k} {m['rmse_mm']:.0f} / {m['mae_mm']:.0f}" for k, m in metrics.items()
+                )
+                + f"; score {value:.3f}{' (best)' if best[1] == step else ''} "
                 f"({time.time() - t0:.0f} s)",
                 flush=True,
             )
             running = 0.0
+    bar.close()
+    model.load_state_dict(best[2])
+    kept = next(h for h in history if h["step"] == best[1])
     provenance = {
         "command": "sparse-depth train " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "data": f"KITTI raw {args.kitti} frames {args.train_frames} + DDAD {args.ddad} (train); "
-        f"KITTI raw frames {args.val_frames} "
-        "(validation)",
+        "data": split,
         "init": (
             f"{args.init}, trained by: "
             f"{read_checkpoint(args.init)['provenance'].get('command', '?')}"
@@ -245,13 +302,22 @@ def main(argv: "list[str] | None" = None) -> int:
         "trained": args.train,
         "seed": args.seed,
         "steps": args.steps,
+        "kept_step": best[1],
         "seconds": round(time.time() - t0, 1),
-        "validation": f"random hold-out, keep 0.5, seed {args.seed}",
-        "metrics": json.dumps({"model": history[-1], "classic": classic}),
+        "validation": f"{' and '.join(VALIDATION)} hold-outs, seed {args.seed}; weights of the "
+        f"step with the lowest mean RMSE and MAE relative to {REFERENCE} on "
+        f"{', '.join(select)}",
+        "metrics": json.dumps(
+            {
+                "model": {"step": best[1], **kept["kitti random:0.5"]},
+                "sets": kept,
+                REFERENCE: reference,
+            }
+        ),
+        "history": json.dumps(history),
     }
-    bar.close()
     save_checkpoint(args.out, args.model, model.cpu(), provenance)
-    print(f"wrote {args.out}", flush=True)
+    print(f"kept step {best[1]} (score {best[0]:.3f}); wrote {args.out}", flush=True)
     return 0
 
 

@@ -12,8 +12,17 @@ Self-supervised training from LiDAR alone: the input is a random subset of a fra
 projected points, the target the held-out rest. (Targets accumulated from ICP-registered
 neighbouring sweeps were measured and made RMSE worse; docs/EVALUATION.md keeps the figures.)
 
-Splits (defaults): train on KITTI raw frames 0-59 and DDAD scene_01; validate on KITTI raw
-60-77 with a seeded random 50 % hold-out, scored against ``classic`` in the same run.
+With --ring-holdout, that share of the batches takes every 2nd or 4th scan line as input and
+the other lines as targets (the evaluation's lines:K protocol). A network that needs the image
+(guided) gets each crop's image, colour-jittered.
+
+Splits (defaults): train on KITTI raw frames 0-59, DDAD scene_01 and the KITTI object frames of
+other drives and days except --extra-val; validate on KITTI raw 60-77, the --extra-val frames
+(other drives, and a recording day absent from training) and the other rig (--rig, never
+trained on), each with a seeded random 50 % hold-out, scored against classic-full in the same
+run. The weights kept are those of the validation step with the lowest mean RMSE relative to
+classic-full on the --select sets (by default the other drives and the other rig, not frames
+of the training drive).
 """
 
 
@@ -33,10 +42,38 @@ def parser() -> argparse.ArgumentParser:
         default="../shared/data/ddad_test_scene/scene_01",
         help="DDAD scene folder added to the training frames ('' for none)",
     )
+    p.add_argument(
+        "--extra",
+        default="../shared/data/kitti_object_extra",
+        help="KITTI object folder of other drives and days: --extra-val frames validate, the "
+        "rest train ('' for none)",
+    )
+    p.add_argument(
+        "--extra-val",
+        default="000000,000003,000008,000009,000010",
+        help="frames of --extra held out for validation (ids or indices, comma-separated)",
+    )
+    p.add_argument(
+        "--rig",
+        default="../shared/data/pjlab_opencalib",
+        help="KITTI object folder of another rig, validation only ('' for none)",
+    )
+    p.add_argument(
+        "--select",
+        default="extra,rig",
+        help="validation sets whose mean RMSE (relative to classic-full) picks the weights kept",
+    )
     p.add_argument("--train-frames", default="0:60", help="KITTI frames A:B to train on")
     p.add_argument("--val-frames", default="60:78", help="KITTI frames A:B to validate on")
     p.add_argument(
         "--model", default="sparseconv", choices=sorted(NETWORKS), help="network to train"
+    )
+    p.add_argument(
+        "--attention-keep",
+        type=float,
+        default=0.0,
+        help="guided only: add top-k sparse self-attention at the coarsest scale, each query "
+        "keeping this share of the keys (0: none)",
     )
     p.add_argument("--steps", type=int, default=3000, help="optimiser steps")
     p.add_argument("--batch", type=int, default=4, help="random crops per step")
@@ -52,7 +89,10 @@ def parser() -> argparse.ArgumentParser:
         metavar=("MIN", "MAX"),
         help="input density range, as a fraction of the frame's points",
     )
-    p.add_argument("--loss", default="l2", choices=["l1", "l2"], help="depth loss")
+    p.add_argument("--loss", default="l2", choices=["l1", "l2", "l1+l2"], help="depth loss")
+    p.add_argument(
+        "--l2-weight", type=float, default=1.0, help="weight of the L2 term (per m^2 of error)"
+    )
     p.add_argument(
         "--ring-holdout",
         type=float,

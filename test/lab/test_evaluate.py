@@ -120,6 +120,8 @@ def test_evaluate_cli_prints_a_table_and_writes_the_json(tmp_path):
             "cpu",
             "--json",
             str(out),
+            "--previews",
+            str(tmp_path / "previews"),
         ],
         cwd=REPO,
         capture_output=True,
@@ -137,7 +139,46 @@ def test_evaluate_cli_prints_a_table_and_writes_the_json(tmp_path):
         "imae_per_km",
         "coverage",
         "ms_per_frame",
+        "edge",
+        "striping",
     }
+    assert "edge RMSE" in r.stdout and "striping" in r.stdout
+    # one preview per frame: caption and colour bar, then image, LiDAR and the two methods
+    from PIL import Image
+
+    shots = sorted((tmp_path / "previews").glob("*.png"))
+    assert [p.stem for p in shots] == ["0000000000", "0000000001"]
+    with Image.open(shots[0]) as im:
+        assert im.width == 1242 and im.height > 4 * 375
+
+
+def test_edge_mask_marks_the_pixels_within_3_px_of_a_strong_image_edge():
+    from sparse_depth_node.lab.metrics import EDGE_RADIUS, edge_mask
+
+    rgb = np.zeros((60, 100, 3), np.uint8)
+    rgb[:, 50:] = 200  # one vertical step edge between columns 49 and 50
+    near = edge_mask(rgb)
+    cols = np.flatnonzero(near[30])
+    # Sobel answers at columns 49 and 50; dilated by EDGE_RADIUS px either side
+    assert cols.min() == 49 - EDGE_RADIUS and cols.max() == 50 + EDGE_RADIUS
+    assert near[:, cols.min() : cols.max() + 1].all() and near.sum() == 60 * len(cols)
+
+
+def test_striping_is_large_for_row_stripes_small_for_column_stripes():
+    from sparse_depth_node.lab.metrics import striping
+
+    y, x = np.mgrid[0:80, 0:120]
+    rows = 10.0 + 0.5 * (-1.0) ** y + 0.01 * (-1.0) ** x  # rows alternate by 1 m, columns 2 cm
+    # second differences: 4 x 0.5 m along y, 4 x 0.01 m along x, over about 10 m: ratio ~50
+    assert 45 < striping(rows) < 55
+    assert 1 / 55 < striping(rows.T.copy()) < 1 / 45
+    rng = np.random.default_rng(0)
+    noise = 10.0 + rng.normal(0.0, 0.1, (80, 120))  # isotropic: about 1
+    assert 0.9 < striping(noise) < 1.1
+    holes = rows.copy()
+    holes[:, :] = 0.0
+    holes[:2] = 10.0  # too few pixels with both neighbours
+    assert np.isnan(striping(holes))
 
 
 def test_common_metrics_compare_methods_on_the_pixels_all_of_them_cover(kitti_frame0):

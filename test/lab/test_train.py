@@ -2,7 +2,9 @@
 steps, a checkpoint with provenance."""
 
 import json
+import shutil
 
+import numpy as np
 import torch
 
 from sparse_depth_node.core.completion import DepthCompleter
@@ -13,6 +15,10 @@ from sparse_depth_node.lab.train import main as train_main
 def few_steps(kitti_dir, ddad_dir) -> list[str]:
     """Two steps of batch 1 on two sample frames (one for validation) and one DDAD frame."""
     return [
+        "--extra",
+        "",
+        "--rig",
+        "",
         "--kitti",
         str(kitti_dir),
         "--ddad",
@@ -48,7 +54,7 @@ def test_train_writes_a_loadable_checkpoint_with_command_and_metrics(
     prov = meta["provenance"]
     assert prov["seed"] == 3 and prov["steps"] == 2 and "--model convnet" in prov["command"]
     metrics = json.loads(prov["metrics"])
-    assert metrics["model"]["step"] == 2 and metrics["classic"]["rmse_mm"] > 0
+    assert metrics["model"]["step"] == 2 and metrics["classic-full"]["kitti random:0.5"]["rmse_mm"] > 0
     completer = DepthCompleter(str(out), "cpu")
     assert completer.method == "convnet" and completer.trained
     assert "2 steps" in completer.description
@@ -84,6 +90,72 @@ def test_confidence_only_training_keeps_the_depth_weights_of_its_init(
     )
     prov = meta["provenance"]
     assert prov["trained"] == "confidence" and "made by the test" in prov["init"]
+
+
+def kitti_object_copy(kitti_dir, folder, frames=(0, 1, 2)):
+    """The sample's frames in the KITTI object layout (P2, R0_rect, Tr_velo_to_cam)."""
+    from sparse_depth_node.data.calibration import read_kitti_calib_file
+
+    cam = read_kitti_calib_file(kitti_dir / "calib" / "calib_cam_to_cam.txt")
+    velo = read_kitti_calib_file(kitti_dir / "calib" / "calib_velo_to_cam.txt")
+    tr = np.hstack([np.reshape(velo["R"], (3, 3)), np.reshape(velo["T"], (3, 1))])
+    for sub in ("image_2", "velodyne", "calib"):
+        (folder / sub).mkdir(parents=True)
+    for i in frames:
+        name = f"{i:010d}"
+        shutil.copy(kitti_dir / "image_02" / "data" / f"{name}.png", folder / "image_2" / f"{i:06d}.png")
+        shutil.copy(
+            kitti_dir / "velodyne_points" / "data" / f"{name}.bin", folder / "velodyne" / f"{i:06d}.bin"
+        )
+        lines = [
+            "P2: " + " ".join(map(str, np.ravel(cam["P_rect_02"]))),
+            "R0_rect: " + " ".join(map(str, np.ravel(cam["R_rect_00"]))),
+            "Tr_velo_to_cam: " + " ".join(map(str, tr.ravel())),
+        ]
+        (folder / "calib" / f"{i:06d}.txt").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def test_guided_trains_on_images_with_held_out_drives_and_a_rig_for_selection(
+    tmp_path, kitti_dir, ddad_dir
+):
+    """A few guided steps: the other drives' held-out frames and the other rig are validation
+    sets, the weights kept are those of the best score on them, the history is recorded."""
+    extra = kitti_object_copy(kitti_dir, tmp_path / "extra")
+    rig = kitti_object_copy(kitti_dir, tmp_path / "rig", frames=(2,))
+    out = tmp_path / "g.pt"
+    args = few_steps(kitti_dir, ddad_dir)[4:] + ["--extra", str(extra), "--extra-val", "000001"]
+    args += ["--rig", str(rig), "--model", "guided", "--steps", "4", "--eval-every", "2"]
+    args += ["--ring-holdout", "0.5", "--loss", "l1+l2", "--out", str(out)]
+    assert train_main(args) == 0
+    _, meta = load_checkpoint(out)
+    prov = meta["provenance"]
+    history = json.loads(prov["history"])
+    assert [h["step"] for h in history] == [2, 4]
+    assert set(history[0]) >= {
+        "kitti random:0.5",
+        "kitti lines:4",
+        "extra random:0.5",
+        "extra lines:4",
+        "rig random:0.5",
+        "score",
+        "loss",
+    }
+    best = min(history, key=lambda h: h["score"])
+    assert prov["kept_step"] == best["step"]
+    assert "000001 (val)" in prov["data"] and "other rig" in prov["data"]
+    completer = DepthCompleter(str(out), "cpu")
+    assert completer.needs_image and completer.method == "guided"
+
+
+def test_colour_jitter_keeps_images_in_range_and_changes_each_differently():
+    from sparse_depth_node.lab.train import colour_jitter
+
+    rgb = torch.rand(3, 3, 20, 30, generator=torch.Generator().manual_seed(0))
+    out = colour_jitter(rgb, torch.Generator().manual_seed(1))
+    assert out.shape == rgb.shape and out.min() >= 0 and out.max() <= 1
+    ratios = (out.mean(dim=(1, 2, 3)) / rgb.mean(dim=(1, 2, 3))).tolist()
+    assert len({round(r, 4) for r in ratios}) == 3
 
 
 def test_ring_inputs_are_the_projections_of_every_kth_scan_line(kitti_frame0):
