@@ -19,7 +19,7 @@ setup(
         (os.path.join("share", PACKAGE, "launch"), glob("launch/*launch.py")),
         (
             os.path.join("share", PACKAGE, "config"),
-            glob("config/*.yaml") + glob("config/*.rviz") + glob("config/*.xml"),
+            glob("config/*.yaml") + glob("config/*.rviz"),
         ),
         (os.path.join("share", PACKAGE, "config", "rigs"), glob("config/rigs/*.yaml")),
     ],

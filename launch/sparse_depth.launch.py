@@ -5,10 +5,10 @@ ros2 launch sparse_depth_node sparse_depth.launch.py points:=/velodyne_points \
     model:=guided device:=cpu rviz:=true fixed_frame:=camera_color_optical_frame
 
 ``model``, ``device`` and ``inference_scale`` override the parameter file when given.
-``dds_profile`` (default: the shipped config/fastdds_large_data.xml) is the Fast DDS profile
-the node runs with, so that large clouds and images from other processes arrive; ''
-runs it with the middleware's defaults. ``rviz:=true`` on a machine without rviz2 stops
-before anything starts, saying so.
+``reliable_inputs:=true`` subscribes to the three inputs reliably: every cloud and image of a
+reliable driver arrives (README, "Large messages"); a best-effort driver is then not heard, so
+it is off by default. ``rviz:=true`` on a machine without rviz2 stops before anything starts,
+saying so.
 """
 
 import os
@@ -20,6 +20,18 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch_ros.actions import Node
 
 OVERRIDES = ("model", "device", "inference_scale")  # launch arguments that override the YAML
+REMAPS = (
+    ("lidar/points", "points"),
+    ("camera/image", "image"),
+    ("camera/camera_info", "camera_info"),
+)
+
+
+def resolved(topic: str, namespace: str) -> str:
+    """The absolute name of ``topic`` in ``namespace`` (as qos_overrides parameters name it)."""
+    if topic.startswith("/"):
+        return topic
+    return "/" + "/".join(p for p in (namespace.strip("/"), topic) if p)
 
 
 def rviz_config(share: str, fixed_frame: str) -> str:
@@ -34,9 +46,13 @@ def rviz_config(share: str, fixed_frame: str) -> str:
     return out.name
 
 
+def flag(text: str) -> bool:
+    return text.lower() in ("true", "1", "yes")
+
+
 def nodes(context, share: str) -> list:
     value = {a: context.launch_configurations[a] for a in context.launch_configurations}
-    rviz = value["rviz"].lower() in ("true", "1", "yes")
+    rviz = flag(value["rviz"])
     if rviz:
         try:
             get_package_share_directory("rviz2")
@@ -46,11 +62,16 @@ def nodes(context, share: str) -> list:
                 "rviz:=true but rviz2 is not installed; install it (sudo apt install "
                 "ros-$ROS_DISTRO-rviz2) or launch with rviz:=false"
             ) from None
-    sim_time = value["use_sim_time"].lower() in ("true", "1", "yes")
+    sim_time = flag(value["use_sim_time"])
     overrides = {name: value[name] for name in OVERRIDES if value[name]}
     if "inference_scale" in overrides:
         overrides["inference_scale"] = float(overrides["inference_scale"])
-    env = {"FASTRTPS_DEFAULT_PROFILES_FILE": value["dds_profile"]} if value["dds_profile"] else {}
+    topics = {name: value[arg] for name, arg in REMAPS}
+    if flag(value["reliable_inputs"]):
+        for topic in topics.values():
+            overrides[
+                f"qos_overrides.{resolved(topic, value['namespace'])}.subscription.reliability"
+            ] = "reliable"
     started = [
         Node(
             package="sparse_depth_node",
@@ -58,12 +79,7 @@ def nodes(context, share: str) -> list:
             name="sparse_depth_node",
             namespace=value["namespace"],
             parameters=[value["params_file"], {"use_sim_time": sim_time, **overrides}],
-            remappings=[
-                ("lidar/points", value["points"]),
-                ("camera/image", value["image"]),
-                ("camera/camera_info", value["camera_info"]),
-            ],
-            additional_env=env,
+            remappings=list(topics.items()),
             output="screen",
         )
     ]
@@ -113,9 +129,9 @@ def generate_launch_description() -> LaunchDescription:
             description="resolution factor 1, 0.5, ... ('': the params_file's)",
         ),
         DeclareLaunchArgument(
-            "dds_profile",
-            default_value=os.path.join(share, "config", "fastdds_large_data.xml"),
-            description="Fast DDS XML profile of the node ('': middleware defaults)",
+            "reliable_inputs",
+            default_value="false",
+            description="subscribe to the inputs reliably (for reliable drivers: no lost frames)",
         ),
         DeclareLaunchArgument(
             "rviz", default_value="false", description="start RViz with the shipped config"
@@ -123,7 +139,7 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             "fixed_frame",
             default_value="",
-            description="RViz Fixed Frame: your image's frame_id ('': the config's camera_optical)",
+            description="RViz Fixed Frame: the image's frame_id ('': the config's camera_optical)",
         ),
     ]
     return LaunchDescription([*args, OpaqueFunction(function=nodes, args=[share])])

@@ -1,11 +1,16 @@
 """Node-level load benchmark: the node in its own process, the bundled bag (10 Hz) played in a
 loop into it, the node's RSS and latency (from /diagnostics) sampled every PERIOD seconds.
 
-Two modes:
+Three modes:
   soak:  --minutes 20 --rate 2.2    one long run; a row per period and the RSS trend
   rates: --hz 10,20,50 --seconds 30 one run per input rate; a row per rate: frames in and out,
          output rate, frames dropped, latency from the last input message's arrival to the
          publication of the outputs (median / p90), peak RSS
+  delivery: --delivery [--hz 10]  one run per transport setting (Fast DDS defaults;
+         FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA on the node only, this process (the driver
+         and the ros2 tools) keeping the defaults, or on both) and input QoS (the shipped
+         best effort, reliable): the share of clouds and images that reach the node (its
+         counters), and the depth images this process receives back
 
 Usage: python scripts/soak.py [--model sparseconv] [--param inference_scale:=0.5 ...] MODE
 Machine-specific figures: run it on the machine you quote.
@@ -42,19 +47,41 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+LARGE_DATA = {"FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA"}
+TRANSPORTS = {  # delivery mode: (the node's DDS environment, this process's)
+    "defaults": ({}, {}),
+    "node: LARGE_DATA": (LARGE_DATA, {}),
+    "both: LARGE_DATA": (LARGE_DATA, LARGE_DATA),
+}
+DDS_VARIABLES = ("FASTDDS_BUILTIN_TRANSPORTS", "FASTRTPS_DEFAULT_PROFILES_FILE")
+
+
 def run_load(
-    rate: float, seconds: float, model: str, params: list[str], period: float, on_sample=None
+    rate: float,
+    seconds: float,
+    model: str,
+    params: list[str],
+    period: float,
+    on_sample=None,
+    node_env: "dict | None" = None,
+    reliable_inputs: bool = True,
+    final: bool = False,
 ) -> list[tuple]:
     """Play the bag at ``rate`` (x its 10 Hz) into a fresh node for ``seconds``; every ``period`` s
     a sample (t s, RSS MB, frames in, frames out, dropped_busy, arrival_to_publish latency
-    text)."""
+    text, {topic: messages sent}, the node's counters). ``node_env``: the node's environment
+    instead of this process's; ``final``: one more sample 2.5 s after the player stops."""
     reader = open_bag(BAG)
     inputs = resolve_inputs(reader.connections, {})
     reader.close()
+    env = None
+    if node_env is not None:
+        env = {k: v for k, v in os.environ.items() if k not in DDS_VARIABLES} | node_env
     node_proc = subprocess.Popen(
-        node_command(BAG, inputs, model, "cpu", *params),
+        node_command(BAG, inputs, model, "cpu", *params, reliable_inputs=reliable_inputs),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env=env,
     )
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
@@ -73,16 +100,14 @@ def run_load(
     spinner = threading.Thread(target=ex.spin, daemon=True)
     spinner.start()
     stop = threading.Event()
-    sent = [0]
+    sent: dict[str, int] = {}
     player_thread = threading.Thread(
         target=player.play,
         kwargs={
             "rate": rate,
             "loop": True,
             "should_stop": stop.is_set,
-            "on_message": lambda topic, _t: sent.__setitem__(
-                0, sent[0] + (topic == inputs["camera/image"])
-            ),
+            "on_message": lambda topic, _t: sent.__setitem__(topic, sent.get(topic, 0) + 1),
         },
     )
     time.sleep(5.0)  # the node loads its model
@@ -90,30 +115,86 @@ def run_load(
     rows = []
     start = time.monotonic()
     try:
-        while time.monotonic() < start + seconds:
-            time.sleep(period)
+
+        def sample() -> tuple:
             values = {kv.key: kv.value for kv in diags[-1].status[0].values} if diags else {}
-            row = (
+            return (
                 time.monotonic() - start,
                 rss_mb(node_proc.pid),
-                sent[0],
+                sent.get(inputs["camera/image"], 0),
                 len(outputs),
                 int(values.get("count.dropped_busy", "0")),
                 values.get("latency_ms.arrival_to_publish", "-"),
+                {inputs[k]: sent.get(inputs[k], 0) for k in ("lidar/points", "camera/image")},
+                {k[6:]: int(v) for k, v in values.items() if k.startswith("count.")},
             )
-            rows.append(row)
+
+        while time.monotonic() < start + seconds:
+            time.sleep(period)
+            rows.append(sample())
             if on_sample:
-                on_sample(row)
+                on_sample(rows[-1])
+        if final:  # the player stopped; the node's next diagnostics (1 Hz) count everything sent
+            stop.set()
+            player_thread.join(timeout=10)
+            time.sleep(2.5)
+            rows.append(sample())
     finally:
         stop.set()
         player_thread.join(timeout=10)
         node_proc.terminate()
-        node_proc.wait(timeout=20)
+        try:
+            node_proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:  # seen once with LARGE_DATA on both sides
+            print("node did not stop within 20 s of SIGTERM; killed", file=sys.stderr)
+            node_proc.kill()
+            node_proc.wait()
         ex.shutdown()
         spinner.join(timeout=10)
         node.destroy_node()
         rclpy.shutdown(context=ctx)
     return rows
+
+
+def delivery(hz: float, seconds: float, model: str, params: list[str]) -> int:
+    """The delivery table: per transport setting, the node's environment and this process's
+    (the driver and the depth subscriber: Fast DDS defaults unless the row says "both")."""
+    print(
+        f"delivery at {hz:.0f} Hz for {seconds:.0f} s per row, model {model}; this process "
+        "publishes the bag and subscribes to depth/image (reliable)"
+    )
+    print(
+        f"{'transports':<17} {'node input':<12} {'clouds in':>14} {'images in':>14} "
+        f"{'depth back':>10}"
+    )
+    for transports, (node_env, own_env) in TRANSPORTS.items():
+        for name in DDS_VARIABLES:
+            os.environ.pop(name, None)
+        os.environ.update(own_env)  # read when this process's next rclpy context starts
+        for reliable in (False, True):
+            rows = run_load(
+                hz / BAG_HZ,
+                seconds,
+                model,
+                params,
+                seconds,
+                node_env=node_env,
+                reliable_inputs=reliable,
+                final=True,
+            )
+            _, _, _, n_out, _, _, sent, counts = rows[-1]
+            cloud_topic, image_topic = sent
+            shares = [
+                f"{counts.get(counter, 0):5d}/{sent[topic]:<5d}"
+                f"{100 * counts.get(counter, 0) / max(sent[topic], 1):3.0f}%"
+                for counter, topic in (("in_cloud", cloud_topic), ("in_image", image_topic))
+            ]
+            print(
+                f"{transports:<17} {'reliable' if reliable else 'best effort':<12} "
+                f"{shares[0]} {shares[1]} {n_out:10d}",
+                flush=True,
+            )
+    return 0
 
 
 def main() -> int:
@@ -129,7 +210,10 @@ def main() -> int:
     p.add_argument("--rate", type=float, default=2.2, help="soak mode: bag rate (x 10 Hz)")
     p.add_argument("--hz", default=None, help="rates mode: input rates, e.g. 10,20,50")
     p.add_argument("--seconds", type=float, default=30.0, help="rates mode: seconds per rate")
+    p.add_argument("--delivery", action="store_true", help="delivery mode (see above)")
     args = p.parse_args()
+    if args.delivery:
+        return delivery(float(args.hz or 10), args.seconds, args.model, args.param)
     os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
     label = " ".join([f"model {args.model}", *args.param])
     if args.hz:
@@ -142,7 +226,7 @@ def main() -> int:
             rows = run_load(
                 hz / BAG_HZ, args.seconds, args.model, args.param, min(args.period, args.seconds)
             )
-            t, _, n_in, n_out, dropped, latency = rows[-1]
+            t, _, n_in, n_out, dropped, latency, _, _ = rows[-1]
             print(
                 f"{hz:8.0f} {n_in:9d} {n_out:5d} {n_out / t:7.1f} {dropped:7d} {latency:>38} "
                 f"{max(r[1] for r in rows):11.0f}",

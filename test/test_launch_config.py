@@ -8,7 +8,7 @@ import yaml
 from conftest import REPO
 
 from sparse_depth_node.core.settings import BY_NAME
-from sparse_depth_node.ros.outputs import OUTPUTS
+from sparse_depth_node.ros.outputs import INPUTS, OUTPUTS
 from sparse_depth_node.ros.parameters import descriptor
 
 LAUNCH = REPO / "launch" / "sparse_depth.launch.py"
@@ -35,7 +35,7 @@ def test_launch_file_declares_the_documented_arguments_and_names_the_installed_e
         "model",
         "device",
         "inference_scale",
-        "dds_profile",
+        "reliable_inputs",
         "rviz",
         "fixed_frame",
     }
@@ -54,10 +54,12 @@ def test_launch_file_declares_the_documented_arguments_and_names_the_installed_e
     assert (
         'f"sparse_depth_node = {PACKAGE}.ros.main:main"' in setup
     )  # the console script it starts
-    remapped = {e.elts[0].value for e in kw["remappings"].elts}
-    assert remapped == {"lidar/points", "camera/image", "camera/camera_info"}
+    remaps = next(
+        n for n in ast.walk(tree) if isinstance(n, ast.Assign) and n.targets[0].id == "REMAPS"
+    )
+    assert {e.elts[0].value for e in remaps.value.elts} == {i[0] for i in INPUTS}
     source = LAUNCH.read_text()
-    for name in ("sparse_depth.yaml", "sparse_depth.rviz", "fastdds_large_data.xml"):
+    for name in ("sparse_depth.yaml", "sparse_depth.rviz"):
         assert f'"config", "{name}"' in source and (REPO / "config" / name).is_file(), name
     assert "Fixed Frame: camera_optical" in (REPO / "config" / "sparse_depth.rviz").read_text()
     assert (REPO / "config" / "sparse_depth.yaml").is_file() and (
