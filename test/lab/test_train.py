@@ -54,7 +54,10 @@ def test_train_writes_a_loadable_checkpoint_with_command_and_metrics(
     prov = meta["provenance"]
     assert prov["seed"] == 3 and prov["steps"] == 2 and "--model convnet" in prov["command"]
     metrics = json.loads(prov["metrics"])
-    assert metrics["model"]["step"] == 2 and metrics["classic-full"]["kitti random:0.5"]["rmse_mm"] > 0
+    assert (
+        metrics["model"]["step"] == 2
+        and metrics["classic-full"]["kitti random:0.5"]["rmse_mm"] > 0
+    )
     completer = DepthCompleter(str(out), "cpu")
     assert completer.method == "convnet" and completer.trained
     assert "2 steps" in completer.description
@@ -103,9 +106,12 @@ def kitti_object_copy(kitti_dir, folder, frames=(0, 1, 2)):
         (folder / sub).mkdir(parents=True)
     for i in frames:
         name = f"{i:010d}"
-        shutil.copy(kitti_dir / "image_02" / "data" / f"{name}.png", folder / "image_2" / f"{i:06d}.png")
         shutil.copy(
-            kitti_dir / "velodyne_points" / "data" / f"{name}.bin", folder / "velodyne" / f"{i:06d}.bin"
+            kitti_dir / "image_02" / "data" / f"{name}.png", folder / "image_2" / f"{i:06d}.png"
+        )
+        shutil.copy(
+            kitti_dir / "velodyne_points" / "data" / f"{name}.bin",
+            folder / "velodyne" / f"{i:06d}.bin",
         )
         lines = [
             "P2: " + " ".join(map(str, np.ravel(cam["P_rect_02"]))),
