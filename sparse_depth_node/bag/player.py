@@ -25,9 +25,24 @@ def message_class(msgtype: str) -> type:
         ) from exc
 
 
+STATIC_TF = "/tf_static"
+STATIC_TF_DEPTH = 100  # static transforms kept for late subscribers (tf2's listener)
+
+
 def offered_qos(connection: Any) -> QoSProfile:
-    """The publisher QoS a bag recorded for a topic (reliable, volatile, depth 10 when none)."""
+    """The publisher QoS a bag recorded for a topic (reliable, volatile, depth 10 when none).
+    /tf_static is always replayed reliable and transient-local (as tf2's static broadcaster
+    offers it, what its static listener requests) with room for STATIC_TF_DEPTH messages,
+    whatever the bag recorded."""
     profiles = getattr(connection.ext, "offered_qos_profiles", None) or []
+    if connection.topic == STATIC_TF:
+        depth = max([int(p.depth) for p in profiles] + [STATIC_TF_DEPTH])
+        return QoSProfile(
+            history=HistoryPolicy.KEEP_LAST,
+            depth=depth,
+            reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL,
+        )
     if not profiles:
         return QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
     p = profiles[0]

@@ -673,3 +673,27 @@ def test_play_waits_for_a_late_subscriber_so_the_first_frames_are_not_lost():
         ex.shutdown()
         node.destroy_node()
         rclpy.shutdown(context=ctx)
+
+
+def test_replayed_tf_static_is_transient_local_even_when_the_bag_recorded_no_qos():
+    """tf2's static listener asks for reliable, transient-local /tf_static: a bag written by a
+    tool that recorded no QoS (or a volatile one) is still replayed that way; other topics
+    keep what was recorded."""
+    from types import SimpleNamespace
+
+    from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
+
+    from sparse_depth_node.bag.io import qos
+    from sparse_depth_node.bag.player import STATIC_TF_DEPTH, offered_qos
+
+    def conn(topic, profiles):
+        return SimpleNamespace(topic=topic, ext=SimpleNamespace(offered_qos_profiles=profiles))
+
+    for recorded in ([], [qos()], [qos(reliable=False)]):
+        q = offered_qos(conn("/tf_static", recorded))
+        assert q.durability == DurabilityPolicy.TRANSIENT_LOCAL
+        assert q.reliability == ReliabilityPolicy.RELIABLE and q.depth == STATIC_TF_DEPTH
+    best_effort = offered_qos(conn("/points", [qos(reliable=False)]))
+    assert best_effort.reliability == ReliabilityPolicy.BEST_EFFORT
+    assert best_effort.durability == DurabilityPolicy.VOLATILE
+    assert offered_qos(conn("/image", [])).reliability == ReliabilityPolicy.RELIABLE
