@@ -317,6 +317,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         density_sweep,
         evaluate,
         format_confidence,
+        format_paired,
         format_sweep,
         format_table,
     )
@@ -353,6 +354,8 @@ def _evaluate(args: argparse.Namespace) -> int:
             )
     if not args.densities:
         print(format_table(result))
+        if result["paired"]:
+            print(format_paired(result))
         for name, rows in result.get("confidence", {}).items():
             print(format_confidence(name, rows))
     if args.json:

@@ -182,6 +182,8 @@ class DepthCompleter:
         except (KeyError, TypeError, ValueError):
             return "trained"
         steps = f"{prov['steps']} steps, " if "steps" in prov else ""
+        if "kept_step" in prov and prov["kept_step"] != prov.get("steps"):
+            steps = f"{prov['steps']} steps, weights of step {prov['kept_step']}, "
         if coverage < 0.5:
             return (
                 f"BARELY TRAINED: {steps}its output covered {100 * coverage:.0f} % of validation"

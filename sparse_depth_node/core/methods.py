@@ -7,10 +7,9 @@ from __future__ import annotations
 NETWORKS = {
     "sparseconv": "sparse_conv:SparseConvNet",
     "multiscale": "multiscale:SparseMultiScaleNet",
-    "convnet": "convnet:ConvNet",
     "guided": "guided:GuidedNet",
 }
 FILLERS = ("classic", "classic-full", "classic-multiscale", "nearest")
 METHODS = (*NETWORKS, *FILLERS)
-DEFAULT_METHOD = "multiscale"  # the node, the tools and the demo use it unless told otherwise
+DEFAULT_METHOD = "guided"  # the node, the tools and the demo use it unless told otherwise
 FALLBACK_METHOD = "classic"  # what the node runs when the configured model cannot load

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .methods import DEFAULT_METHOD
+from .methods import DEFAULT_METHOD, METHODS
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 UNSET = float("nan")  # a calibration value nobody gave: never guessed
@@ -37,8 +37,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "model",
         DEFAULT_METHOD,
-        "sparseconv, multiscale, convnet, classic, classic-full, classic-multiscale, nearest, "
-        "or a checkpoint path",
+        ", ".join(METHODS) + ", or a checkpoint path",
         read_only=True,
     ),
     Setting("device", "auto", "auto, cpu, cuda or cuda:N", read_only=True),

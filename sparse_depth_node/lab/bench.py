@@ -195,9 +195,9 @@ def bench_busy(
 SECTIONS = ("stages", "paths", "compile", "busy", "points", "images", "models")
 DEFAULT_SECTIONS = ("stages", "paths", "busy")  # about a minute on 2 CPU cores
 MODELS = (
+    "guided",
     "sparseconv",
     "multiscale",
-    "convnet",
     "classic",
     "classic-full",
     "classic-multiscale",

@@ -150,16 +150,21 @@ def evaluate(
     """The JSON-ready result: {"protocol", "frames", "seed", "common_coverage", "methods": {NAME:
     metrics + ms_per_frame + "common": the metrics on the target pixels that every method covers
     + "edge": the metrics on the targets near a strong image edge (metrics.edge_mask) +
-    "striping" (metrics.striping, mean over frames)}}, with ``confidence_thresholds`` also
+    "striping" (metrics.striping, mean over frames)}, "paired": {NAME: {"first", "this": the
+    metrics of the first method and of NAME on the targets both cover, "share": their share of
+    the targets}} for every method after the first}, with ``confidence_thresholds`` also
     "confidence": {NAME: confidence_curve rows}.
 
-    The "common" metrics compare methods on the same pixels, whatever each one's coverage.
+    The "common" metrics compare methods on the same pixels, whatever each one's coverage; the
+    "paired" ones compare the first method with each other on the pixels the two cover.
     ``tick`` is called after each frame, ``show`` with each frame, its split and every method's
     prediction {NAME: (H, W) metres}."""
     per = {name: [] for name in methods}
     common_per = {name: [] for name in methods}
     edge_per = {name: [] for name in methods}
     stripes = {name: [] for name in methods}
+    first = next(iter(methods))
+    paired = {name: {"first": [], "this": [], "share": []} for name in methods if name != first}
     times = {name: [] for name in methods}
     covered_errors = {name: [] for name in methods}
     covered_confidences = {name: [] for name in methods}
@@ -184,6 +189,11 @@ def evaluate(
         common_share.append(common.sum() / max(int((target & (depth > 0)).sum()), 1))
         for name, pred in preds.items():
             common_per[name].append(frame_errors(pred, depth, common))
+        for name, rows in paired.items():
+            both = target & (depth > 0) & (preds[first] > 0) & (preds[name] > 0)
+            rows["first"].append(frame_errors(preds[first], depth, both))
+            rows["this"].append(frame_errors(preds[name], depth, both))
+            rows["share"].append(both.sum() / max(int((target & (depth > 0)).sum()), 1))
         if show is not None:
             show(frame, split, preds)
         if tick is not None:
@@ -203,6 +213,14 @@ def evaluate(
             }
             for name in methods
         },
+    }
+    result["paired"] = {
+        name: {
+            "first": mean_errors(rows["first"]),
+            "this": mean_errors(rows["this"]),
+            "share": float(np.mean(rows["share"])),
+        }
+        for name, rows in paired.items()
     }
     if confidence_thresholds:
         result["confidence"] = {
@@ -303,6 +321,25 @@ def format_table(result: dict) -> str:
             f"{m['imae_per_km']:10.2f} {100 * m['coverage']:8.1f}% {m['ms_per_frame']:9.1f} "
             f"{m['common']['rmse_mm']:12.0f} {m['common']['mae_mm']:11.0f} "
             f"{m['edge']['rmse_mm']:10.0f} {m['edge']['mae_mm']:9.0f} {m['striping']:9.2f}"
+        )
+    return "\n".join(lines)
+
+
+def format_paired(result: dict) -> str:
+    """The first method against each other one on the targets both cover: RMSE and MAE of
+    both, and the first's as a ratio of the other's."""
+    first = next(iter(result["methods"]))
+    lines = [
+        f"{first} against each method on the targets both cover",
+        f"{'method':<28} {'share':>6} {'RMSE mm':>8} {first + ' RMSE':>16} {'ratio':>6} "
+        f"{'MAE mm':>7} {first + ' MAE':>15} {'ratio':>6}",
+    ]
+    for name, p in result["paired"].items():
+        a, b = p["first"], p["this"]
+        lines.append(
+            f"{name:<28} {100 * p['share']:5.1f}% {b['rmse_mm']:8.0f} {a['rmse_mm']:16.0f} "
+            f"{a['rmse_mm'] / b['rmse_mm']:6.2f} {b['mae_mm']:7.0f} {a['mae_mm']:15.0f} "
+            f"{a['mae_mm'] / b['mae_mm']:6.2f}"
         )
     return "\n".join(lines)
 

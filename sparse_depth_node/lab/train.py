@@ -108,6 +108,23 @@ def masked_loss(
     return loss
 
 
+def row_smoothness(pred: torch.Tensor, rgb: torch.Tensor, sigma: float = 0.05) -> torch.Tensor:
+    """Edge-aware vertical smoothness: the mean |second difference along y| of the log of
+    ``pred`` (B, 1, H, W) metres (0 = none), each weighted by exp(-|grey step| / sigma), the
+    step of the image (B, 3, H, W) in [0, 1] across the same three rows, so that depth may
+    change where the image does.
+    Row-to-row alternation between scan lines (stripes) costs most; a plane seen in
+    perspective, whose depth changes smoothly with the row, costs little."""
+    have = (pred > 0).to(pred.dtype)
+    log_d = torch.log(pred.clamp(min=0.1))
+    second = (log_d[..., :-2, :] - 2 * log_d[..., 1:-1, :] + log_d[..., 2:, :]).abs()
+    grey = rgb.mean(dim=1, keepdim=True)
+    step = (grey[..., 2:, :] - grey[..., :-2, :]).abs()
+    valid = have[..., :-2, :] * have[..., 1:-1, :] * have[..., 2:, :]
+    weight = torch.exp(-step / sigma) * valid
+    return (second * weight).sum() / valid.sum().clamp(min=1)
+
+
 def init_model(model: torch.nn.Module, path: str) -> None:
     """Load the weights of checkpoint ``path`` into ``model`` where names and shapes match,
     saying which of the model's parameters it did not provide."""
@@ -260,6 +277,8 @@ def main(argv: "list[str] | None" = None) -> int:
             getattr(model, "learned_confidence", False),
             args.l2_weight,
         )
+        if args.smoothness:
+            loss = loss + args.smoothness * row_smoothness(pred, rgb.to(device))
         opt.zero_grad()
         loss.backward()
         opt.step()

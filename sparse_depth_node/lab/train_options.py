@@ -91,6 +91,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--loss", default="l2", choices=["l1", "l2", "l1+l2"], help="depth loss")
     p.add_argument(
+        "--smoothness",
+        type=float,
+        default=0.0,
+        help="weight of an edge-aware penalty on row-to-row changes of log depth (stripes)",
+    )
+    p.add_argument(
         "--l2-weight", type=float, default=1.0, help="weight of the L2 term (per m^2 of error)"
     )
     p.add_argument(

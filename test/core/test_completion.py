@@ -34,8 +34,8 @@ def test_untrained_network_needs_an_explicit_opt_in(tmp_path, monkeypatch):
 
     monkeypatch.setattr(completion, "WEIGHTS_DIR", tmp_path)
     with pytest.raises(ValueError, match="no weights"):
-        DepthCompleter("convnet", "cpu")
-    c = DepthCompleter("convnet", "cpu", allow_untrained=True)
+        DepthCompleter("sparseconv", "cpu")
+    c = DepthCompleter("sparseconv", "cpu", allow_untrained=True)
     assert not c.trained and "UNTRAINED" in c.description
 
 

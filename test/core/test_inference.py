@@ -32,7 +32,7 @@ def test_support_window_is_the_valid_bounding_box_plus_margin_clipped_and_aligne
     assert support_window(torch.zeros(1, 1, 5, 5), 3) == (0, 0, 0, 0)
 
 
-@pytest.mark.parametrize("method", ["sparseconv", "convnet", "multiscale"])
+@pytest.mark.parametrize("method", ["sparseconv", "multiscale"])
 def test_network_on_the_support_window_equals_the_network_on_the_whole_image(kitti_frame0, method):
     depth, mask = projected(kitti_frame0)
     completer = DepthCompleter(method, "cpu", allow_untrained=True)

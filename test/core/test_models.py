@@ -7,7 +7,6 @@ import torch
 import torch.nn.functional as F
 
 from sparse_depth_node.core.models import (
-    ConvNet,
     SparseConv2d,
     SparseConvNet,
     SparseMultiScaleNet,
@@ -138,18 +137,6 @@ def test_multiscale_ignores_values_under_empty_pixels_and_trains_every_parameter
     (a * ca).sum().backward()
     for name, p in net.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, name
-
-
-def test_convnet_baseline_sees_the_mask_as_a_channel_and_depends_on_density():
-    net = ConvNet()
-    assert net.convs[0].in_channels == 2
-    mask = random_mask(1.0)
-    depth = torch.full_like(mask, 10.0)
-    dense, _ = net(depth, mask)
-    sparse_mask = random_mask(0.1)
-    sparse, conf = net(depth * sparse_mask, sparse_mask)
-    # no normalisation: a constant scene at another density gives another answer
-    assert not torch.allclose(dense[conf > 0], sparse[conf > 0], atol=1e-3)
 
 
 def test_checkpoint_round_trip_keeps_weights_config_and_provenance(tmp_path):

@@ -5,6 +5,7 @@ import json
 import shutil
 
 import numpy as np
+import pytest
 import torch
 
 from sparse_depth_node.core.completion import DepthCompleter
@@ -47,19 +48,20 @@ def test_train_writes_a_loadable_checkpoint_with_command_and_metrics(
 ):
     out = tmp_path / "m.pt"
     rc = train_main(
-        few_steps(kitti_dir, ddad_dir) + ["--model", "convnet", "--seed", "3", "--out", str(out)]
+        few_steps(kitti_dir, ddad_dir)
+        + ["--model", "sparseconv", "--seed", "3", "--out", str(out)]
     )
     assert rc == 0
     model, meta = load_checkpoint(out)
     prov = meta["provenance"]
-    assert prov["seed"] == 3 and prov["steps"] == 2 and "--model convnet" in prov["command"]
+    assert prov["seed"] == 3 and prov["steps"] == 2 and "--model sparseconv" in prov["command"]
     metrics = json.loads(prov["metrics"])
     assert (
         metrics["model"]["step"] == 2
         and metrics["classic-full"]["kitti random:0.5"]["rmse_mm"] > 0
     )
     completer = DepthCompleter(str(out), "cpu")
-    assert completer.method == "convnet" and completer.trained
+    assert completer.method == "sparseconv" and completer.trained
     assert "2 steps" in completer.description
     depth, mask = torch.zeros(1, 1, 32, 32), torch.zeros(1, 1, 32, 32)
     depth[..., 16, 16], mask[..., 16, 16] = 10.0, 1.0
@@ -179,3 +181,22 @@ def test_ring_inputs_are_the_projections_of_every_kth_scan_line(kitti_frame0):
     half_a, half_b = variants[:, 1], variants[:, 3]
     full = ((half_a + half_b) > 0).sum()
     assert 0.4 < half_a.sum() / full < 0.6 and 0.4 < half_b.sum() / full < 0.6
+
+
+def test_row_smoothness_costs_stripes_not_planes_and_not_across_image_edges():
+    from sparse_depth_node.lab.train import row_smoothness
+
+    y = torch.arange(64.0).view(1, 1, 64, 1).expand(1, 1, 64, 80)
+    plane = 10 + 0.1 * y  # depth growing smoothly with the row, as a road does
+    stripes = plane * torch.exp(0.05 * (-1.0) ** y)  # rows alternating by +-5 %
+    flat = torch.full((1, 3, 64, 80), 0.5)
+    # second difference of log depth: 4 x 0.05 on every row of the stripes
+    assert row_smoothness(stripes, flat).item() == pytest.approx(0.2, rel=0.05)
+    assert row_smoothness(plane, flat).item() < 1e-3
+    # a depth edge (10 m above row 32, 20 m below) costs where the image is flat, not where
+    # the image has an edge at the same rows
+    rows = torch.arange(64.0).view(1, 1, 64, 1).expand(1, 1, 64, 80)
+    edge_depth = torch.where(rows < 32, 10.0, 20.0)
+    edge_image = torch.where(rows < 32, 0.1, 0.9).expand(1, 3, 64, 80)
+    assert row_smoothness(edge_depth, flat).item() > 0.01
+    assert row_smoothness(edge_depth, edge_image).item() < 1e-6

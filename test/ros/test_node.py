@@ -509,7 +509,7 @@ def test_cuda_out_of_memory_moves_the_model_to_cpu_once(context, kitti_frame0):
     ):
         calls = []
 
-        def out_of_memory(depth, mask):
+        def out_of_memory(*_inputs):
             calls.append(1)
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
 

@@ -1,13 +1,11 @@
 """Depth-completion networks and their checkpoint format."""
 
 from .checkpoint import build_model, load_checkpoint, model_class, save_checkpoint
-from .convnet import ConvNet
 from .guided import GuidedNet
 from .multiscale import SparseMultiScaleNet
 from .sparse_conv import SparseConv2d, SparseConvNet
 
 __all__ = [
-    "ConvNet",
     "GuidedNet",
     "SparseConv2d",
     "SparseConvNet",
