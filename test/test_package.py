@@ -43,13 +43,12 @@ def test_core_imports_without_rclpy():
     assert r.returncode == 0, r.stderr
 
 
-def test_colcon_build_installs_the_ament_layout(tmp_path):
-    colcon = Path(sys.executable).with_name("colcon")
-    assert colcon.exists(), "colcon-common-extensions is in requirements.txt"
-    src = tmp_path / "src" / "sparse_depth_node"
+def colcon_build(colcon: list[str], workspace: Path, env: "dict | None" = None) -> Path:
+    """This package copied into WORKSPACE/src and built there by ``colcon`` (a command line);
+    the workspace's install/sparse_depth_node folder."""
     shutil.copytree(
         REPO,
-        src,
+        workspace / "src" / "sparse_depth_node",
         ignore=shutil.ignore_patterns(
             ".venv",
             ".git",
@@ -63,13 +62,21 @@ def test_colcon_build_installs_the_ament_layout(tmp_path):
         ),
     )
     r = subprocess.run(
-        [str(colcon), "build", "--base-paths", str(tmp_path / "src")],
-        cwd=tmp_path,
+        [*colcon, "build", "--base-paths", "src"],
+        cwd=workspace,
+        env=env,
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert r.returncode == 0, r.stdout + r.stderr
+    return workspace / "install" / "sparse_depth_node"
+
+
+def test_colcon_build_installs_the_ament_layout(tmp_path):
+    colcon = Path(sys.executable).with_name("colcon")
+    assert colcon.exists(), "colcon-common-extensions is in requirements.txt"
+    colcon_build([str(colcon)], tmp_path)
     share = tmp_path / "install" / "sparse_depth_node" / "share"
     lib = tmp_path / "install" / "sparse_depth_node" / "lib"
     assert (share / "ament_index" / "resource_index" / "packages" / "sparse_depth_node").is_file()
@@ -99,28 +106,11 @@ def test_a_venv_over_system_packages_builds_with_colcon_and_runs_the_node(tmp_pa
     subprocess.run(
         [base, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True
     )
-    src = tmp_path / "ws" / "src" / "sparse_depth_node"
-    tracked = subprocess.run(
-        ["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True
-    ).stdout.split()
-    for rel in tracked:
-        if not rel.startswith("sample/") and (REPO / rel).is_file():
-            (src / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / rel, src / rel)
     import site
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(site.getsitepackages())}
     python = venv / "bin" / "python"
-    r = subprocess.run(
-        [str(python), "-m", "colcon", "build", "--base-paths", "src"],
-        cwd=tmp_path / "ws",
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert r.returncode == 0, r.stdout + r.stderr
-    install = tmp_path / "ws" / "install" / "sparse_depth_node"
+    install = colcon_build([str(python), "-m", "colcon"], tmp_path / "ws", env)
     exe = install / "lib" / "sparse_depth_node" / "sparse_depth_node"
     assert exe.read_text().splitlines()[0] == f"#!{python}"  # runs with the venv's Python
     (installed,) = install.glob("lib/python3*/site-packages")
