@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from ..bag.io import TYPESTORE, blank_message, make_header
 from ..core.camera import PinholeCamera
-from ..core.completion import DepthCompleter
+from ..core.completion import DepthCompleter, image_tensor
 from ..core.geometry import project_points
 from ..core.models import SparseConvNet
 from ..core.pipeline import process_frame
@@ -140,11 +140,13 @@ def _peak_memory_main(spec: dict) -> None:
     print(json.dumps(peak_memory_mb(completer.device)))
 
 
-def _projected(frame: Frame, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def _inputs(frame: Frame, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """The frame's sparse depth, mask and image, the inputs of DepthCompleter.complete."""
     pts = torch.from_numpy(np.ascontiguousarray(frame.points[:, :3], np.float32)).to(device)
-    return project_points(
+    depth, mask = project_points(
         pts, frame.camera, frame.t_cam_from_lidar, DEPTH_RANGE[0], DEPTH_RANGE[1]
     )
+    return depth, mask, image_tensor(frame.rgb).to(device)
 
 
 def completion_paths(
@@ -156,16 +158,18 @@ def completion_paths(
     ``compile_paths`` False leaves out the torch.compile paths (a minute of compiling on a CPU)."""
     base = DepthCompleter(model, str(device))
     plain = DepthCompleter(model, str(device), channels_last=False)
-    inputs = [_projected(f, device) for f in frames]
+    inputs = [_inputs(f, device) for f in frames]
+    # the network itself takes the image only when it needs one
+    image = (lambda rgb: (rgb,)) if base.needs_image else (lambda rgb: ())
     half = "fp16" if device.type == "cuda" else "bf16"
     paper = isinstance(base.model, SparseConvNet)
     paths: dict[str, Callable[[], "DepthCompleter | Callable"]] = {}
     if paper:
         paths["eager, paper equations, whole image"] = lambda: (
-            lambda d, m: paper_forward(plain.model, d, m)
+            lambda d, m, rgb: paper_forward(plain.model, d, m)
         )
     paths["fused layer, whole image" if paper else "eager, whole image"] = lambda: (
-        lambda d, m: plain.model(d, m)
+        lambda d, m, rgb: plain.model(d, m, *image(rgb))
     )
     paths.update(
         {
@@ -198,8 +202,8 @@ def completion_paths(
             run = runner.complete if isinstance(runner, DepthCompleter) else runner
             samples, diffs, cover = [], [], []
             with torch.inference_mode():
-                for i, (d, m) in enumerate(inputs):
-                    med, _, out = time_ms(lambda: run(d, m), device, repeats)
+                for i, (d, m, rgb) in enumerate(inputs):
+                    med, _, out = time_ms(lambda: run(d, m, rgb), device, repeats)
                     samples.append(med)
                     dense = out[0].float()
                     if not eager_out or len(eager_out) <= i:
