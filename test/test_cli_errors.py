@@ -63,6 +63,32 @@ def existing_dir(tmp_path):
 OUT = "{tmp}/out"
 CASES = [  # (name, arguments; {tmp} and {made} are filled in, made by the function), expected
     (
+        "train, --train confidence on a network without a confidence branch",
+        [
+            "train",
+            "--model",
+            "guided",
+            "--train",
+            "confidence",
+            "--kitti",
+            str(SAMPLE),
+            "--ddad",
+            "",
+            "--extra",
+            "",
+            "--rig",
+            "",
+            "--train-frames",
+            "0:2",
+            "--val-frames",
+            "2:3",
+            "--out",
+            OUT,
+        ],
+        None,
+        "--train confidence needs a network with a separate confidence branch",
+    ),
+    (
         "complete, --data missing",
         ["complete", "--data", "{tmp}/nope", "--format", "kitti-raw", "--out", OUT],
         None,

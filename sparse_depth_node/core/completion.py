@@ -1,8 +1,8 @@
 """DepthCompleter: one object that turns a sparse depth image into dense depth + confidence.
 
-Methods: ``guided`` (image-guided: it also takes the camera image), ``sparseconv``,
-``multiscale`` and ``convnet`` (networks, from the package's shipped weights or a checkpoint
-path), the classical fillers of classic.py (IP-Basic in OpenCV, no
+Methods: ``guided`` (image-guided: it also takes the camera image), ``multiscale`` and
+``sparseconv`` (networks, from the package's shipped weights or a checkpoint path), the
+classical fillers of classic.py (IP-Basic in OpenCV, no
 weights, on the CPU): ``classic`` (fast fill; it leaves pixels above the LiDAR's top empty),
 ``classic-full`` (the same, extrapolated to every pixel as IP-Basic's benchmark setting) and
 ``classic-multiscale`` (the paper's multi-scale fill), and ``nearest`` (nearest valid pixel

@@ -227,6 +227,11 @@ def main(argv: "list[str] | None" = None) -> int:
     model = build_model(args.model, config).to(device)
     if args.init:
         init_model(model, args.init)
+    if args.train == "confidence" and not hasattr(model, "confidence"):
+        raise ValueError(
+            f"--train confidence needs a network with a separate confidence branch (multiscale); "
+            f"'{args.model}' learns its confidence with its depth: use --train all"
+        )
     params = model.confidence.parameters() if args.train == "confidence" else model.parameters()
     opt = torch.optim.Adam(params, lr=args.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.steps)
