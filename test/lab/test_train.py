@@ -134,7 +134,7 @@ def test_guided_trains_on_images_with_held_out_drives_and_a_rig_for_selection(
     out = tmp_path / "g.pt"
     args = few_steps(kitti_dir, ddad_dir)[4:] + ["--extra", str(extra), "--extra-val", "000001"]
     args += ["--rig", str(rig), "--model", "guided", "--steps", "4", "--eval-every", "2"]
-    args += ["--ring-holdout", "0.5", "--loss", "l1+l2", "--out", str(out)]
+    args += ["--ring-holdout", "0.5", "--loss", "l1+l2", "--smoothness", "2", "--out", str(out)]
     assert train_main(args) == 0
     _, meta = load_checkpoint(out)
     prov = meta["provenance"]
