@@ -224,3 +224,21 @@ def test_shipped_confidence_keeps_the_good_pixels_and_drops_the_bad(full_data):
     assert rows[0.75]["rmse_kept_mm"] < half["rmse_kept_mm"] and rows[0.75]["kept"] < half["kept"]
     sparse = curve(frames[:1], "sparseconv")
     assert sparse[0.9]["kept"] == 1.0  # the paper's network's confidence is its binary reach
+
+
+@pytest.mark.validation
+def test_shipped_guided_beats_the_classical_fillers_on_held_out_kitti_frames(full_data):
+    """Three KITTI raw validation frames (never trained on), random:0.5: the default network's
+    RMSE is at most 0.85x and its MAE below the best classical filler's, and its confidence
+    separates good pixels from bad (what the node's confidence_threshold relies on)."""
+    kitti = open_dataset(full_data / "kitti_raw_2011_09_26", "kitti-raw")
+    frames = [kitti.read(i) for i in (60, 66, 72)]
+    names = ("guided", "classic", "classic-full", "classic-multiscale")
+    result = evaluate(
+        frames, {n: DepthCompleter(n, "cpu") for n in names}, "random:0.5", 0, (0.5,)
+    )
+    m = result["methods"]
+    assert m["guided"]["rmse_mm"] <= 0.85 * min(m[n]["rmse_mm"] for n in names[1:])
+    assert m["guided"]["mae_mm"] < min(m[n]["mae_mm"] for n in names[1:])
+    (half,) = result["confidence"]["guided"]
+    assert 0.8 < half["kept"] < 1.0 and half["rmse_dropped_mm"] > 3 * half["rmse_kept_mm"]
