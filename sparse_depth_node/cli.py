@@ -26,7 +26,8 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescription
 
 
 def progress(args: argparse.Namespace, desc: str, total: "int | None" = None, unit: str = "frame"):
-    """A tqdm bar on stderr: hidden with --quiet, and when stderr is not a terminal."""
+    """A tqdm bar on stderr: hidden with --quiet, and when stderr is not a terminal. Redrawn at
+    every step (they are frames or passes, each long enough to see), so the last count shows."""
     from tqdm import tqdm
 
     quiet = getattr(args, "quiet", False)
@@ -36,6 +37,8 @@ def progress(args: argparse.Namespace, desc: str, total: "int | None" = None, un
         unit=unit,
         file=sys.stderr,
         leave=False,
+        mininterval=0,
+        miniters=1,
         disable=True if quiet else None,
     )
 

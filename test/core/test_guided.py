@@ -1,8 +1,7 @@
 """The image-guided network: what it computes untrained (the classical fill), empty pixels,
 reach, image sizes, determinism, the checkpoint round trip, and, with the shipped weights, its
-accuracy at every input density against the classical fill on a real frame."""
+accuracy at every input density against the classical fill on the bundled frames."""
 
-import numpy as np
 import pytest
 import torch
 
@@ -11,7 +10,7 @@ from sparse_depth_node.core.completion import DepthCompleter, image_tensor
 from sparse_depth_node.core.geometry import project_points
 from sparse_depth_node.core.models import GuidedNet, load_checkpoint, save_checkpoint
 from sparse_depth_node.core.models.guided import PREFILL, REACH
-from sparse_depth_node.lab.metrics import frame_errors
+from sparse_depth_node.lab.metrics import frame_errors, mean_errors
 
 
 @pytest.fixture(scope="module")
@@ -117,24 +116,40 @@ def test_the_completer_asks_for_the_image_and_runs_on_the_support_window(tmp_pat
     assert torch.equal(classic.complete(depth, mask, rgb)[0], classic.complete(depth, mask)[0])
 
 
+@pytest.fixture(scope="module")
+def bundled_frames(kitti_dir):
+    from sparse_depth_node.data.datasets import KittiRawReader
+
+    reader = KittiRawReader(kitti_dir)
+    out = []
+    for i in range(3):
+        f = reader.read(i)
+        depth, mask = project_points(
+            torch.from_numpy(f.points), f.camera, f.t_cam_from_lidar, 0.5, 100.0
+        )
+        out.append((depth, mask, image_tensor(f.rgb)))
+    return out
+
+
 @pytest.mark.parametrize("density", [1.0, 0.5, 0.2, 0.05])
-def test_shipped_guided_beats_its_classical_fill_at_every_input_density(frame, density):
-    """The paper's density experiment on a real frame: a fixed 20 % of the returns are the
-    target, ``density`` of the rest the input (training saw 30-90 % and scan lines); errors at
-    the targets both reach. The bundled frame is in the training split: this checks how the
-    network behaves across densities; generalisation is the evaluation's job."""
-    depth, mask, rgb = frame
-    g = torch.Generator().manual_seed(5)
-    r = torch.rand(depth.shape, generator=g)
-    target = (mask > 0) & (r < 0.2)
-    take = ((mask > 0) & ~target & ((r - 0.2) / 0.8 < density)).float()
+def test_shipped_guided_beats_its_classical_fill_at_every_input_density(bundled_frames, density):
+    """The paper's density experiment on the three bundled frames: per frame a fixed 20 % of the
+    returns is the target, ``density`` of the rest the input (training saw 30-90 % and scan
+    lines); mean errors at the targets both methods reach. The frames are in the training split:
+    this checks how the network behaves across densities; generalisation is the evaluation's
+    job (docs/EVALUATION.md: the same on 18 held-out frames)."""
     guided = DepthCompleter("guided", "cpu")
     classic = DepthCompleter(PREFILL, "cpu")
-    a, _ = guided.complete(depth * take, take, rgb)
-    b, _ = classic.complete(depth * take, take)
-    both = target[0, 0].numpy() & (a[0, 0] > 0).numpy() & (b[0, 0] > 0).numpy()
-    assert both.sum() > 1000
-    ea = frame_errors(a[0, 0].numpy(), depth[0, 0].numpy(), both)
-    eb = frame_errors(b[0, 0].numpy(), depth[0, 0].numpy(), both)
-    assert ea["rmse_mm"] < eb["rmse_mm"] and ea["mae_mm"] < 1.05 * eb["mae_mm"], (ea, eb)
-    assert np.isfinite(ea["rmse_mm"])
+    ours, theirs = [], []
+    for i, (depth, mask, rgb) in enumerate(bundled_frames):
+        r = torch.rand(depth.shape, generator=torch.Generator().manual_seed(5 + i))
+        target = (mask > 0) & (r < 0.2)
+        take = ((mask > 0) & ~target & ((r - 0.2) / 0.8 < density)).float()
+        a, _ = guided.complete(depth * take, take, rgb)
+        b, _ = classic.complete(depth * take, take)
+        both = target[0, 0].numpy() & (a[0, 0] > 0).numpy() & (b[0, 0] > 0).numpy()
+        assert both.sum() > 1000
+        ours.append(frame_errors(a[0, 0].numpy(), depth[0, 0].numpy(), both))
+        theirs.append(frame_errors(b[0, 0].numpy(), depth[0, 0].numpy(), both))
+    ea, eb = mean_errors(ours), mean_errors(theirs)
+    assert ea["rmse_mm"] < eb["rmse_mm"] and ea["mae_mm"] < eb["mae_mm"], (ea, eb)
