@@ -153,3 +153,22 @@ def test_shipped_guided_beats_its_classical_fill_at_every_input_density(bundled_
         theirs.append(frame_errors(b[0, 0].numpy(), depth[0, 0].numpy(), both))
     ea, eb = mean_errors(ours), mean_errors(theirs)
     assert ea["rmse_mm"] < eb["rmse_mm"] and ea["mae_mm"] < eb["mae_mm"], (ea, eb)
+
+
+def test_top_k_attention_keeps_only_the_k_largest_scores_of_each_query():
+    """The optional block (measured and not kept in the shipped network): keep = 1 is plain
+    softmax attention; a keep that leaves one key per query copies that key's value."""
+    from sparse_depth_node.core.models.guided import TopKAttention
+
+    torch.manual_seed(0)
+    x = torch.randn(1, 8, 3, 4)
+    block = TopKAttention(8, 1.0)
+    with torch.no_grad():
+        block.gain.fill_(1.0)
+        q, k, v = block.qkv(x).flatten(2).chunk(3, dim=1)
+        scores = torch.einsum("bcn,bcm->bnm", q, k) / 8**0.5
+        dense = torch.einsum("bnm,bcm->bcn", scores.softmax(-1), v).reshape(1, 8, 3, 4)
+        torch.testing.assert_close(block(x), x + block.out(dense))
+        block.keep = 1 / 12  # one key of the 12 pixels per query
+        best = v[..., scores.argmax(-1)[0]].reshape(1, 8, 3, 4)
+        torch.testing.assert_close(block(x), x + block.out(best))
