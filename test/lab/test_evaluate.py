@@ -143,6 +143,12 @@ def test_evaluate_cli_prints_a_table_and_writes_the_json(tmp_path):
         "striping",
     }
     assert "edge RMSE" in r.stdout and "striping" in r.stdout
+    # the first method against the other on the targets both cover: no more than either covers
+    assert "classic against each method on the targets both cover" in r.stdout
+    pair = data["paired"]["nearest"]
+    assert set(data["paired"]) == {"nearest"} and set(pair) == {"first", "this", "share"}
+    assert 0 < pair["share"] <= min(data["methods"][m]["coverage"] for m in ("classic", "nearest"))
+    assert pair["this"]["coverage"] == pair["first"]["coverage"] == 1.0
     # one preview per frame: caption and colour bar, then image, LiDAR and the two methods
     from PIL import Image
 
