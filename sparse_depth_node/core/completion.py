@@ -241,13 +241,18 @@ class DepthCompleter:
         y0, y1, x0, x1 = (0, h, 0, w) if margin is None else support_window(mask, margin, multiple)
         if y1 <= y0:
             return dense, conf
-        # Large windows run in bands of rows, each with ``margin`` rows of input on both sides
-        # (rounded to the pooling grid): exact, since no output depends on inputs farther than
-        # the margin, and the feature maps of one band, not of the whole window, are alive.
-        band, halo = y1 - y0, 0
+        # Large windows run in bands of rows, each with the network's receptive radius (its
+        # margin unless it states one) of input rows on both sides, rounded to the pooling grid:
+        # exact, since no output depends on inputs farther away, and the feature maps of one
+        # band, not of the whole window, are alive. A network that corrects a classical fill
+        # gets the fill of the whole window, cropped to each band (the fill is not local).
+        band, halo, fill = y1 - y0, 0, None
         if margin is not None and (y1 - y0) * (x1 - x0) > BAND_PIXELS:
             band = max(multiple, BAND_PIXELS // (x1 - x0) // multiple * multiple)
-            halo = -(-margin // multiple) * multiple
+            radius = getattr(self.model, "receptive_radius", margin)
+            halo = -(-radius // multiple) * multiple
+            if hasattr(self.model, "prefill"):
+                fill = self.model.prefill(depth[..., y0:y1, x0:x1], mask[..., y0:y1, x0:x1])
         for a in range(y0, y1, band):
             b = min(a + band, y1)
             ya, yb = max(y0, a - halo), min(y1, b + halo)
@@ -259,7 +264,8 @@ class DepthCompleter:
                 window = (depth[..., ya:yb, x0:x1], mask[..., ya:yb, x0:x1])
                 if rgb is not None:
                     window += (rgb[..., ya:yb, x0:x1],)
-                d, c = self.model(*window)
+                extra = {} if fill is None else {"fill": fill[..., ya - y0 : yb - y0, :]}
+                d, c = self.model(*window, **extra)
             d, c = d[..., a - ya : b - ya, :].float(), c[..., a - ya : b - ya, :].float()
             dense[..., a:b, x0:x1] = torch.where(c > 0, d.clamp(min=0.0), torch.zeros_like(c))
             conf[..., a:b, x0:x1] = c

@@ -356,7 +356,7 @@ def format_report(r: dict) -> str:
             ],
         )
     if "images" in r:
-        lines.append("image size (pipeline without the colour image):")
+        lines.append("image size (the pipeline with a colour image of that size):")
         lines += _table(
             r["images"],
             [

@@ -104,18 +104,23 @@ def test_retain_freed_memory_takes_effect_with_glibc():
     assert retain_freed_memory() is True
 
 
-@pytest.mark.parametrize("method", ["sparseconv", "multiscale"])
+@pytest.mark.parametrize("method", ["sparseconv", "multiscale", "guided"])
 def test_large_windows_run_in_bands_with_the_same_result(kitti_frame0, method, monkeypatch):
+    """The bands see their network's receptive radius around them (and ``guided`` the
+    classical fill of the whole window), so banding changes nothing."""
     import sparse_depth_node.core.completion as completion
 
     depth, mask = projected(kitti_frame0)
+    rgb = completion.image_tensor(kitti_frame0.rgb)
     completer = DepthCompleter(method, "cpu")
-    whole, whole_conf = completer.complete(depth, mask)
+    whole, whole_conf = completer.complete(depth, mask, rgb)
     calls = []
     forward = completer.model.forward
-    monkeypatch.setattr(completer.model, "forward", lambda *a: calls.append(1) or forward(*a))
+    monkeypatch.setattr(
+        completer.model, "forward", lambda *a, **k: calls.append(1) or forward(*a, **k)
+    )
     monkeypatch.setattr(completion, "BAND_PIXELS", 40 * 1242)  # bands of 40 rows here
-    banded, banded_conf = completer.complete(depth, mask)
+    banded, banded_conf = completer.complete(depth, mask, rgb)
     assert len(calls) >= 5  # it did run in bands
     torch.testing.assert_close(banded, whole, atol=1e-4, rtol=1e-5)
     torch.testing.assert_close(banded_conf, whole_conf, atol=1e-5, rtol=1e-5)

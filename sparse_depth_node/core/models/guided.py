@@ -116,15 +116,29 @@ class GuidedNet(nn.Module):
         # REACH); windows start on the coarsest scale's grid
         self.support_margin = REACH
         self.support_multiple = 16
+        # px: no output depends on inputs farther away (1/4 sparse stream 12 px, encoder to
+        # 1/16 and back about 110 px, rounded up to the grid), given the same classical fill:
+        # the completer runs large windows in bands with this much input around each
+        self.receptive_radius = 128
+
+    def prefill(self, depth: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The classical fill (B, 1, H, W) metres the network corrects (PREFILL, on the CPU)."""
+        return fill_tensor(PREFILL, depth * mask, self.max_depth)
 
     def forward(
-        self, depth: torch.Tensor, mask: torch.Tensor, rgb: "torch.Tensor | None" = None
+        self,
+        depth: torch.Tensor,
+        mask: torch.Tensor,
+        rgb: "torch.Tensor | None" = None,
+        fill: "torch.Tensor | None" = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``fill``: ``prefill`` of a larger window cropped to this one (the completer's bands),
+        computed here when not given."""
         if rgb is None:
             raise ValueError("the guided network needs the camera image")
         h, w = depth.shape[-2:]
         ph, pw = -h % 16, -w % 16  # pad to the coarsest grid; cropped off at the end
-        fill = fill_tensor(PREFILL, depth * mask, self.max_depth)
+        fill = self.prefill(depth, mask) if fill is None else fill
         log_fill = torch.log(fill.clamp(min=1.0)) - 2.5  # log metres, centred (0 .. 4.6 -> ±2.5)
         log_depth = torch.where(mask > 0, torch.log(depth.clamp(min=1.0)) - 2.5, 0.0)
         full = torch.cat([rgb.to(depth.dtype), log_fill, log_depth, mask], dim=1)
