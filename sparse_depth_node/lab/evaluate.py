@@ -26,7 +26,7 @@ from ..core.geometry import project_points
 from ..core.settings import DEFAULTS
 from ..core.timing import Stopwatch
 from ..data.datasets import Frame
-from .metrics import edge_mask, frame_errors, mean_errors, striping
+from .metrics import edge_mask, finite_mean, frame_errors, mean_errors, striping
 
 MIN_DEPTH, MAX_DEPTH = DEFAULTS["min_depth"], DEFAULTS["max_depth"]
 
@@ -209,7 +209,7 @@ def evaluate(
                 "ms_per_frame": float(np.median(times[name])),
                 "common": mean_errors(common_per[name]),
                 "edge": mean_errors(edge_per[name]),
-                "striping": mean_errors([{"s": v} for v in stripes[name]], ("s",))["s"],
+                "striping": finite_mean(stripes[name]),
             }
             for name in methods
         },

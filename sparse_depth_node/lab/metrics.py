@@ -61,19 +61,16 @@ def frame_errors(
     }
 
 
-KEYS = ("rmse_mm", "mae_mm", "irmse_per_km", "imae_per_km", "coverage")
+def finite_mean(values: list[float]) -> float:
+    """The mean of the finite values (NaN: an image without an estimate); NaN when none is."""
+    finite = [v for v in values if np.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
 
 
-def mean_errors(
-    per_frame: list[dict[str, float]], keys: tuple[str, ...] = KEYS
-) -> dict[str, float]:
-    """Average of per-image errors (the devkit's convention), skipping images with no estimate
-    (NaN)."""
-    out = {}
-    for k in keys:
-        vals = [f[k] for f in per_frame if np.isfinite(f[k])]
-        out[k] = float(np.mean(vals)) if vals else float("nan")
-    return out
+def mean_errors(per_frame: list[dict[str, float]]) -> dict[str, float]:
+    """Average of per-image errors (the devkit's convention), skipping images with no estimate."""
+    keys = ("rmse_mm", "mae_mm", "irmse_per_km", "imae_per_km", "coverage")
+    return {k: finite_mean([f[k] for f in per_frame]) for k in keys}
 
 
 EDGE_PERCENTILE = 90.0  # a pixel is on a strong edge above this percentile of the Sobel magnitude
