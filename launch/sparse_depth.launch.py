@@ -4,10 +4,10 @@ ros2 launch sparse_depth_node sparse_depth.launch.py points:=/velodyne_points \
     image:=/camera/image_rect_color camera_info:=/camera/camera_info use_sim_time:=true \
     model:=guided device:=cpu rviz:=true fixed_frame:=camera_color_optical_frame
 
-``model``, ``device`` and ``inference_scale`` override the parameter file when given.
-``reliable_inputs:=true`` subscribes to the three inputs reliably: every cloud and image of a
-reliable driver arrives (README, "Large messages"); a best-effort driver is then not heard, so
-it is off by default. ``rviz:=true`` on a machine without rviz2 stops before anything starts,
+``model``, ``device``, ``inference_scale``, ``input_qos`` (auto | reliable | best_effort) and
+``image_transport`` (raw | compressed) override the parameter file when given. The node's
+executable brings its own Fast DDS profile (README, "Large messages").
+``rviz:=true`` on a machine without rviz2 stops before anything starts,
 saying so.
 """
 
@@ -19,19 +19,13 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch_ros.actions import Node
 
-OVERRIDES = ("model", "device", "inference_scale")  # launch arguments that override the YAML
+# launch arguments that override the YAML
+OVERRIDES = ("model", "device", "inference_scale", "input_qos", "image_transport")
 REMAPS = (
     ("lidar/points", "points"),
     ("camera/image", "image"),
     ("camera/camera_info", "camera_info"),
 )
-
-
-def resolved(topic: str, namespace: str) -> str:
-    """The absolute name of ``topic`` in ``namespace`` (as qos_overrides parameters name it)."""
-    if topic.startswith("/"):
-        return topic
-    return "/" + "/".join(p for p in (namespace.strip("/"), topic) if p)
 
 
 def rviz_config(share: str, fixed_frame: str) -> str:
@@ -67,11 +61,6 @@ def nodes(context, share: str) -> list:
     if "inference_scale" in overrides:
         overrides["inference_scale"] = float(overrides["inference_scale"])
     topics = {name: value[arg] for name, arg in REMAPS}
-    if flag(value["reliable_inputs"]):
-        for topic in topics.values():
-            overrides[
-                f"qos_overrides.{resolved(topic, value['namespace'])}.subscription.reliability"
-            ] = "reliable"
     started = [
         Node(
             package="sparse_depth_node",
@@ -129,9 +118,15 @@ def generate_launch_description() -> LaunchDescription:
             description="resolution factor 1, 0.5, ... ('': the params_file's)",
         ),
         DeclareLaunchArgument(
-            "reliable_inputs",
-            default_value="false",
-            description="subscribe to the inputs reliably (for reliable drivers: no lost frames)",
+            "input_qos",
+            default_value="",
+            description="auto, reliable or best_effort ('': the params_file's, auto: what the "
+            "publishers offer)",
+        ),
+        DeclareLaunchArgument(
+            "image_transport",
+            default_value="",
+            description="raw or compressed (image/compressed) ('': the params_file's)",
         ),
         DeclareLaunchArgument(
             "rviz", default_value="false", description="start RViz with the shipped config"

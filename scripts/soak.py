@@ -6,11 +6,13 @@ Three modes:
   rates: --hz 10,20,50 --seconds 30 one run per input rate; a row per rate: frames in and out,
          output rate, frames dropped, latency from the last input message's arrival to the
          publication of the outputs (median / p90), peak RSS
-  delivery: --delivery [--hz 10]  one run per transport setting (Fast DDS defaults;
-         FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA on the node only, this process (the driver
-         and the ros2 tools) keeping the defaults, or on both) and input QoS (the shipped
-         best effort, reliable): the share of clouds and images that reach the node (its
-         counters), and the depth images this process receives back
+  delivery: --delivery [--hz 10]  one run per driver reliability (reliable, best effort: the
+         bag published by this process with Fast DDS's defaults, as a driver would) and
+         transport setting (the node as shipped, with its own Fast DDS profile; the node on
+         Fast DDS's defaults, as before that profile; FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA on
+         both sides): the share of clouds and images that reach the node, the samples it
+         counted lost, its depth images, and those this process receives back on a reliable
+         and on a best-effort (RViz-like) subscription
 
 Usage: python scripts/soak.py [--model sparseconv] [--param inference_scale:=0.5 ...] MODE
 Machine-specific figures: run it on the machine you quote.
@@ -28,7 +30,7 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import SingleThreadedExecutor
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
 from sparse_depth_node.bag.demo import node_command
@@ -49,9 +51,9 @@ def rss_mb(pid: int) -> float:
 
 LARGE_DATA = {"FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA"}
 TRANSPORTS = {  # delivery mode: (the node's DDS environment, this process's)
-    "defaults": ({}, {}),
-    "node: LARGE_DATA": (LARGE_DATA, {}),
-    "both: LARGE_DATA": (LARGE_DATA, LARGE_DATA),
+    "node as shipped": ({}, {}),
+    "node on defaults": ({"FASTDDS_BUILTIN_TRANSPORTS": "DEFAULT"}, {}),
+    "both LARGE_DATA": (LARGE_DATA, LARGE_DATA),
 }
 DDS_VARIABLES = ("FASTDDS_BUILTIN_TRANSPORTS", "FASTRTPS_DEFAULT_PROFILES_FILE")
 
@@ -64,13 +66,15 @@ def run_load(
     period: float,
     on_sample=None,
     node_env: "dict | None" = None,
-    reliable_inputs: bool = True,
+    driver: "ReliabilityPolicy | None" = None,
     final: bool = False,
 ) -> list[tuple]:
     """Play the bag at ``rate`` (x its 10 Hz) into a fresh node for ``seconds``; every ``period`` s
     a sample (t s, RSS MB, frames in, frames out, dropped_busy, arrival_to_publish latency
-    text, {topic: messages sent}, the node's counters). ``node_env``: the node's environment
-    instead of this process's; ``final``: one more sample 2.5 s after the player stops."""
+    text, {topic: messages sent}, the node's counters, depth images received best effort).
+    ``node_env``: the node's environment instead of this process's; ``driver``: the
+    reliability the bag is published with (default: as recorded); ``final``: one more sample
+    2.5 s after the player stops."""
     reader = open_bag(BAG)
     inputs = resolve_inputs(reader.connections, {})
     reader.close()
@@ -78,7 +82,7 @@ def run_load(
     if node_env is not None:
         env = {k: v for k, v in os.environ.items() if k not in DDS_VARIABLES} | node_env
     node_proc = subprocess.Popen(
-        node_command(BAG, inputs, model, "cpu", *params, reliable_inputs=reliable_inputs),
+        node_command(BAG, inputs, model, "cpu", *params),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=env,
@@ -86,15 +90,18 @@ def run_load(
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
     node = rclpy.create_node("soak", context=ctx)
-    outputs, diags = [], []
+    outputs, best_effort, diags = [], [], []
     node.create_subscription(
         Image,
         "depth/image",
         lambda m: outputs.append(time.monotonic()),
         QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE),
     )
+    node.create_subscription(
+        Image, "depth/image", lambda m: best_effort.append(1), qos_profile_sensor_data
+    )
     node.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 10)
-    player = BagPlayer(node, BAG)
+    player = BagPlayer(node, BAG, reliability=driver)
     ex = SingleThreadedExecutor(context=ctx)
     ex.add_node(node)
     spinner = threading.Thread(target=ex.spin, daemon=True)
@@ -127,6 +134,7 @@ def run_load(
                 values.get("latency_ms.arrival_to_publish", "-"),
                 {inputs[k]: sent.get(inputs[k], 0) for k in ("lidar/points", "camera/image")},
                 {k[6:]: int(v) for k, v in values.items() if k.startswith("count.")},
+                len(best_effort),
             )
 
         while time.monotonic() < start + seconds:
@@ -157,21 +165,25 @@ def run_load(
 
 
 def delivery(hz: float, seconds: float, model: str, params: list[str]) -> int:
-    """The delivery table: per transport setting, the node's environment and this process's
-    (the driver and the depth subscriber: Fast DDS defaults unless the row says "both")."""
+    """The delivery table: per driver reliability and transport setting (the node's environment
+    and this process's, which holds the driver and the depth subscribers)."""
     print(
         f"delivery at {hz:.0f} Hz for {seconds:.0f} s per row, model {model}; this process "
-        "publishes the bag and subscribes to depth/image (reliable)"
+        "publishes the bag and subscribes to depth/image (reliable and best effort)"
     )
     print(
-        f"{'transports':<17} {'node input':<12} {'clouds in':>14} {'images in':>14} "
-        f"{'depth back':>10}"
+        f"{'driver':<12} {'transports':<17} {'clouds in':>14} {'images in':>14} {'lost':>5} "
+        f"{'depth out':>9} {'back rel.':>9} {'back b.e.':>9}"
     )
-    for transports, (node_env, own_env) in TRANSPORTS.items():
-        for name in DDS_VARIABLES:
-            os.environ.pop(name, None)
-        os.environ.update(own_env)  # read when this process's next rclpy context starts
-        for reliable in (False, True):
+    drivers = {
+        "reliable": ReliabilityPolicy.RELIABLE,
+        "best effort": ReliabilityPolicy.BEST_EFFORT,
+    }
+    for driver, reliability in drivers.items():
+        for transports, (node_env, own_env) in TRANSPORTS.items():
+            for name in DDS_VARIABLES:
+                os.environ.pop(name, None)
+            os.environ.update(own_env)  # read when this process's next rclpy context starts
             rows = run_load(
                 hz / BAG_HZ,
                 seconds,
@@ -179,19 +191,20 @@ def delivery(hz: float, seconds: float, model: str, params: list[str]) -> int:
                 params,
                 seconds,
                 node_env=node_env,
-                reliable_inputs=reliable,
+                driver=reliability,
                 final=True,
             )
-            _, _, _, n_out, _, _, sent, counts = rows[-1]
+            _, _, _, n_out, _, _, sent, counts, n_best_effort = rows[-1]
             cloud_topic, image_topic = sent
             shares = [
                 f"{counts.get(counter, 0):5d}/{sent[topic]:<5d}"
                 f"{100 * counts.get(counter, 0) / max(sent[topic], 1):3.0f}%"
                 for counter, topic in (("in_cloud", cloud_topic), ("in_image", image_topic))
             ]
+            lost = sum(n for k, n in counts.items() if k.startswith("lost."))
             print(
-                f"{transports:<17} {'reliable' if reliable else 'best effort':<12} "
-                f"{shares[0]} {shares[1]} {n_out:10d}",
+                f"{driver:<12} {transports:<17} {shares[0]} {shares[1]} {lost:5d} "
+                f"{counts.get('frames_out', 0):9d} {n_out:9d} {n_best_effort:9d}",
                 flush=True,
             )
     return 0
@@ -214,7 +227,6 @@ def main() -> int:
     args = p.parse_args()
     if args.delivery:
         return delivery(float(args.hz or 10), args.seconds, args.model, args.param)
-    os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
     label = " ".join([f"model {args.model}", *args.param])
     if args.hz:
         print(f"node-level throughput, {label}, {args.seconds:.0f} s per rate")
@@ -226,7 +238,7 @@ def main() -> int:
             rows = run_load(
                 hz / BAG_HZ, args.seconds, args.model, args.param, min(args.period, args.seconds)
             )
-            t, _, n_in, n_out, dropped, latency, _, _ = rows[-1]
+            t, _, n_in, n_out, dropped, latency, _, _, _ = rows[-1]
             print(
                 f"{hz:8.0f} {n_in:9d} {n_out:5d} {n_out / t:7.1f} {dropped:7d} {latency:>38} "
                 f"{max(r[1] for r in rows):11.0f}",

@@ -35,7 +35,8 @@ def test_launch_file_declares_the_documented_arguments_and_names_the_installed_e
         "model",
         "device",
         "inference_scale",
-        "reliable_inputs",
+        "input_qos",
+        "image_transport",
         "rviz",
         "fixed_frame",
     }
@@ -76,7 +77,7 @@ def test_launch_description_builds_with_launch_ros():
     spec = importlib.util.spec_from_file_location("sparse_depth_launch", LAUNCH)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert len(module.generate_launch_description().entities) == 14
+    assert len(module.generate_launch_description().entities) == 15
 
 
 def test_parameter_yaml_sets_only_declared_parameters_within_their_ranges():

@@ -28,7 +28,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from ..core.completion import DEFAULT_METHOD
 from ..data.depth_io import preview
-from ..ros.msgs import image_to_rgb, stamp_seconds
+from ..ros.msgs import any_image_to_rgb, stamp_seconds
 from .extrinsic import bag_extrinsic, extrinsic_values
 from .io import TYPESTORE, deserialize, open_bag, qos, read_messages, resolve_inputs
 from .player import BagPlayer
@@ -43,16 +43,11 @@ RECORDED = {
 
 
 def node_command(
-    bag: Path,
-    inputs: dict[str, str],
-    model: str,
-    device: str,
-    *extra: str,
-    reliable_inputs: bool = True,
+    bag: Path, inputs: dict[str, str], model: str, device: str, *extra: str
 ) -> list[str]:
-    """The command line that runs the node for ``bag``: its topics remapped (with reliable input
-    unless told otherwise), its /tf_static extrinsic as parameters, and ``extra`` ``-p``
-    arguments."""
+    """The command line that runs the node for ``bag`` as a user's rig file would: its topics
+    remapped, its /tf_static extrinsic and its image size (``warmup_size``) as parameters, and
+    ``extra`` ``-p`` arguments; everything else (QoS, DDS) as shipped."""
     translation, rotation = extrinsic_values(bag_extrinsic(bag, inputs)[0])
     cmd = [
         sys.executable,
@@ -70,15 +65,27 @@ def node_command(
         "-p",
         "extrinsic.rotation:=[" + ",".join(f"{x:.9f}" for x in rotation) + "]",
     ]
+    size = bag_image_size(bag, inputs)
+    if size is not None:
+        cmd += ["-p", f"warmup_size:=[{size[0]},{size[1]}]"]
     for e in extra:
         cmd += ["-p", e]
     for name, topic in inputs.items():
-        # reliable input: a multi-megabyte sample that loses one fragment is lost whole under best
-        # effort
         cmd += ["-r", f"{name}:={topic}"]
-        if reliable_inputs:
-            cmd += ["-p", f"qos_overrides.{topic}.subscription.reliability:=reliable"]
     return cmd
+
+
+def bag_image_size(bag: Path, inputs: dict[str, str]) -> "tuple[int, int] | None":
+    """(width, height) of the bag's first camera_info, or None when it has none."""
+    reader = open_bag(bag)
+    try:
+        conns = [c for c in reader.connections if c.topic == inputs["camera/camera_info"]]
+        for conn, _, raw in read_messages(reader, bag, conns):
+            info = deserialize(reader, raw, conn.msgtype, bag)
+            return int(info.width), int(info.height)
+    finally:
+        reader.close()
+    return None
 
 
 def run_demo(
@@ -102,14 +109,11 @@ def run_demo(
     image_conns = [c for c in reader.connections if c.topic == inputs["camera/image"]]
     for conn, _, raw in read_messages(reader, bag, image_conns):
         msg = deserialize(reader, raw, conn.msgtype, bag)
-        images[round(stamp_seconds(msg.header) * 1e9)] = image_to_rgb(msg)
+        images[round(stamp_seconds(msg.header) * 1e9)] = any_image_to_rgb(msg)
     reader.close()
     node_args = node_command(
         bag, inputs, model, device, "publish_sparse:=true", "publish_confidence:=true"
     )
-    # Fast DDS's default UDP/SHM transports lose fragments of multi-megabyte samples under load and
-    # repair them only at the next heartbeat (seconds); its LARGE_DATA mode (TCP + SHM) does not.
-    os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the node below is stopped too
     log(f"demo: starting the node ({model} on {device}); its log: {out / 'node.log'}")

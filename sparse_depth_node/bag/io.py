@@ -23,6 +23,7 @@ from rosbags.rosbag2 import StoragePlugin
 from rosbags.typesys import Stores, get_typestore
 
 from ..ros.outputs import INPUTS as NODE_INPUTS
+from ..ros.outputs import input_topic
 
 TYPESTORE = get_typestore(Stores.ROS2_HUMBLE)  # sensor_msgs are identical from Humble to Kilted
 INPUTS = {topic: msgtype for topic, msgtype, _ in NODE_INPUTS}  # node input -> message type
@@ -148,13 +149,17 @@ def parse_remaps(remaps: Iterable[str]) -> dict[str, str]:
     return out
 
 
-def resolve_inputs(connections: list, remaps: dict[str, str]) -> dict[str, str]:
+def resolve_inputs(
+    connections: list, remaps: dict[str, str], image_transport: str = "raw"
+) -> dict[str, str]:
     """Input name -> bag topic: remapped, else the node's own name, else the bag's only topic of
-    that type."""
+    that type. With ``image_transport`` compressed, the image is the CompressedImage topic
+    ``<camera/image, remapped>/compressed`` (image_transport's convention) or the only one."""
     topics = {c.topic: c.msgtype for c in connections}
     out = {}
     for name, msgtype in INPUTS.items():
-        wanted = remaps.get(name, "/" + name)
+        relative, msgtype = input_topic(name, msgtype, image_transport)
+        wanted = remaps.get(name, "/" + name) + relative[len(name) :]
         if wanted in topics:
             if topics[wanted] != msgtype:
                 raise ValueError(f"topic {wanted} is {topics[wanted]}, expected {msgtype}")

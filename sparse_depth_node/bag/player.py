@@ -68,7 +68,10 @@ class BagPlayer:
         topics: "list[str] | None" = None,
         remaps: "dict[str, str] | None" = None,
         clock: bool = False,
+        reliability: "ReliabilityPolicy | None" = None,
     ) -> None:
+        """``reliability``: offered instead of the recorded one (not for /tf_static), as a driver
+        of that reliability would publish."""
         self.node = node
         self.bag = Path(bag)
         self.remaps = remaps or {}
@@ -90,7 +93,10 @@ class BagPlayer:
                 self.skipped[c.topic] = str(exc)
                 node.get_logger().warning(f"not playing {c.topic}: {exc}")
                 continue
-            self.publishers[c.topic] = node.create_publisher(cls, name, offered_qos(c))
+            offered = offered_qos(c)
+            if reliability is not None and c.topic != STATIC_TF:
+                offered.reliability = reliability
+            self.publishers[c.topic] = node.create_publisher(cls, name, offered)
         self.connections = [c for c in self.connections if c.topic in self.publishers]
         self.clock_pub = None
         if clock:

@@ -121,7 +121,7 @@ def process_bag(
     reader = open_bag(in_bag)
     interrupted = None
     try:
-        report.inputs = resolve_inputs(reader.connections, remaps)
+        report.inputs = resolve_inputs(reader.connections, remaps, values["image_transport"])
         streams = {
             report.inputs["lidar/points"]: "cloud",
             report.inputs["camera/image"]: "image",

@@ -17,6 +17,8 @@ from typing import Any
 from .methods import DEFAULT_METHOD, METHODS
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+INPUT_QOS = ("auto", "reliable", "best_effort")
+IMAGE_TRANSPORTS = ("raw", "compressed")
 UNSET = float("nan")  # a calibration value nobody gave: never guessed
 
 
@@ -94,6 +96,31 @@ SETTINGS: tuple[Setting, ...] = (
         read_only=True,
     ),
     Setting(
+        "input_qos",
+        "auto",
+        "reliability of the three input subscriptions: auto (reliable while every publisher "
+        "of the topic offers reliable, else best effort; matched again as publishers come "
+        "and go), reliable or best_effort",
+        choices=INPUT_QOS,
+        read_only=True,
+    ),
+    Setting(
+        "image_transport",
+        "raw",
+        "camera image transport: raw (sensor_msgs/Image on camera/image) or compressed "
+        "(sensor_msgs/CompressedImage, JPEG or PNG, on camera/image/compressed)",
+        choices=IMAGE_TRANSPORTS,
+        read_only=True,
+    ),
+    Setting(
+        "warmup_size",
+        [0, 0],
+        "image size [width, height], px, at which the network is warmed up before the node "
+        "says ready, so that the first frame costs what every frame costs ([0, 0]: at the "
+        "first camera_info's size, when it arrives)",
+        read_only=True,
+    ),
+    Setting(
         "time_offset.image",
         0.0,
         "added to image and camera_info stamps before pairing, s",
@@ -157,8 +184,12 @@ def _problem(s: Setting, value: Any) -> "str | None":
     if isinstance(default, list):
         if not isinstance(value, (list, tuple)) or len(value) != len(default):
             return f"{s.name} must be a list of {len(default)} numbers, got {value!r}"
-        if not all(isinstance(v, (int, float)) for v in value):
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
             return f"{s.name} must hold numbers, got {list(value)}"
+        if isinstance(default[0], int):
+            if not all(float(v).is_integer() and 0 <= v <= 16384 for v in value):
+                return f"{s.name} must hold integers in [0, 16384], got {list(value)}"
+            return None
         finite = [math.isfinite(v) for v in value]
         if any(finite) and not all(finite):
             return f"{s.name} must be all finite numbers (or all NaN: not set), got {list(value)}"

@@ -8,6 +8,30 @@ from .stats import PipelineStats
 
 STREAMS = ("cloud", "image", "info")
 STALE_AFTER_S = 2.0
+SUSTAINED_LOSS = 2  # messages lost on one input within the stats window (5 s): WARN
+LOSS_FIX = (
+    "likely multi-megabyte samples over Fast DDS's default transports (rmw_fastrtps#739): "
+    "run the node with its shipped DDS profile and net.core.rmem_max >= 4194304, or "
+    "FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA for driver and node (README, Large messages)"
+)
+
+
+def _input_problem(stats: PipelineStats) -> "str | None":
+    """A WARN text for sustained loss or a QoS mismatch on an input in the stats window."""
+    lost = {s: stats.recent(f"lost.{s}") for s in STREAMS}
+    losing = [f"{n} {s}" for s, n in lost.items() if n >= SUSTAINED_LOSS]
+    if losing:
+        return (
+            f"input lost in transport in the last {stats.window:.0f} s: {', '.join(losing)}; "
+            + LOSS_FIX
+        )
+    mismatched = [s for s in STREAMS if stats.recent(f"incompatible_qos.{s}")]
+    if mismatched:
+        return (
+            f"a publisher's QoS is incompatible with the {', '.join(mismatched)} subscription: "
+            "nothing arrives from it; set input_qos:=auto (or match its reliability)"
+        )
+    return None
 
 
 def pipeline_status(
@@ -16,14 +40,18 @@ def pipeline_status(
     """One status named ``name`` (the node's fully qualified name, so that two instances are
     told apart): ERROR with ``error`` (a problem that stops all output), WARN for stale input
     (nothing for STALE_AFTER_S on a stream that was flowing), for a stream silent while another
-    flows, or for no input yet; counters, input and output rates and per-stage latency median /
-    p90 as values."""
+    flows, or for no input yet; WARN first for input lost in transport (SUSTAINED_LOSS within
+    the window, with the likely cause and the fix) or refused for incompatible QoS; counters,
+    input and output rates and per-stage latency median / p90 as values."""
     counts = stats.snapshot()
     stale = [s for s in STREAMS if counts.get(f"in_{s}") and stats.age(f"in_{s}") > STALE_AFTER_S]
     silent = [s for s in STREAMS if not counts.get(f"in_{s}")]
     status = DiagnosticStatus(name=f"{name}: pipeline", hardware_id=device)
+    transport = _input_problem(stats)
     if error:
         status.level, status.message = DiagnosticStatus.ERROR, error
+    elif transport:
+        status.level, status.message = DiagnosticStatus.WARN, transport
     elif len(silent) == len(STREAMS):
         status.level, status.message = DiagnosticStatus.WARN, "no input yet"
     elif stale:

@@ -1,6 +1,6 @@
 """The ``sparse_depth_node`` executable (``ros2 run sparse_depth_node sparse_depth_node``):
 ``--help`` answers at once from the output table and the parameter schema; anything else
-starts the node (node.py, which loads torch)."""
+starts the node (node.py, which loads torch) with the node's Fast DDS profile (dds.py)."""
 
 from __future__ import annotations
 
@@ -55,6 +55,9 @@ def main(args: "list[str] | None" = None) -> None:
         print(usage())
         return
     try:
+        from .dds import use_node_profile
+
+        use_node_profile()
         from .node import run
 
         run(args)

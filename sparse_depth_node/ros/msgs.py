@@ -1,4 +1,4 @@
-"""PointCloud2 / Image / CameraInfo <-> numpy arrays, vectorised.
+"""PointCloud2 / Image / CompressedImage / CameraInfo <-> numpy arrays, vectorised.
 
 Decoding is duck-typed: it reads rclpy messages and ``rosbags`` messages alike (``data`` may
 be an ``array.array``, ``bytes`` or a numpy array). Encoding fills message objects whose
@@ -11,6 +11,7 @@ from __future__ import annotations
 import array
 from typing import Any
 
+import cv2
 import numpy as np
 
 # sensor_msgs/PointField datatype codes
@@ -123,6 +124,39 @@ def image_to_rgb(msg: Any) -> np.ndarray:
         buf, shape=(h, w, channels), strides=(step, channels, 1)
     )
     return np.ascontiguousarray(rows[..., list(rgb_order)])
+
+
+class UndecodableImage(ValueError):
+    """A CompressedImage whose payload no decoder reads."""
+
+
+def compressed_to_rgb(msg: Any) -> np.ndarray:
+    """A CompressedImage (JPEG or PNG, as image_transport's ``compressed`` transport writes it;
+    colour or grey) as (H, W, 3) uint8 RGB, decoded by OpenCV; UndecodableImage otherwise."""
+    buf = _buffer(msg.data)
+    bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR) if buf.size else None
+    if bgr is None:
+        raise UndecodableImage(
+            f"CompressedImage ({buf.size} bytes, format '{msg.format}') cannot be decoded"
+        )
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def any_image_to_rgb(msg: Any) -> np.ndarray:
+    """An Image or a CompressedImage (told apart by its ``format`` field) as RGB."""
+    return compressed_to_rgb(msg) if hasattr(msg, "format") else image_to_rgb(msg)
+
+
+def fill_compressed_image(msg: Any, header: Any, rgb: np.ndarray, fmt: str = "png") -> Any:
+    """Fill a CompressedImage with (H, W, 3) uint8 RGB encoded as image_transport's
+    ``compressed`` transport does (``fmt`` png or jpeg; format "rgb8; png compressed bgr8")."""
+    ok, encoded = cv2.imencode(f".{'jpg' if fmt == 'jpeg' else fmt}", rgb[..., ::-1])
+    if not ok:
+        raise ValueError(f"cannot encode the image as {fmt}")
+    msg.header = header
+    msg.format = f"rgb8; {fmt} compressed bgr8"
+    msg.data = _as_data(msg, encoded.reshape(-1))
+    return msg
 
 
 def stamp_seconds(header: Any) -> float:

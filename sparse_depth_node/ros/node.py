@@ -8,10 +8,12 @@ through the frame path (ros.frame) and publishes. Parameters come from the one s
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -20,18 +22,18 @@ import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
-from rclpy.qos_overriding_options import QoSOverridingOptions
 
 from ..core.runtime import configure_process, release_freed_memory
 from ..core.settings import BY_NAME, problem
 from . import parameters
+from .dds import PROFILE, receive_buffer_problem
 from .diagnostics import pipeline_status
 from .extrinsics import ExtrinsicSource
 from .fallback import load_completer, on_cpu
-from .frame import Dropped, RclpyKit, run_set
+from .frame import Dropped, RclpyKit, run_set, warm_up
+from .inputs import InputSubscriptions
 from .msgs import stamp_seconds
-from .outputs import INPUTS
+from .outputs import enabled_outputs
 from .publishers import OutputPublishers
 from .stats import PipelineStats
 from .sync import ApproximateSync
@@ -40,10 +42,15 @@ from .sync import ApproximateSync
 class SparseDepthNode(Node):
     """sparse_depth_node: see the module docstring and README for topics and parameters."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, process_wide: bool = False, **kwargs: Any) -> None:
+        """``process_wide``: apply the ``threads`` setting to the whole process (the executable
+        does; tests sharing a process do not)."""
         super().__init__("sparse_depth_node", **kwargs)
         self._lock = threading.Condition()
         self._pending = None
+        self._warm_size: "tuple[int, int] | None" = None  # requested by the first camera_info
+        self._warmed: set = set()
+        self._warm_done = threading.Event()
         self._stop = False
         self._worker: "threading.Thread | None" = None
         self._last_size: "tuple[int, int] | None" = None
@@ -51,6 +58,8 @@ class SparseDepthNode(Node):
         reason = problem(self.values())
         if reason:
             raise ValueError(reason)
+        if process_wide:
+            configure_process(int(self.values()["threads"]))
         self.stats = PipelineStats()
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.completer, error = load_completer(self.values())
@@ -70,23 +79,41 @@ class SparseDepthNode(Node):
             self.get_logger().warning(self.extrinsics.problem())
         self._sync = ApproximateSync.from_settings(self.values())
         self._kit = RclpyKit()
-        overrides = QoSOverridingOptions.with_default_policies()
         self.outputs = OutputPublishers(self, self._kit)
         self.outputs.sync(self.values())
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        # sensor-data QoS (best effort, depth 5); qos_overrides.<topic>.subscription.* change it
-        for topic, msgtype, stream in INPUTS:
-            self.create_subscription(
-                self._kit.cls(msgtype),
-                topic,
-                lambda m, s=stream: self._offer(s, m),
-                qos_profile_sensor_data,
-                qos_overriding_options=overrides,
-            )
-        self.create_timer(1.0, self._publish_diagnostics)
+        self._log_transport()
+        size = tuple(self.values()["warmup_size"])
+        if all(size):
+            self._warm_size = size
         self._worker = threading.Thread(target=self._run, name="sparse_depth_worker", daemon=True)
         self._worker.start()
-        self.get_logger().info(f"ready: {self.completer.description}")
+        if all(size):  # the worker (whose thread runs every frame) warms up before we subscribe
+            self._warm_done.wait()
+        self.inputs = InputSubscriptions(self, self._kit, self.values(), self.stats, self._offer)
+        self.create_timer(1.0, self._every_second)
+        self.get_logger().info(
+            f"ready: {self.completer.description}"
+            + ("" if all(size) else " (warms up at the first camera_info's size)")
+        )
+
+    def _log_transport(self) -> None:
+        """Say which DDS profile carries the inputs, and whether the kernel limits it."""
+        if os.environ.get("FASTRTPS_DEFAULT_PROFILES_FILE") != str(PROFILE):
+            return
+        self.get_logger().info(f"DDS: the node's Fast DDS profile {PROFILE}")
+        limit = receive_buffer_problem()
+        if limit:
+            self.get_logger().warning(limit)
+
+    def _warm_up(self, size: "tuple[int, int]") -> float:
+        """Run a synthetic frame of ``size`` (width, height) through the frame path, on the
+        worker's thread (the kernels chosen are the calling thread's); ms."""
+        v = self.values()
+        self._warmed.add(size)
+        return self._on_cpu_after_oom(
+            lambda: warm_up(self.completer, v, enabled_outputs(v), self._kit, *size)
+        )
 
     def values(self) -> dict[str, Any]:
         return parameters.values(self)
@@ -108,9 +135,20 @@ class SparseDepthNode(Node):
             f"CUDA out of memory ({exc}); running {self.completer.description} from now on"
         )
 
+    def _on_cpu_after_oom(self, work: Callable[[], Any]) -> Any:
+        """``work()``; after a CUDA out-of-memory error, once more on the CPU."""
+        try:
+            return work()
+        except torch.cuda.OutOfMemoryError as exc:
+            self._fall_back_to_cpu(exc)
+            return work()
+
     def _offer(self, stream: str, msg: Any) -> None:
         self.stats.count(f"in_{stream}")
         with self._lock:
+            if stream == "info" and not self._warmed and self._warm_size is None:
+                self._warm_size = (int(msg.width), int(msg.height))
+                self._lock.notify()
             dropped, resets = self._sync.dropped, self._sync.resets
             matched = self._sync.add(stream, msg, stamp_seconds(msg.header))
             if self._sync.dropped > dropped:
@@ -128,12 +166,21 @@ class SparseDepthNode(Node):
     def _run(self) -> None:
         while True:
             with self._lock:
-                while self._pending is None and not self._stop:
+                while self._pending is None and self._warm_size is None and not self._stop:
                     self._lock.wait(0.5)
                 if self._stop:
                     return
-                (frame, arrived), self._pending = self._pending, None
+                size, self._warm_size = self._warm_size, None
+                if size is None:
+                    (frame, arrived), self._pending = self._pending, None
             try:
+                if size is not None:
+                    try:
+                        ms = self._warm_up(size)
+                        self.get_logger().info(f"warmed up at {size[0]}x{size[1]} in {ms:.0f} ms")
+                    finally:
+                        self._warm_done.set()
+                    continue
                 self._process(frame, arrived)
             except Exception as exc:  # never let one frame kill the worker
                 if self._stop or not self.context.ok():
@@ -159,11 +206,9 @@ class SparseDepthNode(Node):
         start = time.perf_counter()
         args = (frame.cloud, frame.image, frame.info, self._extrinsic)
         try:
-            try:
-                messages, timings = run_set(*args, self.completer, v, topics, self._kit)
-            except torch.cuda.OutOfMemoryError as exc:
-                self._fall_back_to_cpu(exc)
-                messages, timings = run_set(*args, self.completer, v, topics, self._kit)
+            messages, timings = self._on_cpu_after_oom(
+                lambda: run_set(*args, self.completer, v, topics, self._kit)
+            )
         except Dropped as exc:
             self.stats.count(exc.counter)
             self.get_logger().warning(f"frame dropped: {exc}", throttle_duration_sec=5.0)
@@ -192,8 +237,12 @@ class SparseDepthNode(Node):
             self.extrinsics.problem(),
         )
 
-    def _publish_diagnostics(self) -> None:
+    def _every_second(self) -> None:
         self.outputs.sync(self.values())  # publish_* changes take effect within a second
+        self.inputs.rematch()  # input_qos auto follows the publishers within a second
+        self._publish_diagnostics()
+
+    def _publish_diagnostics(self) -> None:
         msg = DiagnosticArray()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.status = [self.diagnostic_status()]
@@ -221,8 +270,7 @@ def run(args: "list[str] | None" = None) -> None:
     rclpy.init(args=args)
     node, status = None, 0
     try:
-        node = SparseDepthNode()
-        configure_process(int(node.values()["threads"]))
+        node = SparseDepthNode(process_wide=True)
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass

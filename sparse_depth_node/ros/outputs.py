@@ -18,14 +18,23 @@ from .msgs import fill_depth_image, fill_pointcloud2
 if TYPE_CHECKING:
     from ..core.pipeline import FrameResult
 
-IMAGE, CAMERA_INFO, POINTCLOUD2 = (
-    f"sensor_msgs/msg/{n}" for n in ("Image", "CameraInfo", "PointCloud2")
+IMAGE, CAMERA_INFO, POINTCLOUD2, COMPRESSED_IMAGE = (
+    f"sensor_msgs/msg/{n}" for n in ("Image", "CameraInfo", "PointCloud2", "CompressedImage")
 )
 INPUTS = (  # topic (relative, remappable), message type, the synchroniser's stream
     ("lidar/points", POINTCLOUD2, "cloud"),
     ("camera/image", IMAGE, "image"),
     ("camera/camera_info", CAMERA_INFO, "info"),
-)
+)  # with image_transport: compressed the image is a CompressedImage on camera/image/compressed
+
+
+def input_topic(name: str, msgtype: str, image_transport: str) -> tuple[str, str]:
+    """The (relative topic, message type) an input is read from: the image on
+    ``camera/image/compressed`` as a CompressedImage with ``image_transport`` compressed
+    (image_transport's convention; the node resolves ``camera/image`` with its remaps first)."""
+    if name == "camera/image" and image_transport == "compressed":
+        return f"{name}/compressed", COMPRESSED_IMAGE
+    return name, msgtype
 
 
 class MessageKit(Protocol):

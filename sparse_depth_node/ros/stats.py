@@ -28,7 +28,7 @@ class PipelineStats:
         with self._lock:
             self.counters[name] += n
             self._last[name] = now
-            self._events.setdefault(name, deque(maxlen=1000)).append(now)
+            self._events.setdefault(name, deque(maxlen=1000)).append((now, n))
 
     def latency(self, timings_ms: dict[str, float]) -> None:
         """Record one frame's stage timings (ms)."""
@@ -36,12 +36,15 @@ class PipelineStats:
             for stage, ms in timings_ms.items():
                 self._latency.setdefault(stage, deque(maxlen=self._history)).append(ms)
 
-    def rate(self, name: str) -> float:
-        """Events of ``name`` per second over the last ``window`` seconds."""
+    def recent(self, name: str) -> int:
+        """What was added to ``name`` over the last ``window`` seconds."""
         now = time.monotonic()
         with self._lock:
-            ev = self._events.get(name, ())
-            return sum(1 for t in ev if now - t <= self.window) / self.window
+            return sum(n for t, n in self._events.get(name, ()) if now - t <= self.window)
+
+    def rate(self, name: str) -> float:
+        """Per second, what was added to ``name`` over the last ``window`` seconds."""
+        return self.recent(name) / self.window
 
     def age(self, name: str) -> float:
         """Seconds since the last ``name`` event (inf if never)."""
