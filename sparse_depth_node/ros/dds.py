@@ -16,20 +16,32 @@ USER_SETTINGS = (  # any of these set: the user's Fast DDS configuration wins
     "FASTDDS_BUILTIN_TRANSPORTS",
 )
 RMEM_MAX = Path("/proc/sys/net/core/rmem_max")
+FAST_DDS_2 = ("humble", "iron", "jazzy")  # distributions whose Fast DDS reads only FASTRTPS_*
 
 
 def use_node_profile(environ: "MutableMapping[str, str] | None" = None) -> bool:
     """Point Fast DDS at the node's profile in ``environ`` (default: this process's) when the
     middleware is Fast DDS (RMW_IMPLEMENTATION unset or rmw_fastrtps_*) and none of
-    USER_SETTINGS is set; returns whether the profile is in use. Call before rclpy.init."""
+    USER_SETTINGS is set; returns whether the profile is in use. Call before rclpy.init.
+    FASTDDS_DEFAULT_PROFILES_FILE is Fast DDS 3's name (Kilted and these pip wheels); Fast DDS 2
+    (Humble, Iron, Jazzy) reads FASTRTPS_DEFAULT_PROFILES_FILE, set there too."""
     env = os.environ if environ is None else environ
     rmw = env.get("RMW_IMPLEMENTATION", "")
     if rmw and not rmw.startswith("rmw_fastrtps"):
         return False
     if any(name in env for name in USER_SETTINGS):
-        return env.get("FASTRTPS_DEFAULT_PROFILES_FILE") == str(PROFILE)
-    env["FASTRTPS_DEFAULT_PROFILES_FILE"] = str(PROFILE)
+        return profile_in_use(env)
+    env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(PROFILE)
+    if env.get("ROS_DISTRO") in FAST_DDS_2:
+        env["FASTRTPS_DEFAULT_PROFILES_FILE"] = str(PROFILE)
     return True
+
+
+def profile_in_use(environ: "MutableMapping[str, str] | None" = None) -> bool:
+    """Whether ``environ`` (default: this process's) points Fast DDS at the node's profile."""
+    env = os.environ if environ is None else environ
+    names = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
+    return any(env.get(n) == str(PROFILE) for n in names)
 
 
 def receive_buffer_problem(rmem_max: Path = RMEM_MAX) -> "str | None":

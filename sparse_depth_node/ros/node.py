@@ -8,7 +8,6 @@ through the frame path (ros.frame) and publishes. Parameters come from the one s
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import threading
@@ -26,7 +25,7 @@ from rclpy.node import Node
 from ..core.runtime import configure_process, release_freed_memory
 from ..core.settings import BY_NAME, problem
 from . import parameters
-from .dds import PROFILE, receive_buffer_problem
+from .dds import PROFILE, profile_in_use, receive_buffer_problem
 from .diagnostics import pipeline_status
 from .extrinsics import ExtrinsicSource
 from .fallback import load_completer, on_cpu
@@ -99,7 +98,7 @@ class SparseDepthNode(Node):
 
     def _log_transport(self) -> None:
         """Say which DDS profile carries the inputs, and whether the kernel limits it."""
-        if os.environ.get("FASTRTPS_DEFAULT_PROFILES_FILE") != str(PROFILE):
+        if not profile_in_use():
             return
         self.get_logger().info(f"DDS: the node's Fast DDS profile {PROFILE}")
         limit = receive_buffer_problem()

@@ -354,12 +354,15 @@ def test_first_frame_costs_what_the_others_cost(tmp_path, kitti_frames):
 
 def test_the_executable_uses_its_profile_unless_fast_dds_is_configured(tmp_path):
     env = {}
-    assert use_node_profile(env) and env == {"FASTRTPS_DEFAULT_PROFILES_FILE": str(PROFILE)}
-    for own in ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_BUILTIN_TRANSPORTS"):
-        env = {own: "mine"}
-        assert not use_node_profile(env) and env == {own: "mine"}
+    assert use_node_profile(env) and env == {"FASTDDS_DEFAULT_PROFILES_FILE": str(PROFILE)}
+    env = {"ROS_DISTRO": "humble"}  # Fast DDS 2 reads the older name
+    assert use_node_profile(env) and env["FASTRTPS_DEFAULT_PROFILES_FILE"] == str(PROFILE)
+    own = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
+    for name in (*own, "FASTDDS_BUILTIN_TRANSPORTS"):
+        env = {name: "mine"}
+        assert not use_node_profile(env) and env == {name: "mine"}
     env = {"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"}
-    assert not use_node_profile(env) and "FASTRTPS_DEFAULT_PROFILES_FILE" not in env
+    assert not use_node_profile(env) and not any(n in env for n in own)
     limit = tmp_path / "rmem_max"
     limit.write_text("212992\n")
     assert "sudo sysctl -w net.core.rmem_max=4194304" in receive_buffer_problem(limit)
