@@ -85,6 +85,7 @@ class SparseDepthNode(Node):
         size = tuple(self.values()["warmup_size"])
         if all(size):
             self._warm_size = size
+            self._warmed.add(size)
         self._worker = threading.Thread(target=self._run, name="sparse_depth_worker", daemon=True)
         self._worker.start()
         if all(size):  # the worker (whose thread runs every frame) warms up before we subscribe
@@ -109,7 +110,6 @@ class SparseDepthNode(Node):
         """Run a synthetic frame of ``size`` (width, height) through the frame path, on the
         worker's thread (the kernels chosen are the calling thread's); ms."""
         v = self.values()
-        self._warmed.add(size)
         return self._on_cpu_after_oom(
             lambda: warm_up(self.completer, v, enabled_outputs(v), self._kit, *size)
         )
@@ -145,8 +145,9 @@ class SparseDepthNode(Node):
     def _offer(self, stream: str, msg: Any) -> None:
         self.stats.count(f"in_{stream}")
         with self._lock:
-            if stream == "info" and not self._warmed and self._warm_size is None:
-                self._warm_size = (int(msg.width), int(msg.height))
+            if stream == "info" and not self._warmed and int(msg.width) > 0 < int(msg.height):
+                self._warm_size = (int(msg.width), int(msg.height))  # once: the first size
+                self._warmed.add(self._warm_size)
                 self._lock.notify()
             dropped, resets = self._sync.dropped, self._sync.resets
             matched = self._sync.add(stream, msg, stamp_seconds(msg.header))
