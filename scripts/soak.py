@@ -33,9 +33,10 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
-from sparse_depth_node.bag.demo import node_command
+from sparse_depth_node.bag.demo import node_command, stop_node
 from sparse_depth_node.bag.io import open_bag, resolve_inputs
 from sparse_depth_node.bag.player import BagPlayer
+from sparse_depth_node.ros.dds import USER_SETTINGS
 
 REPO = Path(__file__).resolve().parents[1]
 BAG = REPO / "sample" / "kitti_2011_09_26_sample"
@@ -55,7 +56,6 @@ TRANSPORTS = {  # delivery mode: (the node's DDS environment, this process's)
     "node on defaults": ({"FASTDDS_BUILTIN_TRANSPORTS": "DEFAULT"}, {}),
     "both LARGE_DATA": (LARGE_DATA, LARGE_DATA),
 }
-DDS_VARIABLES = ("FASTDDS_BUILTIN_TRANSPORTS", "FASTRTPS_DEFAULT_PROFILES_FILE")
 
 
 def run_load(
@@ -80,7 +80,7 @@ def run_load(
     reader.close()
     env = None
     if node_env is not None:
-        env = {k: v for k, v in os.environ.items() if k not in DDS_VARIABLES} | node_env
+        env = {k: v for k, v in os.environ.items() if k not in USER_SETTINGS} | node_env
     node_proc = subprocess.Popen(
         node_command(BAG, inputs, model, "cpu", *params),
         stdout=subprocess.DEVNULL,
@@ -150,13 +150,8 @@ def run_load(
     finally:
         stop.set()
         player_thread.join(timeout=10)
-        node_proc.terminate()
-        try:
-            node_proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:  # seen once with LARGE_DATA on both sides
+        if not stop_node(node_proc):  # seen once with LARGE_DATA on both sides
             print("node did not stop within 20 s of SIGTERM; killed", file=sys.stderr)
-            node_proc.kill()
-            node_proc.wait()
         ex.shutdown()
         spinner.join(timeout=10)
         node.destroy_node()
@@ -181,7 +176,7 @@ def delivery(hz: float, seconds: float, model: str, params: list[str]) -> int:
     }
     for driver, reliability in drivers.items():
         for transports, (node_env, own_env) in TRANSPORTS.items():
-            for name in DDS_VARIABLES:
+            for name in USER_SETTINGS:
                 os.environ.pop(name, None)
             os.environ.update(own_env)  # read when this process's next rclpy context starts
             rows = run_load(

@@ -75,6 +75,19 @@ def node_command(
     return cmd
 
 
+def stop_node(proc: subprocess.Popen, timeout: float = 20.0) -> bool:
+    """SIGTERM the node's process and wait; SIGKILL it after ``timeout`` s. Returns whether it
+    stopped by itself."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+        return True
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return False
+
+
 def bag_image_size(bag: Path, inputs: dict[str, str]) -> "tuple[int, int] | None":
     """(width, height) of the bag's first camera_info, or None when it has none."""
     reader = open_bag(bag)
@@ -185,11 +198,7 @@ def run_demo(
             time.sleep(0.1)
         time.sleep(1.5)  # one more diagnostics period
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_node(proc)
         executor.shutdown()
         player.close()
         node.destroy_node()

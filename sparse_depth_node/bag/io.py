@@ -158,8 +158,8 @@ def resolve_inputs(
     topics = {c.topic: c.msgtype for c in connections}
     out = {}
     for name, msgtype in INPUTS.items():
-        relative, msgtype = input_topic(name, msgtype, image_transport)
-        wanted = remaps.get(name, "/" + name) + relative[len(name) :]
+        suffix, msgtype = input_topic(name, msgtype, image_transport)
+        wanted = remaps.get(name, "/" + name) + suffix
         if wanted in topics:
             if topics[wanted] != msgtype:
                 raise ValueError(f"topic {wanted} is {topics[wanted]}, expected {msgtype}")

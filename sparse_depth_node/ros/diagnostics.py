@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
+from .dds import RECEIVE_BUFFER
 from .stats import PipelineStats
 
 STREAMS = ("cloud", "image", "info")
@@ -11,7 +12,7 @@ STALE_AFTER_S = 2.0
 SUSTAINED_LOSS = 2  # messages lost on one input within the stats window (5 s): WARN
 LOSS_FIX = (
     "likely multi-megabyte samples over Fast DDS's default transports (rmw_fastrtps#739): "
-    "run the node with its shipped DDS profile and net.core.rmem_max >= 4194304, or "
+    f"run the node with its shipped DDS profile and net.core.rmem_max >= {RECEIVE_BUFFER}, or "
     "FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA for driver and node (README, Large messages)"
 )
 

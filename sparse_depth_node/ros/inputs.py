@@ -54,12 +54,8 @@ class InputSubscriptions:
         start = "best_effort" if self.auto else values["input_qos"]
         self.topics: dict[str, tuple[str, str]] = {}  # stream -> (resolved topic, type)
         for name, msgtype, stream in INPUTS:
-            relative, msgtype = input_topic(name, msgtype, values["image_transport"])
-            if relative != name:  # remaps apply to the base name, then the transport's suffix
-                topic = node.resolve_topic_name(name) + relative[len(name) :]
-            else:
-                topic = node.resolve_topic_name(name)
-            self.topics[stream] = (topic, msgtype)
+            suffix, msgtype = input_topic(name, msgtype, values["image_transport"])
+            self.topics[stream] = (node.resolve_topic_name(name) + suffix, msgtype)
         self.reliability: dict[str, str] = {}
         self.subs: dict[str, Any] = {}
         for stream in self.topics:

@@ -147,18 +147,6 @@ def any_image_to_rgb(msg: Any) -> np.ndarray:
     return compressed_to_rgb(msg) if hasattr(msg, "format") else image_to_rgb(msg)
 
 
-def fill_compressed_image(msg: Any, header: Any, rgb: np.ndarray, fmt: str = "png") -> Any:
-    """Fill a CompressedImage with (H, W, 3) uint8 RGB encoded as image_transport's
-    ``compressed`` transport does (``fmt`` png or jpeg; format "rgb8; png compressed bgr8")."""
-    ok, encoded = cv2.imencode(f".{'jpg' if fmt == 'jpeg' else fmt}", rgb[..., ::-1])
-    if not ok:
-        raise ValueError(f"cannot encode the image as {fmt}")
-    msg.header = header
-    msg.format = f"rgb8; {fmt} compressed bgr8"
-    msg.data = _as_data(msg, encoded.reshape(-1))
-    return msg
-
-
 def stamp_seconds(header: Any) -> float:
     """A header's stamp in seconds."""
     return int(header.stamp.sec) + int(header.stamp.nanosec) * 1e-9

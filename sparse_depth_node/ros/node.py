@@ -48,7 +48,7 @@ class SparseDepthNode(Node):
         self._lock = threading.Condition()
         self._pending = None
         self._warm_size: "tuple[int, int] | None" = None  # requested by the first camera_info
-        self._warmed: set = set()
+        self._warm_requested = False  # once: at warmup_size, or at the first camera_info's
         self._warm_done = threading.Event()
         self._stop = False
         self._worker: "threading.Thread | None" = None
@@ -84,8 +84,7 @@ class SparseDepthNode(Node):
         self._log_transport()
         size = tuple(self.values()["warmup_size"])
         if all(size):
-            self._warm_size = size
-            self._warmed.add(size)
+            self._warm_size, self._warm_requested = size, True
         self._worker = threading.Thread(target=self._run, name="sparse_depth_worker", daemon=True)
         self._worker.start()
         if all(size):  # the worker (whose thread runs every frame) warms up before we subscribe
@@ -145,9 +144,8 @@ class SparseDepthNode(Node):
     def _offer(self, stream: str, msg: Any) -> None:
         self.stats.count(f"in_{stream}")
         with self._lock:
-            if stream == "info" and not self._warmed and int(msg.width) > 0 < int(msg.height):
-                self._warm_size = (int(msg.width), int(msg.height))  # once: the first size
-                self._warmed.add(self._warm_size)
+            if stream == "info" and not self._warm_requested and msg.width > 0 and msg.height > 0:
+                self._warm_size, self._warm_requested = (int(msg.width), int(msg.height)), True
                 self._lock.notify()
             dropped, resets = self._sync.dropped, self._sync.resets
             matched = self._sync.add(stream, msg, stamp_seconds(msg.header))

@@ -29,12 +29,12 @@ INPUTS = (  # topic (relative, remappable), message type, the synchroniser's str
 
 
 def input_topic(name: str, msgtype: str, image_transport: str) -> tuple[str, str]:
-    """The (relative topic, message type) an input is read from: the image on
-    ``camera/image/compressed`` as a CompressedImage with ``image_transport`` compressed
-    (image_transport's convention; the node resolves ``camera/image`` with its remaps first)."""
+    """(suffix, message type) of an input: with ``image_transport`` compressed the image is a
+    CompressedImage on its topic + ``/compressed`` (image_transport's convention: the suffix
+    goes after the remapped name); every other input is read as it is named."""
     if name == "camera/image" and image_transport == "compressed":
-        return f"{name}/compressed", COMPRESSED_IMAGE
-    return name, msgtype
+        return "/compressed", COMPRESSED_IMAGE
+    return "", msgtype
 
 
 class MessageKit(Protocol):

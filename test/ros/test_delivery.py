@@ -28,6 +28,7 @@ from ros_helpers import (
 )
 from sensor_msgs.msg import CompressedImage, Image, PointCloud2
 
+from sparse_depth_node.bag.demo import stop_node
 from sparse_depth_node.ros.dds import PROFILE, receive_buffer_problem, use_node_profile
 from sparse_depth_node.ros.inputs import matched_reliability
 from sparse_depth_node.ros.msgs import UndecodableImage, compressed_to_rgb
@@ -113,15 +114,6 @@ class Driver:
         rclpy.shutdown(context=self.ctx)
 
 
-def stop(proc):
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 @pytest.fixture(scope="module")
 def kitti_frames():
     from conftest import SAMPLE
@@ -150,7 +142,7 @@ def test_kitti_frames_at_10_hz_from_a_default_driver_all_reach_the_shipped_node(
         spin_until(driver.ex, lambda: False, 2.5)  # the node's next diagnostics
         counts = driver.counters()
     finally:
-        stop(proc)
+        stop_node(proc)
         driver.close()
     log = (tmp_path / "node.log").read_text()
     assert f"DDS: the node's Fast DDS profile {PROFILE}" in log
@@ -181,7 +173,7 @@ def test_lost_large_samples_are_counted_and_said_in_diagnostics(tmp_path, kitti_
         status = driver.diagnostics[-1].status[0]
         counts = driver.counters()
     finally:
-        stop(proc)
+        stop_node(proc)
         driver.close()
     assert status.level == status.WARN and "README, Large messages" in status.message
     assert counts.get("lost.cloud", 0) + counts.get("lost.image", 0) > 0, counts
@@ -344,7 +336,7 @@ def test_first_frame_costs_what_the_others_cost(tmp_path, kitti_frames):
         driver.publish_at(kitti_frames, 1.0, n, sent)
         assert spin_until(driver.ex, lambda: len(driver.got["reliable"]) >= n, 10.0)
     finally:
-        stop(proc)
+        stop_node(proc)
         driver.close()
     log = (tmp_path / "node.log").read_text()
     assert "warmed up at 1242x375" in log, log
