@@ -697,3 +697,57 @@ def test_replayed_tf_static_is_transient_local_even_when_the_bag_recorded_no_qos
     assert best_effort.reliability == ReliabilityPolicy.BEST_EFFORT
     assert best_effort.durability == DurabilityPolicy.VOLATILE
     assert offered_qos(conn("/image", [])).reliability == ReliabilityPolicy.RELIABLE
+
+
+def test_process_reads_a_bags_compressed_images_like_the_raw_ones(tmp_path):
+    """image_transport compressed: a bag whose camera topic is recorded as image_transport's
+    compressed transport (PNG, encoded here by PIL) gives the depth the raw bag gives; the
+    image topic is the remapped name + /compressed."""
+    import io
+
+    from PIL import Image as PILImage
+    from rosbags.rosbag2 import Writer
+
+    reader = open_bag(SAMPLE_BAG)
+    compressed = tmp_path / "compressed"
+    try:
+        with Writer(compressed, version=8) as w:
+            conns = {}
+            for c in reader.connections:
+                if c.topic == "/kitti/camera/image_raw":
+                    conns[c.topic] = w.add_connection(
+                        c.topic + "/compressed",
+                        "sensor_msgs/msg/CompressedImage",
+                        typestore=TYPESTORE,
+                    )
+                else:
+                    conns[c.topic] = w.add_connection(
+                        c.topic, c.msgtype, msgdef=c.msgdef.data, rihs01=c.digest
+                    )
+            for conn, t, raw in reader.messages():
+                if conn.topic == "/kitti/camera/image_raw":
+                    image = reader.deserialize(raw, conn.msgtype)
+                    png = io.BytesIO()
+                    PILImage.fromarray(image_to_rgb(image)).save(png, format="PNG")
+                    msg = TYPESTORE.types["sensor_msgs/msg/CompressedImage"](
+                        header=image.header,
+                        format="rgb8; png compressed bgr8",
+                        data=np.frombuffer(png.getvalue(), np.uint8),
+                    )
+                    raw = TYPESTORE.serialize_cdr(msg, "sensor_msgs/msg/CompressedImage")
+                w.write(conns[conn.topic], t, raw)
+    finally:
+        reader.close()
+    params = {"model": "classic", "device": "cpu"}
+    process_bag(SAMPLE_BAG, tmp_path / "raw_out", params)
+    report = process_bag(
+        compressed,
+        tmp_path / "compressed_out",
+        {**params, "image_transport": "compressed"},
+        remaps=parse_remaps(["camera/image:=/kitti/camera/image_raw"]),
+    )
+    assert report.inputs["camera/image"] == "/kitti/camera/image_raw/compressed"
+    assert report.frames_out == 3 and not report.skipped
+    raw_depth = [m.data.tobytes() for _, m in read_all(tmp_path / "raw_out")[0]["/depth/image"]]
+    got = read_all(tmp_path / "compressed_out")[0]["/depth/image"]
+    assert [m.data.tobytes() for _, m in got] == raw_depth
