@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from .classic import FILLS, fill_tensor
 from .inference import autocast_dtype, downsample_sparse, support_window, upsample_dense
 from .methods import DEFAULT_METHOD, METHODS, NETWORKS
-from .models import build_model, load_checkpoint
+from .models import DepthNetwork, build_model, load_checkpoint
 from .settings import scale_factor
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
@@ -108,7 +108,7 @@ class DepthCompleter:
         weights: "str | Path | None" = None,
         allow_untrained: bool = False,
         max_depth: float = 100.0,
-        model: "torch.nn.Module | None" = None,
+        model: "DepthNetwork | None" = None,
         inference_scale: float = 1.0,
         precision: str = "fp32",
         channels_last: bool = True,
@@ -123,6 +123,16 @@ class DepthCompleter:
         self.trained = True
         if method not in METHODS:  # a checkpoint path
             weights = Path(method)
+        # what rebuilds this completer, in another process too: DepthCompleter(**options)
+        self.options: dict[str, Any] = {
+            "method": method if weights is None else str(weights),
+            "device": str(self.device),
+            "allow_untrained": allow_untrained,
+            "max_depth": max_depth,
+            "inference_scale": inference_scale,
+            "precision": precision,
+            "channels_last": channels_last,
+        }
         if model is None and weights is not None:
             self.model, self.meta = load_checkpoint(weights)
             method = self.meta["model"]
@@ -143,9 +153,30 @@ class DepthCompleter:
                 )
         if self.model is not None:
             self.model.to(self.device).eval()
-            if channels_last:
-                self.model.to(memory_format=torch.channels_last)
+            self.model.to(
+                memory_format=torch.channels_last if channels_last else torch.contiguous_format
+            )
         self.method = method
+
+    def replace(self, **changes: Any) -> "DepthCompleter":
+        """This completer with some of its ``options`` changed (``device``, ``precision``,
+        ``inference_scale``, ``max_depth``, ``channels_last``): the same network, checkpoint
+        metadata and training state. The network object is shared and moved to the new device
+        and memory format (this completer's moves with it: the move to the CPU after a CUDA
+        out-of-memory wants exactly that); ``model=`` puts another network in its place (a
+        copy, a compiled one)."""
+        model = changes.pop("model", self.model)
+        fixed = {"method", "allow_untrained"} & set(changes)
+        if fixed or not set(changes) <= set(self.options):
+            raise ValueError(
+                f"replace() changes {sorted(self.options)} but the method, got {changes}"
+            )
+        options = {**self.options, **changes}
+        kept = {k: v for k, v in options.items() if k not in ("method", "allow_untrained")}
+        new = DepthCompleter(self.method, model=model, **kept)
+        new.meta, new.trained = self.meta, self.trained
+        new.options = options
+        return new
 
     @classmethod
     def from_settings(cls, values: Mapping[str, Any], **overrides: Any) -> "DepthCompleter":
@@ -193,7 +224,7 @@ class DepthCompleter:
     @property
     def needs_image(self) -> bool:
         """Whether the method completes from the camera image as well (``guided``)."""
-        return bool(getattr(self.model, "needs_image", False))
+        return self.model is not None and self.model.needs_image
 
     @torch.inference_mode()
     def complete(
@@ -231,28 +262,26 @@ class DepthCompleter:
     def _run_network(
         self, depth: torch.Tensor, mask: torch.Tensor, rgb: "torch.Tensor | None"
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The network on the support window of ``mask`` (all of it for a network that does not
-        state its ``support_margin``), in bands of rows when the window exceeds BAND_PIXELS,
+        """The network on the support window of ``mask`` (all of it for a network whose
+        ``support_margin`` is None), in bands of rows when the window exceeds BAND_PIXELS,
         pasted into zeros."""
         dense, conf = torch.zeros_like(depth), torch.zeros_like(mask)
-        margin = getattr(self.model, "support_margin", None)
+        net = self.model
+        margin, multiple = net.support_margin, net.support_multiple
         h, w = depth.shape[-2:]
-        multiple = getattr(self.model, "support_multiple", 1)
         y0, y1, x0, x1 = (0, h, 0, w) if margin is None else support_window(mask, margin, multiple)
         if y1 <= y0:
             return dense, conf
-        # Large windows run in bands of rows, each with the network's receptive radius (its
-        # margin unless it states one) of input rows on both sides, rounded to the pooling grid:
+        # Large windows run in bands of rows, each with the network's receptive radius of input
+        # rows on both sides, rounded to the pooling grid:
         # exact, since no output depends on inputs farther away, and the feature maps of one
         # band, not of the whole window, are alive. A network that corrects a classical fill
         # gets the fill of the whole window, cropped to each band (the fill is not local).
         band, halo, fill = y1 - y0, 0, None
         if margin is not None and (y1 - y0) * (x1 - x0) > BAND_PIXELS:
             band = max(multiple, BAND_PIXELS // (x1 - x0) // multiple * multiple)
-            radius = getattr(self.model, "receptive_radius", margin)
-            halo = -(-radius // multiple) * multiple
-            if hasattr(self.model, "prefill"):
-                fill = self.model.prefill(depth[..., y0:y1, x0:x1], mask[..., y0:y1, x0:x1])
+            halo = -(-net.receptive_radius // multiple) * multiple
+            fill = net.prefill(depth[..., y0:y1, x0:x1], mask[..., y0:y1, x0:x1])
         for a in range(y0, y1, band):
             b = min(a + band, y1)
             ya, yb = max(y0, a - halo), min(y1, b + halo)
@@ -261,11 +290,12 @@ class DepthCompleter:
                 dtype=self.autocast or torch.float32,
                 enabled=self.autocast is not None,
             ):
-                window = (depth[..., ya:yb, x0:x1], mask[..., ya:yb, x0:x1])
-                if rgb is not None:
-                    window += (rgb[..., ya:yb, x0:x1],)
-                extra = {} if fill is None else {"fill": fill[..., ya - y0 : yb - y0, :]}
-                d, c = self.model(*window, **extra)
+                d, c = net(
+                    depth[..., ya:yb, x0:x1],
+                    mask[..., ya:yb, x0:x1],
+                    None if rgb is None else rgb[..., ya:yb, x0:x1],
+                    None if fill is None else fill[..., ya - y0 : yb - y0, :],
+                )
             d, c = d[..., a - ya : b - ya, :].float(), c[..., a - ya : b - ya, :].float()
             dense[..., a:b, x0:x1] = torch.where(c > 0, d.clamp(min=0.0), torch.zeros_like(c))
             conf[..., a:b, x0:x1] = c

@@ -264,7 +264,7 @@ def run(
         report["busy"] = bench_busy(frames, completer, n, warmup, bar("busy", 2 * (warmup + n)))
     if "paths" in sections and completer.model is not None:
         report["paths"] = completion_paths(
-            frames[:5], model, completer.device, repeats, compile_paths="compile" in sections
+            frames[:5], completer, repeats, compile_paths="compile" in sections
         )
     if "points" in sections:
         report["points"] = scaling_points(

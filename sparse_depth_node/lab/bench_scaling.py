@@ -86,15 +86,13 @@ def peak_memory(
     camera: str = "1.0x",
 ) -> dict[str, float]:
     """Peak memory of the pipeline on frame ``source`` (data folder, format, frame id) with
-    ``completer``'s method and settings, with ``points`` synthetic points (None: the frame's
-    own) and ``camera`` "Sx" (scaled) or "1920x1080", measured in a fresh Python process."""
+    ``completer`` rebuilt from its options (the same weights and settings), with ``points``
+    synthetic points (None: the frame's own) and ``camera`` "Sx" (scaled) or "1920x1080",
+    measured in a fresh Python process."""
     spec = json.dumps(
         {
             "source": list(source),
-            "method": completer.method,
-            "device": str(completer.device),
-            "inference_scale": 1.0 / completer.factor,
-            "precision": completer.precision,
+            "completer": completer.options,
             "points": points,
             "camera": camera,
         }
@@ -126,13 +124,7 @@ def _peak_memory_main(spec: dict) -> None:
 
     data, fmt, frame_id = spec["source"]
     frame = open_dataset(data, fmt).read(frame_id)
-    completer = DepthCompleter(
-        spec["method"],
-        spec["device"],
-        allow_untrained=True,
-        inference_scale=spec["inference_scale"],
-        precision=spec["precision"],
-    )
+    completer = DepthCompleter(**spec["completer"])
     pts = frame.points if spec["points"] is None else synthetic_cloud(frame, spec["points"])
     for _ in range(2):
         cam = _camera(frame, spec["camera"])
@@ -150,14 +142,16 @@ def _inputs(frame: Frame, device: torch.device) -> tuple[torch.Tensor, ...]:
 
 
 def completion_paths(
-    frames: list[Frame], model: str, device: torch.device, repeats: int, compile_paths: bool = True
+    frames: list[Frame], completer: DepthCompleter, repeats: int, compile_paths: bool = True
 ) -> dict[str, dict]:
-    """The network's completion paths side by side on the same frames: ms per frame (median,
-    p90 over frames x repeats) and the mean |depth - eager depth| (m) where both give one, with
-    the fraction of eager's pixels each path covers. A path the device cannot run says why.
-    ``compile_paths`` False leaves out the torch.compile paths (a minute of compiling on a CPU)."""
-    base = DepthCompleter(model, str(device))
-    plain = DepthCompleter(model, str(device), channels_last=False)
+    """The completion paths of ``completer``'s network (its weights, on its device) side by
+    side on the same frames: ms per frame (median, p90 over frames x repeats) and the mean
+    |depth - eager depth| (m) where both give one, with the fraction of eager's pixels each
+    path covers. A path the device cannot run says why. ``compile_paths`` False leaves out the
+    torch.compile paths (a minute of compiling on a CPU)."""
+    device = completer.device
+    base = completer.replace(precision="fp32", inference_scale=1.0, channels_last=True)
+    plain = base.replace(channels_last=False, model=copy.deepcopy(base.model))
     inputs = [_inputs(f, device) for f in frames]
     # the network itself takes the image only when it needs one
     image = (lambda rgb: (rgb,)) if base.needs_image else (lambda rgb: ())
@@ -175,24 +169,20 @@ def completion_paths(
         {
             "  + support crop": lambda: plain,
             "  + channels-last (default)": lambda: base,
-            f"  + {half}": lambda: DepthCompleter(model, str(device), precision=half),
-            "  + inference_scale 0.5": lambda: DepthCompleter(
-                model, str(device), inference_scale=0.5
-            ),
-            f"  + inference_scale 0.5 + {half}": lambda: DepthCompleter(
-                model, str(device), inference_scale=0.5, precision=half
+            f"  + {half}": lambda: base.replace(precision=half),
+            "  + inference_scale 0.5": lambda: base.replace(inference_scale=0.5),
+            f"  + inference_scale 0.5 + {half}": lambda: base.replace(
+                inference_scale=0.5, precision=half
             ),
         }
     )
     if compile_paths:
-        paths["  + torch.compile"] = lambda: DepthCompleter(
-            model, str(device), model=torch.compile(copy.deepcopy(base.model), dynamic=True)
+        paths["  + torch.compile"] = lambda: base.replace(
+            model=torch.compile(copy.deepcopy(base.model), dynamic=True)
         )
         if device.type == "cuda":
-            paths["  + torch.compile, CUDA graphs"] = lambda: DepthCompleter(
-                model,
-                str(device),
-                model=torch.compile(copy.deepcopy(base.model), mode="reduce-overhead"),
+            paths["  + torch.compile, CUDA graphs"] = lambda: base.replace(
+                model=torch.compile(copy.deepcopy(base.model), mode="reduce-overhead")
             )
     results: dict[str, dict] = {}
     eager_out = []

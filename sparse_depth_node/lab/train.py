@@ -16,9 +16,8 @@ from tqdm import tqdm
 
 from ..core.completion import DepthCompleter, image_tensor
 from ..core.geometry import project_points
-from ..core.models import build_model, save_checkpoint
+from ..core.models import GOOD_FRACTION, build_model, save_checkpoint
 from ..core.models.checkpoint import read_checkpoint
-from ..core.models.multiscale import GOOD_FRACTION
 from ..data.datasets import open_dataset, parse_frame_range, resolve_frame_id
 from .evaluate import MAX_DEPTH, MIN_DEPTH, evaluate, frame_rings
 from .metrics import random_holdout
@@ -227,12 +226,14 @@ def main(argv: "list[str] | None" = None) -> int:
     model = build_model(args.model, config).to(device)
     if args.init:
         init_model(model, args.init)
-    if args.train == "confidence" and not hasattr(model, "confidence"):
+    params = list(
+        model.confidence_parameters() if args.train == "confidence" else model.parameters()
+    )
+    if not params:
         raise ValueError(
             f"--train confidence needs a network with a separate confidence branch (multiscale); "
             f"'{args.model}' learns its confidence with its depth: use --train all"
         )
-    params = model.confidence.parameters() if args.train == "confidence" else model.parameters()
     opt = torch.optim.Adam(params, lr=args.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.steps)
     reference = validate(DepthCompleter(REFERENCE, "cpu"), val, args.seed)
@@ -241,7 +242,6 @@ def main(argv: "list[str] | None" = None) -> int:
         + ", ".join(f"{k} {m['rmse_mm']:.0f} / {m['mae_mm']:.0f}" for k, m in reference.items()),
         flush=True,
     )
-    guided = getattr(model, "needs_image", False)
     history, best = [], None
     t0 = time.time()
     running = 0.0
@@ -271,15 +271,14 @@ def main(argv: "list[str] | None" = None) -> int:
         else:
             keep = rng.uniform(*args.keep)
             inp, inp_mask, _ = random_holdout(depth, mask, keep)
-        inputs = (inp, inp_mask, rgb) if guided else (inp, inp_mask)
-        pred, conf = model(*(x.to(device) for x in inputs))
+        pred, conf = model(inp.to(device), inp_mask.to(device), rgb.to(device))
         loss = masked_loss(
             pred,
             conf,
             depth.to(device),
             (mask * (1 - inp_mask)).to(device),
             args.loss,
-            getattr(model, "learned_confidence", False),
+            model.learned_confidence,
             args.l2_weight,
         )
         if args.smoothness:

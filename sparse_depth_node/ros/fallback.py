@@ -11,14 +11,18 @@ from ..core.completion import DepthCompleter
 from ..core.methods import FALLBACK_METHOD
 
 
+def cpu_precision(precision: str) -> str:
+    """The precision a network runs at on the CPU instead of ``precision`` (fp16 is CUDA-only)."""
+    return "fp32" if precision == "fp16" else precision
+
+
 def load_completer(values: Mapping[str, Any]) -> tuple[DepthCompleter, "Exception | None"]:
     """The completer the settings ask for, or the first fallback that loads, with the error
     that made it fall back (None when the configured model loaded). With ``strict`` the error
     is raised instead."""
     model, device, precision = values["model"], values["device"], values["precision"]
-    cpu_precision = "fp32" if precision == "fp16" else precision  # fp16 is CUDA-only
     attempts = [(model, device, precision)]
-    attempts += [(model, "cpu", cpu_precision)] if device != "cpu" else []
+    attempts += [(model, "cpu", cpu_precision(precision))] if device != "cpu" else []
     attempts += [(FALLBACK_METHOD, "cpu", "fp32")]
     first_error = None
     for m, d, prec in attempts:
@@ -34,12 +38,6 @@ def load_completer(values: Mapping[str, Any]) -> tuple[DepthCompleter, "Exceptio
 
 
 def on_cpu(completer: DepthCompleter) -> DepthCompleter:
-    """The same method and network (its weights moved) on the CPU, same resolution."""
-    model = completer.model.cpu() if completer.model is not None else None
-    return DepthCompleter(
-        completer.method,
-        "cpu",
-        model=model,
-        inference_scale=1.0 / completer.factor,
-        max_depth=completer.max_depth,
-    )
+    """The same completer (network, weights' metadata, resolution) on the CPU, its network
+    moved there, at ``cpu_precision``."""
+    return completer.replace(device="cpu", precision=cpu_precision(completer.precision))

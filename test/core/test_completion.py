@@ -187,3 +187,46 @@ def test_a_checkpoint_whose_output_covered_nothing_is_not_called_trained(tmp_pat
     c = DepthCompleter(str(path), "cpu")
     assert "BARELY TRAINED: 3 steps, its output covered 0 % of validation" in c.description
     assert "(trained" in DepthCompleter("sparseconv", "cpu").description
+
+
+def _perturbed_checkpoint(tmp_path):
+    """A sparseconv checkpoint whose weights differ from the shipped ones, with provenance."""
+    from sparse_depth_node.core.models import SparseConvNet, save_checkpoint
+
+    torch.manual_seed(3)
+    path = tmp_path / "mine.pt"
+    save_checkpoint(path, "sparseconv", SparseConvNet(), {"steps": 7, "note": "mine"})
+    return path
+
+
+def test_replace_keeps_the_network_and_its_metadata_and_changes_only_what_it_is_told(
+    tmp_path, kitti_frame0
+):
+    path = _perturbed_checkpoint(tmp_path)
+    c = DepthCompleter(str(path), "cpu")
+    depth, mask = project_points(
+        torch.from_numpy(kitti_frame0.points), kitti_frame0.camera, kitti_frame0.t_cam_from_lidar
+    )
+    for changes in ({"precision": "bf16"}, {"inference_scale": 0.5}, {"channels_last": False}):
+        copy = c.replace(**changes)
+        fresh = DepthCompleter(**{**c.options, **changes})  # the same options, loaded anew
+        assert copy.meta == c.meta == fresh.meta and copy.meta["provenance"]["note"] == "mine"
+        assert copy.options == fresh.options and copy.description == fresh.description
+        torch.testing.assert_close(copy.complete(depth, mask), fresh.complete(depth, mask))
+    rebuilt = DepthCompleter(**c.options)
+    torch.testing.assert_close(rebuilt.complete(depth, mask), c.complete(depth, mask))
+    shipped = DepthCompleter("sparseconv", "cpu").complete(depth, mask)[0]
+    assert not torch.equal(shipped, c.complete(depth, mask)[0])  # the options name *this* file
+    with pytest.raises(ValueError, match="replace"):
+        c.replace(method="nearest")
+
+
+def test_on_cpu_keeps_precision_resolution_and_the_checkpoints_metadata(tmp_path):
+    from sparse_depth_node.ros.fallback import on_cpu
+
+    path = _perturbed_checkpoint(tmp_path)
+    c = DepthCompleter(str(path), "cpu", precision="bf16", inference_scale=0.5)
+    moved = on_cpu(c)
+    assert moved.model is c.model and moved.meta == c.meta
+    assert (moved.precision, moved.factor, moved.device.type) == ("bf16", 2, "cpu")
+    assert moved.description == c.description

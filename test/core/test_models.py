@@ -6,7 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from sparse_depth_node.core.methods import NETWORKS
 from sparse_depth_node.core.models import (
+    DepthNetwork,
     SparseConv2d,
     SparseConvNet,
     SparseMultiScaleNet,
@@ -228,3 +230,44 @@ def test_missing_or_misshapen_tensors_are_refused(tmp_path):
     bent = {k: (v[..., :1] if v.ndim == 4 else v) for k, v in state.items()}
     with pytest.raises(ValueError, match="does not fit"):
         load_checkpoint(_checkpoint(tmp_path, "bent", state_dict=bent))
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_every_network_keeps_the_contract_it_states(name):
+    """base.DepthNetwork: rebuilt from its config; called as (depth, mask, rgb, fill); no
+    output farther than support_margin from a return; nothing changes an output row from
+    farther than receptive_radius (given the same prefill); confidence in [0, 1]."""
+    torch.manual_seed(0)
+    net = build_model(name).eval()
+    assert isinstance(net, DepthNetwork)
+    rebuilt = build_model(name, net.config)
+    assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {
+        k: v.shape for k, v in net.state_dict().items()
+    }
+    if name == "guided":  # a trained-like head, so that the output is not the fill itself
+        torch.nn.init.normal_(net.head[-1].weight, std=0.1)
+    g = torch.Generator().manual_seed(1)
+    h, w = 400, 256
+    mask = torch.zeros(1, 1, h, w)
+    mask[..., 180:200, 100:130] = (torch.rand(1, 1, 20, 30, generator=g) < 0.3).float()
+    depth = (5 + 20 * torch.rand(1, 1, h, w, generator=g)) * mask
+    rgb = torch.rand(1, 3, h, w, generator=g)
+    with torch.no_grad():
+        fill = net.prefill(depth, mask)
+        dense, conf = net(depth, mask, rgb, fill)
+        assert dense.shape == conf.shape == (1, 1, h, w)
+        assert float(conf.min()) >= 0 and float(conf.max()) <= 1
+        m = net.support_margin
+        near = F.max_pool2d(mask, 2 * m + 1, stride=1, padding=m) > 0
+        assert torch.all(dense[~near] == 0) and torch.all(conf[~near] == 0)
+        assert (dense[near] > 0).any()
+        # inputs beyond the receptive radius of rows 180..199 changed: those rows are the same
+        far = torch.zeros(1, 1, h, w, dtype=torch.bool)
+        far[..., 200 + net.receptive_radius :, :] = True
+        mask2 = torch.where(far, (torch.rand(1, 1, h, w, generator=g) < 0.3).float(), mask)
+        depth2 = torch.where(far, 3 + 40 * torch.rand(1, 1, h, w, generator=g), depth) * mask2
+        rgb2 = torch.where(far, torch.rand(1, 3, h, w, generator=g), rgb)
+        dense2, conf2 = net(depth2, mask2, rgb2, fill)
+    torch.testing.assert_close(dense2[..., 180:200, :], dense[..., 180:200, :], rtol=0, atol=1e-5)
+    torch.testing.assert_close(conf2[..., 180:200, :], conf[..., 180:200, :], rtol=0, atol=1e-6)
+    assert not torch.equal(dense2, dense)  # the change did reach the rows near it

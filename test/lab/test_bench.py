@@ -92,10 +92,11 @@ def test_paper_equations_and_the_fused_layer_give_the_same_depth(kitti_frame0):
 
 
 def test_completion_paths_report_speed_and_the_error_each_adds(kitti_frame0):
+    from sparse_depth_node.core.completion import DepthCompleter
     from sparse_depth_node.lab.bench_scaling import completion_paths
 
     paths = completion_paths(
-        [kitti_frame0], "sparseconv", torch.device("cpu"), repeats=1, compile_paths=False
+        [kitti_frame0], DepthCompleter("sparseconv", "cpu"), repeats=1, compile_paths=False
     )
     assert list(paths)[:4] == [
         "eager, paper equations, whole image",

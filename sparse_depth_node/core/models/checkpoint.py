@@ -13,14 +13,14 @@ import importlib
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from ..methods import NETWORKS
+from .base import DepthNetwork
 
 FORMAT = "sparse_depth_node/checkpoint/1"
 
 
-def model_class(name: str) -> type[nn.Module]:
+def model_class(name: str) -> type[DepthNetwork]:
     """The class of network ``name`` (a key of methods.NETWORKS)."""
     if name not in NETWORKS:
         raise ValueError(f"unknown model '{name}', expected one of {sorted(NETWORKS)}")
@@ -28,7 +28,7 @@ def model_class(name: str) -> type[nn.Module]:
     return getattr(importlib.import_module(f"{__package__}.{module}"), cls)
 
 
-def build_model(name: str, config: "dict | None" = None) -> nn.Module:
+def build_model(name: str, config: "dict | None" = None) -> DepthNetwork:
     """A new model ``name`` (a key of methods.NETWORKS) built with ``config``."""
     cls = model_class(name)
     cfg = dict(config or {})
@@ -38,7 +38,9 @@ def build_model(name: str, config: "dict | None" = None) -> nn.Module:
     return cls(**cfg)
 
 
-def save_checkpoint(path: "str | Path", name: str, model: nn.Module, provenance: dict) -> None:
+def save_checkpoint(
+    path: "str | Path", name: str, model: DepthNetwork, provenance: dict
+) -> None:
     """Write ``model`` (built as ``name`` with ``model.config``) and its provenance to ``path``."""
     torch.save(
         {
@@ -71,7 +73,7 @@ def read_checkpoint(path: "str | Path", map_location: "str | torch.device" = "cp
 
 def load_checkpoint(
     path: "str | Path", map_location: "str | torch.device" = "cpu"
-) -> tuple[nn.Module, dict]:
+) -> tuple[DepthNetwork, dict]:
     """The model stored at ``path`` and the checkpoint's dict (without the state dict).
 
     Raises ValueError naming the file when it is missing, not a checkpoint, names an unknown

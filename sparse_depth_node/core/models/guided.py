@@ -22,7 +22,7 @@ docs/EVALUATION.md.)
 
 The depth is defined where the mask stream reaches, within ``REACH`` px of a LiDAR return (the
 sky above a LiDAR's top beam stays empty, as with the other networks); the confidence is the
-predicted probability that the depth is within GOOD_FRACTION of the truth.
+predicted probability that the depth is within ``base.GOOD_FRACTION`` of the truth.
 """
 
 from __future__ import annotations
@@ -35,9 +35,10 @@ from torch import nn
 
 from ..classic import fill_tensor
 from ..inference import downsample_sparse
+from .base import DepthNetwork
 from .sparse_conv import SparseConv2d, valid_count
 
-REACH = 40  # px at full resolution: outputs exist within this distance of a LiDAR return
+REACH = 40  # px at full resolution: outputs exist within this distance of a return's 4 x 4 block
 PREFILL = "classic-full"
 FULL_CHANNELS = 6  # per full-resolution pixel: RGB, log fill, log LiDAR depth, LiDAR mask
 
@@ -69,7 +70,7 @@ class TopKAttention(nn.Module):
         return x + self.gain * self.out(y)
 
 
-class GuidedNet(nn.Module):
+class GuidedNet(DepthNetwork):
     """Image-guided completion: sparse depth (B, 1, H, W) metres (0 = empty), its mask and the
     image (B, 3, H, W) in [0, 1] -> dense depth (B, 1, H, W) metres and confidence in [0, 1]
     (0 beyond REACH px of any return). H and W need not be multiples of anything."""
@@ -84,15 +85,25 @@ class GuidedNet(nn.Module):
         max_depth: float = 100.0,
         attention_keep: float = 0.0,
     ) -> None:
-        super().__init__()
         if len(channels) != 3:
             raise ValueError(f"channels must give 3 scales, got {channels}")
-        self.config = {
-            "channels": list(channels),
-            "depth_scale": depth_scale,
-            "max_depth": max_depth,
-            "attention_keep": attention_keep,
-        }
+        # support margin, px: the network runs on the LiDAR's support window plus this margin
+        # (outputs stop at REACH on the 4 x 4 block grid: up to 3 px more at full resolution);
+        # windows start on the coarsest scale's grid. Receptive radius,
+        # px: no output depends on inputs farther away (1/4 sparse stream 12 px, encoder to 1/16
+        # and back about 110 px, rounded up to the grid), given the same classical fill: the
+        # completer runs large windows in bands with this much input around each
+        super().__init__(
+            {
+                "channels": list(channels),
+                "depth_scale": depth_scale,
+                "max_depth": max_depth,
+                "attention_keep": attention_keep,
+            },
+            support_margin=REACH + 3,
+            support_multiple=16,
+            receptive_radius=128,
+        )
         self.depth_scale, self.max_depth = depth_scale, max_depth
         c2, c3, c4 = channels
         # full resolution -> 1/4: image, fill and returns as 4 x 4 blocks (space to depth)
@@ -112,14 +123,6 @@ class GuidedNet(nn.Module):
         )
         nn.init.zeros_(self.head[-1].weight)  # untrained, the output is the classical fill
         nn.init.zeros_(self.head[-1].bias)
-        # px: the network runs on the LiDAR's support window plus this margin (outputs stop at
-        # REACH); windows start on the coarsest scale's grid
-        self.support_margin = REACH
-        self.support_multiple = 16
-        # px: no output depends on inputs farther away (1/4 sparse stream 12 px, encoder to
-        # 1/16 and back about 110 px, rounded up to the grid), given the same classical fill:
-        # the completer runs large windows in bands with this much input around each
-        self.receptive_radius = 128
 
     def prefill(self, depth: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The classical fill (B, 1, H, W) metres the network corrects (PREFILL, on the CPU)."""

@@ -10,7 +10,7 @@ invariant to the input density by construction:
   normalised by its own mask, summed; the fused mask is the union.
 The coarsest scale (1/8) gives a receptive field of about 90 px, which fills the gaps between
 scan lines that the paper's 12 px cannot reach. The confidence is the predicted probability
-that the depth is within ``GOOD_FRACTION`` of the truth (trained by the training script): the
+that the depth is within ``base.GOOD_FRACTION`` of the truth (trained by the training script): the
 head's second channel plus a small plain-convolution branch that also sees how many inputs lie
 near each pixel (the log counts in 5 x 5 and 15 x 15 windows). The depth is density-invariant;
 the confidence deliberately is not, since nearby support is what makes an estimate reliable.
@@ -22,10 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .base import DepthNetwork
 from .sparse_conv import SparseConv2d, valid_count
-
-GOOD_FRACTION = 0.05  # |depth error| <= 5 % of the true depth counts as good for the confidence
-
 
 def sparse_downsample(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean of the valid features of each 2 x 2 block (x is zero where mask is), and its mask."""
@@ -64,7 +62,7 @@ class SparseFuse(nn.Module):
         return a + b, torch.maximum(ma, mb)
 
 
-class SparseMultiScaleNet(nn.Module):
+class SparseMultiScaleNet(DepthNetwork):
     """Encoder-decoder over 4 scales (1, 1/2, 1/4, 1/8) of sparse convolutions.
 
     Input: sparse depth (B, 1, H, W) in metres (0 = empty) and its mask (B, 1, H, W).
@@ -78,10 +76,16 @@ class SparseMultiScaleNet(nn.Module):
     def __init__(
         self, channels: tuple[int, ...] = (16, 24, 32, 32), depth_scale: float = 10.0
     ) -> None:
-        super().__init__()
         if len(channels) != 4:
             raise ValueError(f"channels must give 4 scales, got {channels}")
-        self.config = {"channels": list(channels), "depth_scale": depth_scale}
+        # support margin, px: no output reaches farther than 45 px from a valid input
+        # (test_models checks it), and empty pixels carry zero features; windows start on the
+        # coarsest scale's 8 px grid
+        super().__init__(
+            {"channels": list(channels), "depth_scale": depth_scale},
+            support_margin=48,
+            support_multiple=8,
+        )
         self.depth_scale = depth_scale
         c0, c1, c2, c3 = channels
         self.enc = nn.ModuleList(
@@ -99,14 +103,18 @@ class SparseMultiScaleNet(nn.Module):
         self.confidence = nn.Sequential(
             nn.Conv2d(c0 + 2, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 1, 1)
         )
-        # px: no output reaches farther than 45 px from a valid input (test_models checks it), and
-        # empty pixels carry zero features; windows start on the coarsest scale's 8 px grid
-        self.support_margin = 48
-        self.support_multiple = 8
+
+    def confidence_parameters(self) -> list[nn.Parameter]:
+        return list(self.confidence.parameters())
 
     def forward(
-        self, depth: torch.Tensor, mask: torch.Tensor
+        self,
+        depth: torch.Tensor,
+        mask: torch.Tensor,
+        rgb: "torch.Tensor | None" = None,
+        fill: "torch.Tensor | None" = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``rgb`` and ``fill`` are not read (the contract's signature)."""
         x, m = depth / self.depth_scale * mask, mask
         skips = []
         for level, convs in enumerate(self.enc):

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .base import DepthNetwork
+
 PAPER_KERNELS = (11, 7, 5, 3, 3)
 PAPER_CHANNELS = 16
 
@@ -63,7 +65,7 @@ class SparseConv2d(nn.Module):
         ), new_mask
 
 
-class SparseConvNet(nn.Module):
+class SparseConvNet(DepthNetwork):
     """The paper's network: sparse convs 11, 7, 5, 3, 3 with 16 channels + ReLU, then a 1x1 to
     depth.
 
@@ -79,8 +81,13 @@ class SparseConvNet(nn.Module):
         kernels: tuple[int, ...] = PAPER_KERNELS,
         depth_scale: float = 10.0,
     ) -> None:
-        super().__init__()
-        self.config = {"channels": channels, "kernels": list(kernels), "depth_scale": depth_scale}
+        # support margin, px: outputs are 0 beyond it from any valid input, and empty pixels
+        # carry zero features, so the network gives the same result on any window holding the
+        # valid pixels plus this
+        super().__init__(
+            {"channels": channels, "kernels": list(kernels), "depth_scale": depth_scale},
+            support_margin=sum(k // 2 for k in kernels),
+        )
         self.depth_scale = depth_scale
         layers = []
         c_in = 1
@@ -89,13 +96,15 @@ class SparseConvNet(nn.Module):
             c_in = channels
         self.layers = nn.ModuleList(layers)
         self.head = SparseConv2d(channels, 1, 1)
-        # px: outputs are 0 beyond it from any valid input, and empty pixels carry zero features,
-        # so the network gives the same result on any window holding the valid pixels plus this
-        self.support_margin = sum(k // 2 for k in kernels)
 
     def forward(
-        self, depth: torch.Tensor, mask: torch.Tensor
+        self,
+        depth: torch.Tensor,
+        mask: torch.Tensor,
+        rgb: "torch.Tensor | None" = None,
+        fill: "torch.Tensor | None" = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``rgb`` and ``fill`` are not read (the contract's signature)."""
         m = mask
         x = depth / self.depth_scale * m
         for layer in self.layers:

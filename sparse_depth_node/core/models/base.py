@@ -1,0 +1,74 @@
+"""The network contract: what every depth-completion network states and takes, so that the
+completer, training, the benchmarks and an export read it without probing.
+
+A network is a ``DepthNetwork``: registered by name in ``methods.NETWORKS``, built from its
+``config`` (the constructor's keyword arguments, stored in checkpoints), and called as
+
+    dense, confidence = network(depth, mask, rgb, fill)
+
+with depth (B, 1, H, W) metres (0 = empty), mask (B, 1, H, W) in {0, 1}, rgb (B, 3, H, W) in
+[0, 1] or None (read only when ``needs_image``), fill the ``prefill`` of a larger window cropped
+to this one or None (computed inside when the network has a prefill); it returns dense depth
+(B, 1, H, W) metres and confidence (B, 1, H, W) in [0, 1], both 0 where there is no estimate.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+GOOD_FRACTION = 0.05  # |depth error| <= 5 % of the true depth: what a learned confidence predicts
+
+
+class DepthNetwork(nn.Module):
+    """Base class of the networks. Class attributes state what a network takes and gives;
+    instance attributes, set by the constructor, state its geometry (pixels, full resolution).
+
+    - ``needs_image``: it reads the camera image (``rgb`` must be given).
+    - ``learned_confidence``: its confidence is a trained probability (trained against "the
+      error is within GOOD_FRACTION of the depth"), not the reach of its mask stream.
+    - ``support_margin``: no output lies farther than this from a LiDAR return, so the network
+      may run on the window of the returns plus this margin; None: only on the whole image.
+    - ``support_multiple``: such a window starts and ends on this grid (the coarsest scale).
+    - ``receptive_radius``: no output depends on inputs farther away (given the same
+      ``prefill``), so a large window may run in bands of rows with this much input around.
+    - ``config``: the constructor's keyword arguments (plain values), saved in checkpoints.
+    """
+
+    needs_image: ClassVar[bool] = False
+    learned_confidence: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        config: dict,
+        support_margin: "int | None",
+        support_multiple: int = 1,
+        receptive_radius: "int | None" = None,
+    ) -> None:
+        super().__init__()
+        self.config = dict(config)
+        self.support_margin = support_margin
+        self.support_multiple = support_multiple
+        self.receptive_radius = support_margin if receptive_radius is None else receptive_radius
+
+    def prefill(self, depth: torch.Tensor, mask: torch.Tensor) -> "torch.Tensor | None":
+        """The classical fill (B, 1, H, W) metres that the network corrects, or None (no
+        prefill). It is not local: the completer computes it once over the whole window and
+        hands each band its crop as ``fill``."""
+        return None
+
+    def confidence_parameters(self) -> list[nn.Parameter]:
+        """The parameters of a separate confidence branch (trainable alone, ``--train
+        confidence``); empty when the confidence is learned together with the depth."""
+        return []
+
+    def forward(
+        self,
+        depth: torch.Tensor,
+        mask: torch.Tensor,
+        rgb: "torch.Tensor | None" = None,
+        fill: "torch.Tensor | None" = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
