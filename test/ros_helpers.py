@@ -8,13 +8,11 @@ import time
 
 import numpy as np
 import rclpy
-from builtin_interfaces.msg import Time
 from rclpy.executors import SingleThreadedExecutor
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
-from std_msgs.msg import Header
 
-from sparse_depth_node.core.transforms import matrix_to_quaternion
-from sparse_depth_node.ros.msgs import fill_camera_info, fill_cloud_from_array, fill_rgb_image
+from sparse_depth_node.ros.extrinsics import extrinsic_parameters as ros_extrinsic_parameters
+from sparse_depth_node.ros.kits import RclpyKit, sensor_messages
+from sparse_depth_node.ros.outputs import INPUTS
 
 CAMERA_FRAME = "camera_optical"
 LIDAR_FRAME = "velo_link"
@@ -27,35 +25,24 @@ def isolate_dds() -> None:
 
 
 def frame_messages(frame, stamp_ns: int):
-    """(PointCloud2 x,y,z,intensity, Image rgb8, CameraInfo) of a data set frame, one stamp."""
-    stamp = Time(sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9)
-    cloud = fill_cloud_from_array(
-        PointCloud2(),
-        PointField,
-        Header(stamp=stamp, frame_id=LIDAR_FRAME),
-        np.c_[frame.points, frame.intensity],
+    """(PointCloud2 x,y,z,intensity, Image rgb8, CameraInfo) rclpy messages of a data set
+    frame, one stamp, in LIDAR_FRAME and CAMERA_FRAME."""
+    points = np.c_[frame.points, frame.intensity]
+    return sensor_messages(
+        RclpyKit(), points, frame.rgb, frame.camera, stamp_ns, LIDAR_FRAME, CAMERA_FRAME
     )
-    image = fill_rgb_image(Image(), Header(stamp=stamp, frame_id=CAMERA_FRAME), frame.rgb)
-    info = fill_camera_info(CameraInfo(), Header(stamp=stamp, frame_id=CAMERA_FRAME), frame.camera)
-    return cloud, image, info
 
 
 def extrinsic_parameters(frame) -> dict:
-    t = frame.t_cam_from_lidar
-    return {
-        "extrinsic.translation": [float(x) for x in t[:3, 3]],
-        "extrinsic.rotation": [float(x) for x in matrix_to_quaternion(t[:3, :3])],
-    }
+    """The node's extrinsic.* parameters for a data set frame."""
+    return ros_extrinsic_parameters(frame.t_cam_from_lidar)
 
 
 def input_publishers(node, qos) -> list:
-    """Publishers of ``node`` on the sparse depth node's three inputs, in frame_messages order."""
-    types = (
-        (PointCloud2, "lidar/points"),
-        (Image, "camera/image"),
-        (CameraInfo, "camera/camera_info"),
-    )
-    return [node.create_publisher(cls, topic, qos) for cls, topic in types]
+    """Publishers of ``node`` on the sparse depth node's three inputs (cloud, image, info: the
+    order of frame_messages)."""
+    kit = RclpyKit()
+    return [node.create_publisher(kit.cls(msgtype), topic, qos) for topic, msgtype, _ in INPUTS]
 
 
 def spin_until(executor, done, timeout: float, step=None, period: float = 0.3) -> bool:

@@ -10,10 +10,10 @@ import numpy as np
 from rosbags.rosbag2 import CompressionFormat, CompressionMode, Writer
 
 from ..core.camera import PinholeCamera
-from ..core.transforms import matrix_to_quaternion
 from ..data.datasets import open_dataset
-from ..ros.msgs import fill_camera_info, fill_cloud_from_array, fill_rgb_image
-from .io import TYPESTORE, blank_message, make_header, qos, storage_plugin
+from ..ros.extrinsics import extrinsic_parameters
+from ..ros.kits import sensor_messages
+from .io import TYPESTORE, BagKit, make_header, qos, storage_plugin
 
 KITTI_TOPICS = {
     "points": "/kitti/velo/points",
@@ -22,23 +22,15 @@ KITTI_TOPICS = {
 }
 KITTI_LIDAR_FRAME = "velo_link"
 KITTI_CAMERA_FRAME = "camera_optical"
-KITTI_START_NS = (
-    1_317_024_000 * 10**9
-)  # 2011-09-26, the drive's day, when a drive has no timestamps
 
 
 def _tf_static(parent: str, child: str, t_parent_child: np.ndarray, stamp_ns: int) -> Any:
+    """A rosbags TFMessage with the one transform T_parent<-child."""
     T = TYPESTORE.types
-    q = matrix_to_quaternion(t_parent_child[:3, :3])
+    p = extrinsic_parameters(t_parent_child)
     tr = T["geometry_msgs/msg/Transform"](
-        translation=T["geometry_msgs/msg/Vector3"](
-            x=float(t_parent_child[0, 3]),
-            y=float(t_parent_child[1, 3]),
-            z=float(t_parent_child[2, 3]),
-        ),
-        rotation=T["geometry_msgs/msg/Quaternion"](
-            x=float(q[0]), y=float(q[1]), z=float(q[2]), w=float(q[3])
-        ),
+        translation=T["geometry_msgs/msg/Vector3"](**dict(zip("xyz", p["extrinsic.translation"]))),
+        rotation=T["geometry_msgs/msg/Quaternion"](**dict(zip("xyzw", p["extrinsic.rotation"]))),
     )
     ts = T["geometry_msgs/msg/TransformStamped"](
         header=make_header(stamp_ns, parent), child_frame_id=child, transform=tr
@@ -51,7 +43,6 @@ def convert_kitti(
     out: "str | Path",
     frames: "tuple[int, int] | None" = None,
     storage: str = "mcap",
-    start_ns: int = KITTI_START_NS,
     compress: bool = False,
     tick: "Callable[[], object] | None" = None,
 ) -> int:
@@ -60,9 +51,10 @@ def convert_kitti(
     Topics: /kitti/velo/points (x, y, z, intensity float32, frame velo_link),
     /kitti/camera/image_raw (rgb8), /kitti/camera/camera_info (rectified: K = P_rect_02[:, :3],
     P = [K | 0]), and /tf_static velo_link -> camera_optical (R_rect_00, Tr_velo_to_cam and camera
-    2's offset folded in), offered transient-local. Stamps: 10 Hz from ``start_ns``; message
-    time = header stamp. ``frames`` = [A, B) indices into the drive. ``compress``: zstd chunks
-    (mcap) or zstd per file (sqlite3), which rosbag2 reads natively.
+    2's offset folded in), offered transient-local. Stamps: the frames' (``Frame.stamp``: the
+    drive's timestamps, else 10 Hz from its recording day); message time = header stamp.
+    ``frames`` = [A, B) indices into the drive. ``compress``: zstd chunks (mcap) or zstd per
+    file (sqlite3), which rosbag2 reads natively.
     """
     reader = open_dataset(data, "kitti-raw")
     ids = reader.frame_ids()
@@ -76,7 +68,6 @@ def convert_kitti(
     out = Path(out)
     if out.exists():
         raise ValueError(f"{out} exists; rosbag2 writes a new folder")
-    T = TYPESTORE.types
     writer = Writer(out, version=8, storage_plugin=storage_plugin(storage))
     if compress:
         writer.set_compression(
@@ -108,27 +99,22 @@ def convert_kitti(
             typestore=TYPESTORE,
             offered_qos_profiles=[qos()],
         )
+        kit = BagKit()
+        start_ns = round(reader.read(ids[a]).stamp * 1e9)
         # the camera frame is the tf child: T_parent<-child = T_velo<-cam
         tf = _tf_static(KITTI_LIDAR_FRAME, KITTI_CAMERA_FRAME, np.linalg.inv(t_cam_velo), start_ns)
         writer.write(c_tf, start_ns, TYPESTORE.serialize_cdr(tf, "tf2_msgs/msg/TFMessage"))
         for i in range(a, b):
             f = reader.read(ids[i])
-            stamp = start_ns + round((i - a) * 1e8)
-            cloud = fill_cloud_from_array(
-                blank_message("sensor_msgs/msg/PointCloud2"),
-                T["sensor_msgs/msg/PointField"],
-                make_header(stamp, KITTI_LIDAR_FRAME),
+            stamp = round(f.stamp * 1e9)
+            cloud, image, info = sensor_messages(
+                kit,
                 np.c_[f.points, f.intensity],
-            )
-            image = fill_rgb_image(
-                blank_message("sensor_msgs/msg/Image"),
-                make_header(stamp, KITTI_CAMERA_FRAME),
                 f.rgb,
-            )
-            info = fill_camera_info(
-                blank_message("sensor_msgs/msg/CameraInfo"),
-                make_header(stamp, KITTI_CAMERA_FRAME),
                 info_cam,
+                stamp,
+                KITTI_LIDAR_FRAME,
+                KITTI_CAMERA_FRAME,
             )
             writer.write(
                 c_pts, stamp, TYPESTORE.serialize_cdr(cloud, "sensor_msgs/msg/PointCloud2")

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,22 +25,28 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.serialization import serialize_message
 from rosbags.rosbag2 import StoragePlugin, Writer
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from ..core.completion import DEFAULT_METHOD
 from ..data.depth_io import preview
-from ..ros.msgs import any_image_to_rgb, stamp_seconds
-from .extrinsic import bag_extrinsic, extrinsic_values
+from ..ros.extrinsics import extrinsic_parameters
+from ..ros.kits import RclpyKit
+from ..ros.msgs import any_image_to_rgb, depth_image_to_metres, stamp_ns
+from ..ros.outputs import OUTPUTS
+from .extrinsic import bag_extrinsic, number_list
 from .io import TYPESTORE, deserialize, open_bag, qos, read_messages, resolve_inputs
 from .player import BagPlayer
 
-RECORDED = {
-    "depth/image": Image,
-    "depth/camera_info": CameraInfo,
-    "depth/points": PointCloud2,
-    "depth/sparse": Image,
-    "depth/confidence": Image,
-}
+RECORDED = {o.topic: o.msgtype for o in OUTPUTS}  # the demo enables and records every output
+ENABLE_ALL = [f"{o.enabled_by}:=true" for o in OUTPUTS if o.enabled_by]
+
+
+@dataclass
+class DemoReport:
+    """What the demo did: summary lines (frames in and out, latencies, the node's stages and
+    counters, what was written) and, when a frame gave no depth, the problem in one line."""
+
+    lines: list[str]
+    problem: "str | None"
 
 
 def node_command(
@@ -48,7 +55,6 @@ def node_command(
     """The command line that runs the node for ``bag`` as a user's rig file would: its topics
     remapped, its /tf_static extrinsic and its image size (``warmup_size``) as parameters, and
     ``extra`` ``-p`` arguments; everything else (QoS, DDS) as shipped."""
-    translation, rotation = extrinsic_values(bag_extrinsic(bag, inputs)[0])
     cmd = [
         sys.executable,
         "-m",
@@ -60,11 +66,9 @@ def node_command(
         f"device:={device}",
         "-p",
         "use_tf:=false",
-        "-p",
-        "extrinsic.translation:=[" + ",".join(f"{x:.9f}" for x in translation) + "]",
-        "-p",
-        "extrinsic.rotation:=[" + ",".join(f"{x:.9f}" for x in rotation) + "]",
     ]
+    for name, value in extrinsic_parameters(bag_extrinsic(bag, inputs)[0]).items():
+        cmd += ["-p", f"{name}:={number_list(value).replace(' ', '')}"]
     size = bag_image_size(bag, inputs)
     if size is not None:
         cmd += ["-p", f"warmup_size:=[{size[0]},{size[1]}]"]
@@ -109,9 +113,9 @@ def run_demo(
     rate: float = 1.0,
     timeout: float = 300.0,
     log: "Callable[[str], None] | None" = None,
-) -> int:
-    """Play ``bag`` into a live node; write out/outputs (a bag), out/preview_*.png and print a
-    table; ``log`` hears each step. Returns 0 when every frame came out, else 1 (said why)."""
+) -> DemoReport:
+    """Play ``bag`` into a live node; write out/outputs (a bag) and out/preview_*.png; ``log``
+    hears each step. Returns the summary, with the problem when a frame gave no depth."""
     log = log or (lambda _line: None)
     bag, out = Path(bag), Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -122,11 +126,9 @@ def run_demo(
     image_conns = [c for c in reader.connections if c.topic == inputs["camera/image"]]
     for conn, _, raw in read_messages(reader, bag, image_conns):
         msg = deserialize(reader, raw, conn.msgtype, bag)
-        images[round(stamp_seconds(msg.header) * 1e9)] = any_image_to_rgb(msg)
+        images[stamp_ns(msg.header)] = any_image_to_rgb(msg)
     reader.close()
-    node_args = node_command(
-        bag, inputs, model, device, "publish_sparse:=true", "publish_confidence:=true"
-    )
+    node_args = node_command(bag, inputs, model, device, *ENABLE_ALL)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the node below is stopped too
     log(f"demo: starting the node ({model} on {device}); its log: {out / 'node.log'}")
@@ -147,11 +149,12 @@ def run_demo(
         with lock:
             received[topic].append(msg)
             if topic == "depth/image":
-                arrival[round(stamp_seconds(msg.header) * 1e9)] = time.monotonic()
+                arrival[stamp_ns(msg.header)] = time.monotonic()
 
     reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-    for topic, cls in RECORDED.items():
-        node.create_subscription(cls, topic, lambda m, t=topic: keep(t, m), reliable)
+    kit = RclpyKit()
+    for topic, msgtype in RECORDED.items():
+        node.create_subscription(kit.cls(msgtype), topic, lambda m, t=topic: keep(t, m), reliable)
     node.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
     player = BagPlayer(node, bag)
     executor = SingleThreadedExecutor(context=context)
@@ -185,10 +188,7 @@ def run_demo(
         last_count, last_change = -1, time.monotonic()
         while time.monotonic() < end:
             with lock:
-                count = min(
-                    len(received[t])
-                    for t in ("depth/image", "depth/points", "depth/sparse", "depth/confidence")
-                )
+                count = min(len(v) for v in received.values())
             if count >= n_frames:
                 break
             if count != last_count:
@@ -207,81 +207,67 @@ def run_demo(
     _write_outputs(out / "outputs", received)
     _write_previews(out, received, images)
     latency = [1e3 * (arrival[k] - sent[k]) for k in arrival if k in sent]
-    print(
+    lines = [
         f"bag {bag}: {n_frames} frames in, {len(received['depth/image'])} depth images and "
         f"{len(received['depth/points'])} clouds out (model {model}, device {device}, rate {rate})"
-    )
+    ]
     if latency:
-        print(
+        lines.append(
             f"latency image published -> depth received: median {np.median(latency):.0f} ms, "
             f"per frame {[round(x) for x in latency]} ms, "
             f"max {np.max(latency):.0f} ms over {len(latency)} frames"
         )
     if diagnostics:
         values = {kv.key: kv.value for kv in diagnostics[-1].status[0].values}
-        print(f"node: {values.get('model')}")
-        print(f"{'stage':<22} {'latency in the node (ms)'}")
-        for key, value in values.items():
-            if key.startswith("latency_ms."):
-                print(f"{key[len('latency_ms.') :]:<22} {value}")
-        print(
+        lines += [f"node: {values.get('model')}", f"{'stage':<22} latency in the node (ms)"]
+        lines += [
+            f"{key[len('latency_ms.') :]:<22} {value}"
+            for key, value in values.items()
+            if key.startswith("latency_ms.")
+        ]
+        lines.append(
             "counters: "
             + ", ".join(f"{k[6:]}={v}" for k, v in values.items() if k.startswith("count."))
         )
-    print(
+    lines.append(
         f"wrote {out / 'outputs'} (rosbag2, mcap) and {len(list(out.glob('preview_*.png')))} "
         f"previews in {out}"
     )
+    problem = None
     if len(received["depth/image"]) < n_frames:
-        print(
-            f"demo: {n_frames - len(received['depth/image'])} of {n_frames} frames gave no depth: "
+        problem = (
+            f"{n_frames - len(received['depth/image'])} of {n_frames} frames gave no depth: "
             "the node drops what it cannot keep up with (lower --rate or use a faster --model) "
-            f"or could not process (see {out / 'node.log'})",
-            file=sys.stderr,
+            f"or could not process (see {out / 'node.log'})"
         )
-        return 1
-    return 0
+    return DemoReport(lines, problem)
 
 
 def _write_outputs(path: Path, received: dict[str, list]) -> None:
     if path.exists():
         shutil.rmtree(path)
-    types = {
-        Image: "sensor_msgs/msg/Image",
-        CameraInfo: "sensor_msgs/msg/CameraInfo",
-        PointCloud2: "sensor_msgs/msg/PointCloud2",
-    }
     with Writer(path, version=8, storage_plugin=StoragePlugin.MCAP) as writer:
         for topic, msgs in received.items():
             conn = writer.add_connection(
-                "/" + topic,
-                types[RECORDED[topic]],
-                typestore=TYPESTORE,
-                offered_qos_profiles=[qos()],
+                "/" + topic, RECORDED[topic], typestore=TYPESTORE, offered_qos_profiles=[qos()]
             )
             for m in msgs:
-                writer.write(
-                    conn, m.header.stamp.sec * 10**9 + m.header.stamp.nanosec, serialize_message(m)
-                )
-
-
-def _as_array(msg: Image) -> np.ndarray:
-    return np.frombuffer(msg.data, dtype="<f4").reshape(msg.height, msg.width)
+                writer.write(conn, stamp_ns(m.header), serialize_message(m))
 
 
 def _write_previews(out: Path, received: dict[str, list], images: dict[int, np.ndarray]) -> None:
     by_stamp = {
-        name: {round(stamp_seconds(m.header) * 1e9): m for m in received[name]}
+        name: {stamp_ns(m.header): m for m in received[name]}
         for name in ("depth/image", "depth/sparse", "depth/confidence")
     }
     for i, (stamp, depth_msg) in enumerate(sorted(by_stamp["depth/image"].items())):
         if stamp not in images or stamp not in by_stamp["depth/sparse"]:
             continue
-        dense = np.nan_to_num(_as_array(depth_msg), nan=0.0)
-        sparse = np.nan_to_num(_as_array(by_stamp["depth/sparse"][stamp]), nan=0.0)
+        dense = depth_image_to_metres(depth_msg)
+        sparse = depth_image_to_metres(by_stamp["depth/sparse"][stamp])
         conf_msg = by_stamp["depth/confidence"].get(stamp)
-        conf = (
-            np.nan_to_num(_as_array(conf_msg), nan=0.0)
+        conf = (  # a 32FC1 image in [0, 1], NaN where none: read like a depth image
+            depth_image_to_metres(conf_msg)
             if conf_msg is not None
             else (dense > 0).astype(np.float32)
         )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.transforms import matrix_to_quaternion
+from ..ros.extrinsics import extrinsic_parameters
 from .io import deserialize, open_bag, read_messages, resolve_inputs
 from .tf_tree import TfTree
 
@@ -55,23 +55,20 @@ def bag_extrinsic(
     return t, camera, lidar
 
 
-def extrinsic_values(t_cam_from_lidar: np.ndarray) -> tuple[list[float], list[float]]:
-    """The ``extrinsic.translation`` [x, y, z] (m) and ``extrinsic.rotation`` [x, y, z, w]."""
-    t = np.asarray(t_cam_from_lidar, np.float64)
-    return [float(x) for x in t[:3, 3]], [float(x) for x in matrix_to_quaternion(t[:3, :3])]
-
-
 def parameter_block(t_cam_from_lidar: np.ndarray, camera: str, lidar: str) -> str:
     """A ready-to-paste node parameter YAML with the extrinsic."""
-    translation, rotation = extrinsic_values(t_cam_from_lidar)
-    fmt = lambda v: "[" + ", ".join(f"{x:.9f}" for x in v) + "]"  # noqa: E731
+    params = extrinsic_parameters(t_cam_from_lidar)
     return "\n".join(
         [
             f"# T_camera<-lidar: {lidar} -> {camera} (from the bag's /tf_static and /tf)",
             "/**:",
             "  ros__parameters:",
             "    use_tf: false",
-            f"    extrinsic.translation: {fmt(translation)}",
-            f"    extrinsic.rotation: {fmt(rotation)}",
+            *(f"    {k}: {number_list(v)}" for k, v in params.items()),
         ]
     )
+
+
+def number_list(values: "list[float]") -> str:
+    """A list of numbers as a YAML / ROS parameter value, 9 decimals: [0.1, ...]."""
+    return "[" + ", ".join(f"{x:.9f}" for x in values) + "]"

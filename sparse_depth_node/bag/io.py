@@ -22,6 +22,7 @@ from rosbags.interfaces import (
 from rosbags.rosbag2 import StoragePlugin
 from rosbags.typesys import Stores, get_typestore
 
+from ..ros.msgs import time_fields
 from ..ros.outputs import INPUTS as NODE_INPUTS
 from ..ros.outputs import input_topic
 
@@ -53,10 +54,10 @@ def storage_plugin(name: str) -> StoragePlugin:
 
 
 def make_header(stamp_ns: int, frame_id: str) -> Any:
+    """A rosbags std_msgs/Header stamped ``stamp_ns`` nanoseconds."""
     T = TYPESTORE.types
     return T["std_msgs/msg/Header"](
-        stamp=T["builtin_interfaces/msg/Time"](sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9),
-        frame_id=frame_id,
+        stamp=T["builtin_interfaces/msg/Time"](**time_fields(stamp_ns)), frame_id=frame_id
     )
 
 
@@ -106,6 +107,9 @@ class BagKit:
 
     def new(self, msgtype: str) -> Any:
         return blank_message(msgtype)
+
+    def header(self, stamp_ns: int, frame_id: str) -> Any:
+        return make_header(stamp_ns, frame_id)
 
 
 def load_parameters(path: "str | Path | None") -> dict[str, Any]:

@@ -11,6 +11,7 @@ from typing import Any
 
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
+from ..ros.msgs import time_fields
 from .io import open_bag, read_messages
 
 
@@ -136,7 +137,7 @@ class BagPlayer:
         from builtin_interfaces.msg import Time
         from rosgraph_msgs.msg import Clock
 
-        self.clock_pub.publish(Clock(clock=Time(sec=t_ns // 10**9, nanosec=t_ns % 10**9)))
+        self.clock_pub.publish(Clock(clock=Time(**time_fields(t_ns))))
 
     def play(
         self,

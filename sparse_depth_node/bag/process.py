@@ -10,15 +10,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from rosbags.rosbag2 import Writer
 
 from ..core.completion import DepthCompleter
-from ..core.settings import extrinsic_set, resolve
-from ..ros.extrinsics import extrinsic_from_parameters
+from ..core.settings import resolve
+from ..core.timing import summary
+from ..ros.extrinsics import ExtrinsicSource
 from ..ros.frame import Dropped, run_set
-from ..ros.msgs import stamp_seconds
-from ..ros.outputs import OUTPUTS, enabled_outputs
+from ..ros.msgs import stamp_ns, stamp_seconds
+from ..ros.outputs import INPUTS, OUTPUTS, enabled_outputs
 from ..ros.sync import ApproximateSync
 from .io import (
     TYPESTORE,
@@ -58,7 +58,8 @@ class ProcessReport:
         lines += [f"skipped ({reason}): {n}" for reason, n in sorted(self.skipped.items())]
         lines.append(f"{'stage':<12} {'median ms':>10} {'p90 ms':>8}")
         for stage, v in self.timings_ms.items():
-            lines.append(f"{stage:<12} {np.median(v):10.1f} {np.percentile(v, 90):8.1f}")
+            t = summary(v)
+            lines.append(f"{stage:<12} {t['median_ms']:10.1f} {t['p90_ms']:8.1f}")
         return "\n".join(lines)
 
 
@@ -85,26 +86,22 @@ def process_bag(
     values = resolve(params)
     remaps = remaps or {}
     completer = DepthCompleter.from_settings(values)
-    fixed = None
-    if extrinsic_set(values):
-        fixed = extrinsic_from_parameters(
-            values["extrinsic.translation"], values["extrinsic.rotation"]
-        )
-    elif not values["use_tf"]:
+    tree = TfTree()
+    extrinsics = ExtrinsicSource(
+        lambda: values, lambda cam, lidar, _stamp: tree.lookup(cam, lidar)
+    )
+    if extrinsics.problem():
         raise ValueError(
             "use_tf is false but extrinsic.translation / extrinsic.rotation are not set: give "
             "them in --params (never guessed), or let the bag's /tf_static serve (use_tf: true)"
         )
-    tree = TfTree() if values["use_tf"] else None
+    if extrinsics.ignored() and notice is not None:
+        notice(f"process: {extrinsics.ignored()}")
     report = ProcessReport(
-        extrinsic_source=("the bag's /tf_static and /tf" if tree is not None else "")
-        + (" else " if tree is not None and fixed is not None else "")
-        + ("the extrinsic.* parameters" if fixed is not None else "")
+        extrinsic_source="the bag's /tf_static and /tf"
+        if extrinsics.tf is not None
+        else extrinsics.description
     )
-
-    def extrinsic(camera_frame: str, lidar_frame: str, _stamp: Any) -> "np.ndarray | None":
-        found = tree.lookup(camera_frame, lidar_frame) if tree is not None else None
-        return found if found is not None else fixed
 
     sync = ApproximateSync.from_settings(values)
     topics = enabled_outputs(values)
@@ -122,11 +119,7 @@ def process_bag(
     interrupted = None
     try:
         report.inputs = resolve_inputs(reader.connections, remaps, values["image_transport"])
-        streams = {
-            report.inputs["lidar/points"]: "cloud",
-            report.inputs["camera/image"]: "image",
-            report.inputs["camera/camera_info"]: "info",
-        }
+        streams = {report.inputs[topic]: stream for topic, _, stream in INPUTS}
         # written under OUT.partial and renamed when closed: an interrupted run (Ctrl-C) leaves a
         # closed, readable bag with the frames done so far; a killed one leaves no OUT at all
         with Writer(partial, version=8, storage_plugin=storage_plugin(storage)) as writer:
@@ -152,7 +145,7 @@ def process_bag(
                 for conn, t_ns, raw in read_messages(reader, in_bag):
                     writer.write(passthrough[conn.topic], t_ns, raw)
                     if conn.msgtype == "tf2_msgs/msg/TFMessage":
-                        if tree is not None:
+                        if extrinsics.tf is not None:
                             tree.add_message(deserialize(reader, raw, conn.msgtype, in_bag))
                         continue
                     stream = streams.get(conn.topic)
@@ -169,7 +162,7 @@ def process_bag(
                             matched.cloud,
                             matched.image,
                             matched.info,
-                            extrinsic,
+                            extrinsics.lookup,
                             completer,
                             values,
                             topics,
@@ -178,8 +171,7 @@ def process_bag(
                     except Dropped as exc:
                         report.skip(f"{exc.counter}: {exc}")
                         continue
-                    header = matched.image.header
-                    stamp = header.stamp.sec * 10**9 + header.stamp.nanosec
+                    stamp = stamp_ns(matched.image.header)
                     for topic, out in messages.items():
                         writer.write(
                             outs[topic], stamp, TYPESTORE.serialize_cdr(out, types[topic])

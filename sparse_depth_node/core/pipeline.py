@@ -2,7 +2,9 @@
 
 The same function serves the ROS node, offline bag processing, evaluation and the
 benchmarks. Inside, everything stays on the completer's device: one host->device copy of
-the points (and image) per frame, one device->host copy of the outputs.
+the points (and image) per frame and one device->host copy of the outputs, except for a
+network that corrects a classical prefill (``guided``): OpenCV computes that fill on the CPU,
+so on CUDA the sparse depth goes to the host and the fill comes back (two more copies).
 """
 
 from __future__ import annotations

@@ -60,8 +60,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "threads",
         0,
-        "CPU threads for torch and OpenCV (0: all cores; waiting threads sleep instead of "
-        "spinning, so a busy neighbour process does not stall the pipeline)",
+        "CPU threads for torch and OpenCV (0: all cores but one, left to the drivers and DDS; "
+        "waiting threads sleep instead of spinning, so a busy neighbour process does not "
+        "stall the pipeline)",
         (0, 256),
         read_only=True,
     ),

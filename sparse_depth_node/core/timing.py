@@ -1,11 +1,25 @@
 """The one stopwatch: wall-clock laps in milliseconds, with CUDA synchronised before each
-reading so that a GPU stage is timed when it has finished, not when it was queued."""
+reading so that a GPU stage is timed when it has finished, not when it was queued; and the one
+summary of many timings (median, p90, p99)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 from typing import Any
+
+import numpy as np
+
+
+def summary(samples_ms: "list[float]") -> dict[str, float]:
+    """``median_ms``, ``p90_ms``, ``p99_ms`` and ``n`` of timings in milliseconds."""
+    a = np.asarray(samples_ms, dtype=np.float64)
+    return {
+        "median_ms": float(np.median(a)),
+        "p90_ms": float(np.percentile(a, 90)),
+        "p99_ms": float(np.percentile(a, 99)),
+        "n": int(a.size),
+    }
 
 
 class Stopwatch:

@@ -8,7 +8,9 @@ Formats: ``kitti-raw`` (a drive folder with ``velodyne_points/data``, ``image_02
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +26,35 @@ from .calibration import (
 )
 
 FORMATS = ("kitti-raw", "kitti-object", "ddad", "nuscenes")
+# Unix seconds of 2011-09-26 00:00 UTC, KITTI's first recording day: the time of a KITTI folder
+# that gives none (no timestamps.txt, no YYYY_MM_DD in its path), frames 0.1 s apart from it
+KITTI_EPOCH = 1_316_995_200.0
+
+
+def kitti_stamps(root: Path, stems: list[str]) -> list[float]:
+    """Unix seconds of each KITTI frame ``stems`` (file stems, frame numbers): the camera's
+    ``image_02/timestamps.txt`` lines when the drive has them ("2011-09-26 13:02:25.964389445",
+    UTC), else 10 Hz from midnight UTC of the recording day that the drive's or its parent's
+    folder name gives (YYYY_MM_DD, as KITTI names them), else from KITTI_EPOCH."""
+    lines = []
+    path = root / "image_02" / "timestamps.txt"
+    if path.is_file():
+        lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if stems and len(lines) > max(int(s) for s in stems):
+        out = []
+        for s in stems:
+            day, _, frac = lines[int(s)].partition(".")
+            whole = datetime.strptime(day, "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc)
+            out.append(whole.timestamp() + float(f"0.{frac or 0}"))
+        return out
+    root = root.resolve()
+    named = re.findall(r"(\d{4})_(\d{2})_(\d{2})", f"{root.parent.name}/{root.name}")
+    start = (
+        datetime(*(int(g) for g in named[-1]), tzinfo=timezone.utc).timestamp()
+        if named
+        else KITTI_EPOCH
+    )
+    return [start + 0.1 * int(s) for s in stems]
 
 
 @dataclass
@@ -32,7 +63,8 @@ class Frame:
 
     points: (N, 3) float32, LiDAR frame, metres. intensity: (N,) float32 or None.
     rgb: (H, W, 3) uint8. t_cam_from_lidar: (4, 4) float64 into the camera's reference
-    optical frame. stamp: seconds (the image's time). ring: (N,) int laser index or None.
+    optical frame. stamp: the image's time, Unix seconds (UTC; each reader says where it comes
+    from). ring: (N,) int laser index or None.
     """
 
     name: str
@@ -86,6 +118,23 @@ def parse_frame_range(spec: str, option: str, count: "int | None" = None) -> tup
     return int(a), int(b)
 
 
+def select_frames(ids: list[str], spec: "str | None", option: str) -> list[str]:
+    """The frame ids ``spec`` selects from ``ids``: all (None), "A:B" (indices, B exclusive;
+    either end may be left out) or "id,id,..." (ids or indices). ValueError naming
+    ``option`` when that selects nothing or names an unknown frame."""
+    if spec is None:
+        chosen = list(ids)
+    elif ":" in spec:
+        a, _, b = spec.partition(":")
+        lo, hi = parse_frame_range(f"{a or 0}:{b or len(ids)}", option)
+        chosen = ids[lo:hi]
+    else:
+        chosen = [resolve_frame_id(ids, i) for i in spec.split(",") if i]
+    if not chosen:
+        raise ValueError(f"{option} {spec} selects no frame: {len(ids)} frames (0:{len(ids)})")
+    return chosen
+
+
 def _read_float32_cloud(path: Path, columns: int) -> np.ndarray:
     if not path.is_file():
         raise ValueError(f"LiDAR scan {path} does not exist")
@@ -96,7 +145,8 @@ def _read_float32_cloud(path: Path, columns: int) -> np.ndarray:
 
 
 class KittiRawReader:
-    """A KITTI raw drive: frame ids are the file stems ('0000000000', ...), 10 Hz stamps."""
+    """A KITTI raw drive: frame ids are the file stems ('0000000000', ...); stamps from
+    ``kitti_stamps``."""
 
     def __init__(self, root: "str | Path", camera: int = 2) -> None:
         self.root = Path(root)
@@ -116,6 +166,7 @@ class KittiRawReader:
         self._ids = sorted(p.stem for p in self.velo_dir.glob("*.bin"))
         if not self._ids:
             raise ValueError(f"{self.velo_dir}: no .bin scans")
+        self._stamps = dict(zip(self._ids, kitti_stamps(self.root, self._ids)))
 
     def frame_ids(self) -> list[str]:
         return list(self._ids)
@@ -143,13 +194,14 @@ class KittiRawReader:
             rgb,
             self.camera,
             self.t_cam_from_lidar,
-            0.1 * int(fid),
+            self._stamps[fid],
             intensity=cloud[:, 3].copy(),
         )
 
 
 class KittiObjectReader:
-    """The KITTI object layout; frame ids are the file stems, which need not be consecutive."""
+    """The KITTI object layout; frame ids are the file stems, which need not be consecutive.
+    It records no time: stamps are KITTI_EPOCH + 0.1 s x the frame's index."""
 
     def __init__(self, root: "str | Path") -> None:
         self.root = Path(root)
@@ -173,13 +225,14 @@ class KittiObjectReader:
             rgb,
             cam,
             t,
-            float(self._ids.index(fid)),
+            KITTI_EPOCH + 0.1 * self._ids.index(fid),
             intensity=cloud[:, 3].copy(),
         )
 
 
 class DdadReader:
-    """One DGP scene folder: LiDAR sweeps paired with the nearest image of ``camera``."""
+    """One DGP scene folder: LiDAR sweeps paired with the nearest image of ``camera``. File
+    stems are the data's times in microseconds (as its scene JSON's ISO stamps say)."""
 
     def __init__(self, root: "str | Path", camera: str = "CAMERA_01") -> None:
         self.root = Path(root)
@@ -209,7 +262,7 @@ class DdadReader:
             load_rgb(image_path),
             self.camera,
             self.t_cam_from_lidar,
-            int(image_path.stem) * 1e-8,
+            int(image_path.stem) * 1e-6,
             intensity=cloud[:, 3].astype(np.float32),
         )
 

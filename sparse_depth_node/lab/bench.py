@@ -18,15 +18,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..bag.io import TYPESTORE, BagKit, blank_message, make_header
+from ..bag.io import BagKit
 from ..core.completion import DepthCompleter
 from ..core.geometry import project_points
 from ..core.settings import DEFAULTS, resolve
-from ..core.timing import Stopwatch
+from ..core.timing import Stopwatch, summary
 from ..data.datasets import Frame, open_dataset
 from ..ros.frame import run_set
-from ..ros.msgs import fill_camera_info, fill_cloud_from_array, fill_rgb_image, pointcloud2_to_xyz
-from ..ros.outputs import CAMERA_INFO, IMAGE, POINTCLOUD2, enabled_outputs
+from ..ros.kits import sensor_messages
+from ..ros.msgs import pointcloud2_to_xyz
+from ..ros.outputs import enabled_outputs
 from .bench_scaling import completion_paths, scaling_image, scaling_models, scaling_points
 
 
@@ -62,31 +63,11 @@ def python_cloud_decoder(msg) -> np.ndarray:
     return np.asarray(out, np.float32)
 
 
-def summary(samples: list[float]) -> dict[str, float]:
-    a = np.asarray(samples)
-    return {
-        "median_ms": float(np.median(a)),
-        "p90_ms": float(np.percentile(a, 90)),
-        "p99_ms": float(np.percentile(a, 99)),
-        "n": int(a.size),
-    }
-
-
 def frame_messages(frame: Frame, stamp_ns: int = 0) -> tuple[Any, Any, Any]:
-    """The frame as a driver would publish it: PointCloud2 (x, y, z, intensity), rgb8 Image and
-    CameraInfo (rosbags messages), the cloud in frame "lidar", the image in "camera"."""
-    T = TYPESTORE.types
-    cloud = fill_cloud_from_array(
-        blank_message(POINTCLOUD2),
-        T["sensor_msgs/msg/PointField"],
-        make_header(stamp_ns, "lidar"),
-        np.c_[frame.points, frame.intensity],
-    )
-    image = fill_rgb_image(blank_message(IMAGE), make_header(stamp_ns, "camera"), frame.rgb)
-    info = fill_camera_info(
-        blank_message(CAMERA_INFO), make_header(stamp_ns, "camera"), frame.camera
-    )
-    return cloud, image, info
+    """The frame as a driver would publish it (rosbags messages; ros.frame.sensor_messages),
+    the cloud in frame "lidar", the image in "camera"."""
+    points = np.c_[frame.points, frame.intensity]
+    return sensor_messages(BagKit(), points, frame.rgb, frame.camera, stamp_ns, "lidar", "camera")
 
 
 def bench_frames(
@@ -283,6 +264,39 @@ def run(
     return report
 
 
+# the scaling sections' tables: title and columns (key, header, format) besides peak memory
+SCALING_TABLES = {
+    "points": (
+        "points (the frame's sweep repeated, 1 cm jitter):",
+        [
+            ("points", "points", "d"),
+            ("cloud_decode_ms", "decode ms", ".2f"),
+            ("project_ms", "project ms", ".2f"),
+            ("pipeline_ms", "pipeline ms", ".1f"),
+        ],
+    ),
+    "images": (
+        "image size (the pipeline with a colour image of that size):",
+        [
+            ("image", "image", "<40"),
+            ("complete_ms", "complete ms", ".1f"),
+            ("pipeline_ms", "pipeline ms", ".1f"),
+            ("pipeline_p90_ms", "p90 ms", ".1f"),
+        ],
+    ),
+    "models": (
+        "models (shipped weights):",
+        [
+            ("model", "model", "<10"),
+            ("parameters", "params", "d"),
+            ("complete_ms", "complete ms", ".1f"),
+            ("pipeline_ms", "pipeline ms", ".1f"),
+            ("pipeline_p90_ms", "p90 ms", ".1f"),
+        ],
+    ),
+}
+
+
 def _table(rows: list[dict], columns: list[tuple[str, str, str]]) -> list[str]:
     """Rows as text: columns are (key, header, format); a row with ``unavailable`` says why."""
     out = ["  " + " ".join(f"{h:>{max(len(h), 8)}}" for _, h, _ in columns)]
@@ -343,41 +357,8 @@ def format_report(r: dict) -> str:
                 f"{s['coverage_of_eager']:6.1%}"
             )
     mem = [("host_peak_rss_mb", "peak RSS MB", ".0f"), ("cuda_max_allocated_mb", "CUDA MB", ".0f")]
-    if "points" in r:
-        lines.append("points (the frame's sweep repeated, 1 cm jitter):")
-        lines += _table(
-            r["points"],
-            [
-                ("points", "points", "d"),
-                ("cloud_decode_ms", "decode ms", ".2f"),
-                ("project_ms", "project ms", ".2f"),
-                ("pipeline_ms", "pipeline ms", ".1f"),
-                *mem,
-            ],
-        )
-    if "images" in r:
-        lines.append("image size (the pipeline with a colour image of that size):")
-        lines += _table(
-            r["images"],
-            [
-                ("image", "image", "<40"),
-                ("complete_ms", "complete ms", ".1f"),
-                ("pipeline_ms", "pipeline ms", ".1f"),
-                ("pipeline_p90_ms", "p90 ms", ".1f"),
-                *mem,
-            ],
-        )
-    if "models" in r:
-        lines.append("models (shipped weights):")
-        lines += _table(
-            r["models"],
-            [
-                ("model", "model", "<10"),
-                ("parameters", "params", "d"),
-                ("complete_ms", "complete ms", ".1f"),
-                ("pipeline_ms", "pipeline ms", ".1f"),
-                ("pipeline_p90_ms", "p90 ms", ".1f"),
-                *mem,
-            ],
-        )
+    for key, (title, columns) in SCALING_TABLES.items():
+        if key in r:
+            lines.append(title)
+            lines += _table(r[key], [*columns, *mem])
     return "\n".join(lines)

@@ -23,16 +23,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..bag.io import TYPESTORE, blank_message, make_header
+from ..bag.io import BagKit
 from ..core.camera import PinholeCamera
 from ..core.completion import DepthCompleter, image_tensor
 from ..core.geometry import project_points
 from ..core.models import SparseConvNet
 from ..core.pipeline import process_frame
 from ..core.settings import DEFAULTS
-from ..core.timing import Stopwatch
+from ..core.timing import Stopwatch, summary
 from ..data.datasets import Frame
 from ..ros.msgs import fill_cloud_from_array, pointcloud2_to_xyz
+from ..ros.outputs import POINTCLOUD2
 
 DEPTH_RANGE = (DEFAULTS["min_depth"], DEFAULTS["max_depth"])
 
@@ -75,8 +76,8 @@ def time_ms(fn: Callable, device: torch.device, repeats: int) -> tuple[float, fl
     watch = Stopwatch(cuda=device.type == "cuda")
     for _ in range(repeats):
         out = watch.time("run", fn)
-    samples = watch.samples["run"]
-    return float(np.median(samples)), float(np.percentile(samples, 90)), out
+    t = summary(watch.samples["run"])
+    return t["median_ms"], t["p90_ms"], out
 
 
 def peak_memory(
@@ -204,9 +205,10 @@ def completion_paths(
                         float((dense - ref)[both].abs().mean()) if both.any() else float("nan")
                     )
                     cover.append(float(both.sum()) / max(float((ref > 0).sum()), 1.0))
+            t = summary(samples)
             results[name] = {
-                "median_ms": float(np.median(samples)),
-                "p90_ms": float(np.percentile(samples, 90)),
+                "median_ms": t["median_ms"],
+                "p90_ms": t["p90_ms"],
                 "mean_abs_diff_m": float(np.nanmean(diffs)),
                 "coverage_of_eager": float(np.mean(cover)),
             }
@@ -235,15 +237,15 @@ def scaling_points(
 ) -> list[dict]:
     """Cloud decoding, projection and the pipeline's end to end versus the number of points;
     ``source`` names ``frame`` (data folder, format, frame id) for the memory measurement."""
-    T = TYPESTORE.types
+    kit = BagKit()
     rows = []
     for n in counts:
         pts = synthetic_cloud(frame, n)
         msg = fill_cloud_from_array(
-            blank_message("sensor_msgs/msg/PointCloud2"),
-            T["sensor_msgs/msg/PointField"],
-            make_header(0, "lidar"),
-            np.c_[pts, np.zeros(n, np.float32)],
+            kit.new(POINTCLOUD2),
+            kit.point_field,
+            kit.header(0, "lidar"),
+            np.c_[pts, pts[:, 0] * 0],
         )
         decode, _, _ = time_ms(lambda: pointcloud2_to_xyz(msg), completer.device, repeats)
         pts_t = torch.from_numpy(pts).to(completer.device)

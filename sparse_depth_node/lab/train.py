@@ -124,18 +124,15 @@ def row_smoothness(pred: torch.Tensor, rgb: torch.Tensor, sigma: float = 0.05) -
     return (second * weight).sum() / valid.sum().clamp(min=1)
 
 
-def init_model(model: torch.nn.Module, path: str) -> None:
-    """Load the weights of checkpoint ``path`` into ``model`` where names and shapes match,
-    saying which of the model's parameters it did not provide."""
+def init_model(model: torch.nn.Module, path: str) -> str:
+    """Load the weights of checkpoint ``path`` into ``model`` where names and shapes match;
+    returns the line that says which of the model's parameters it did not provide."""
     source = read_checkpoint(path)["state_dict"]
     own = model.state_dict()
     taken = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
     model.load_state_dict(taken, strict=False)
     missing = sorted(set(own) - set(taken))
-    print(
-        f"initialised from {path}: {len(taken)} tensors; new: {', '.join(missing) or 'none'}",
-        flush=True,
-    )
+    return f"initialised from {path}: {len(taken)} tensors; new: {', '.join(missing) or 'none'}"
 
 
 def load_training_data(args) -> tuple[list, list, dict[str, list], str]:
@@ -225,7 +222,7 @@ def main(argv: "list[str] | None" = None) -> int:
     config = {"attention_keep": args.attention_keep} if args.attention_keep else {}
     model = build_model(args.model, config).to(device)
     if args.init:
-        init_model(model, args.init)
+        print(init_model(model, args.init), flush=True)
     params = list(
         model.confidence_parameters() if args.train == "confidence" else model.parameters()
     )

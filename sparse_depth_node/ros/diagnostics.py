@@ -70,7 +70,7 @@ def pipeline_status(
     values["output_rate_hz"] = f"{stats.rate('frames_out'):.1f}"
     for name, n in sorted(counts.items()):
         values[f"count.{name}"] = str(n)
-    for stage, (med, p90) in sorted(stats.percentiles().items()):
-        values[f"latency_ms.{stage}"] = f"median {med:.1f} p90 {p90:.1f}"
+    for stage, t in sorted(stats.percentiles().items()):
+        values[f"latency_ms.{stage}"] = f"median {t['median_ms']:.1f} p90 {t['p90_ms']:.1f}"
     status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
     return status

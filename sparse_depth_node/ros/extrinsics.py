@@ -1,5 +1,7 @@
-"""T_camera<-lidar for the node: from tf2 at the cloud's stamp when tf2 is importable and
-asked for, else from parameters (translation [x, y, z] m, rotation quaternion [x, y, z, w]).
+"""T_camera<-lidar for the node and ``process`` (one policy, ``ExtrinsicSource``): from TF
+(tf2 at the cloud's stamp in the node, the bag's transforms offline) when asked for and there,
+else from parameters (translation [x, y, z] m, rotation quaternion [x, y, z, w]); the
+conversions between transforms, their messages and those parameters.
 
 The tf2 path follows the documented tf2_ros Python API (Buffer, TransformListener,
 can_transform with no timeout, so the executor never blocks); on machines without tf2_ros it
@@ -14,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..core.settings import extrinsic_set
-from ..core.transforms import transform_from_quaternion
+from ..core.transforms import matrix_to_quaternion, transform_from_quaternion
 
 try:  # tf2_ros comes with a ROS install, not with the pip wheels
     import tf2_ros
@@ -73,21 +75,53 @@ def extrinsic_from_parameters(
     return transform_from_quaternion(t, q)
 
 
-class ExtrinsicSource:
-    """T_camera<-lidar for the node: tf2 at the cloud's stamp when tf2 is importable and
-    ``use_tf`` is set, else the ``extrinsic.*`` parameters when they are given; else none, and
-    ``problem`` says why (a calibration is never guessed). ``values()`` gives the settings."""
+def extrinsic_parameters(t_cam_from_lidar: np.ndarray) -> dict[str, list[float]]:
+    """The ``extrinsic.translation`` [x, y, z] (m) and ``extrinsic.rotation`` [x, y, z, w] of
+    a (4, 4) T_camera<-lidar (the inverse of ``extrinsic_from_parameters``; also the fields
+    of a geometry_msgs/Transform)."""
+    t = np.asarray(t_cam_from_lidar, np.float64)
+    return {
+        "extrinsic.translation": [float(x) for x in t[:3, 3]],
+        "extrinsic.rotation": [float(x) for x in matrix_to_quaternion(t[:3, :3])],
+    }
 
-    def __init__(self, node: Any, values: Callable[[], Mapping[str, Any]]) -> None:
+
+TfLookup = Callable[[str, str, Any], "np.ndarray | None"]
+
+
+class ExtrinsicSource:
+    """T_camera<-lidar, one policy for the node and ``process``: with ``use_tf`` and a TF
+    source (``tf``: tf2 in the node where tf2_ros is importable, the bag's /tf_static and /tf
+    in ``process``), from TF only; else from the ``extrinsic.*`` parameters when they are
+    given; else none, and ``problem`` says why (a calibration is never guessed). ``values()``
+    gives the settings; ``tf(camera_frame, lidar_frame, stamp)`` the transform or None."""
+
+    def __init__(self, values: Callable[[], Mapping[str, Any]], tf: "TfLookup | None") -> None:
         self.values = values
-        self.tf = TfExtrinsics(node) if values()["use_tf"] and tf2_available() else None
+        self.tf = tf if values()["use_tf"] else None
+
+    @property
+    def description(self) -> str:
+        """Where the transform comes from, in words."""
+        if self.tf is not None:
+            return "TF"
+        return "the extrinsic.* parameters" if extrinsic_set(self.values()) else "nowhere"
+
+    def ignored(self) -> "str | None":
+        """A line when ``extrinsic.*`` are given but TF serves instead (never silently)."""
+        if self.tf is not None and extrinsic_set(self.values()):
+            return (
+                "extrinsic.* are set but use_tf is true and TF is available: T_camera<-lidar "
+                "comes from TF only (set use_tf: false to use the parameters)"
+            )
+        return None
 
     def problem(self) -> "str | None":
         """Why there is no T_camera<-lidar at all, or None."""
         v = self.values()
         if self.tf is not None or extrinsic_set(v):
             return None
-        why = "tf2 is not available" if v["use_tf"] else "use_tf is false"
+        why = "TF is not available" if v["use_tf"] else "use_tf is false"
         return (
             f"no T_camera<-lidar, so nothing is published: {why} and extrinsic.translation / "
             "extrinsic.rotation are not set (never guessed); set them (`sparse-depth extrinsic "
@@ -97,7 +131,7 @@ class ExtrinsicSource:
     def lookup(self, camera_frame: str, lidar_frame: str, stamp: Any) -> "np.ndarray | None":
         """The transform, or None (TF does not have it yet, or there is no source)."""
         if self.tf is not None:
-            return self.tf.lookup(camera_frame, lidar_frame, stamp)
+            return self.tf(camera_frame, lidar_frame, stamp)
         v = self.values()
         if not extrinsic_set(v):
             return None

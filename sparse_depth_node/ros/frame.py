@@ -2,9 +2,9 @@
 out. The node, ``sparse-depth process`` and the benchmark all run a frame through here, so what
 is benchmarked and what is written to a bag is what the node publishes.
 
-Messages are duck-typed (rclpy or ``rosbags`` classes); a ``MessageKit`` makes the blank
-outputs of either kind; what is published comes from the output table (outputs.py). Nothing here
-imports rclpy.
+Messages are duck-typed (rclpy or ``rosbags`` classes); a ``MessageKit`` (kits.py, bag/io.py)
+makes the blank outputs of either kind; what is published comes from the output table
+(outputs.py). Nothing here imports rclpy.
 """
 
 from __future__ import annotations
@@ -18,15 +18,9 @@ from ..core.camera import PinholeCamera
 from ..core.completion import DepthCompleter
 from ..core.pipeline import process_frame
 from ..core.timing import Stopwatch
-from .msgs import (
-    UndecodableImage,
-    any_image_to_rgb,
-    fill_camera_info,
-    fill_cloud_from_array,
-    fill_rgb_image,
-    pointcloud2_to_xyz,
-)
-from .outputs import CAMERA_INFO, IMAGE, OUTPUTS, POINTCLOUD2, MessageKit
+from .kits import sensor_messages
+from .msgs import UndecodableImage, any_image_to_rgb, pointcloud2_to_xyz
+from .outputs import OUTPUTS, MessageKit
 
 
 class Dropped(Exception):
@@ -113,25 +107,6 @@ def warm_up(
     z = np.full(u.shape, 10.0)
     points = np.c_[(u - camera.cx) * z / camera.fx, (v - camera.cy) * z / camera.fy, z, z * 0]
     rgb = (np.mgrid[0:height, 0:width, 0:3].sum(0) * 7 % 256).astype(np.uint8)
-    header = kit.new(IMAGE).header
-    cloud = fill_cloud_from_array(kit.new(POINTCLOUD2), kit.point_field, header, points)
-    image = fill_rgb_image(kit.new(IMAGE), header, rgb)
-    info = fill_camera_info(kit.new(CAMERA_INFO), header, camera)
+    cloud, image, info = sensor_messages(kit, points, rgb, camera, 0, "lidar", "camera")
     run_set(cloud, image, info, lambda *_: np.eye(4), completer, values, topics, kit)
     return watch.lap("warm_up")
-
-
-class RclpyKit:
-    """Blank rclpy messages (imported on first use: this module stays free of rclpy)."""
-
-    def __init__(self) -> None:
-        from sensor_msgs import msg
-
-        self._msg = msg
-        self.point_field = msg.PointField
-
-    def cls(self, msgtype: str) -> type:
-        return getattr(self._msg, msgtype.rsplit("/", 1)[1])
-
-    def new(self, msgtype: str) -> Any:
-        return self.cls(msgtype)()

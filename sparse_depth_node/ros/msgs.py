@@ -152,6 +152,36 @@ def stamp_seconds(header: Any) -> float:
     return int(header.stamp.sec) + int(header.stamp.nanosec) * 1e-9
 
 
+def stamp_ns(header: Any) -> int:
+    """A header's stamp in integer nanoseconds (exact: the key of a frame across messages)."""
+    return int(header.stamp.sec) * 10**9 + int(header.stamp.nanosec)
+
+
+def time_fields(ns: int) -> dict[str, int]:
+    """The ``sec`` and ``nanosec`` of a builtin_interfaces/Time at ``ns`` nanoseconds."""
+    sec, nanosec = divmod(int(ns), 10**9)
+    return {"sec": sec, "nanosec": nanosec}
+
+
+def depth_image_to_metres(msg: Any) -> np.ndarray:
+    """A depth Image (32FC1 metres, NaN = none; or 16UC1 millimetres, 0 = none; REP 118) as
+    (H, W) float32 metres, 0 where there is no depth. ValueError for another encoding or a
+    wrong size."""
+    dtypes = {"32FC1": "f4", "16UC1": "u2"}
+    if msg.encoding not in dtypes:
+        raise ValueError(f"depth image encoding must be 32FC1 or 16UC1, got {msg.encoding}")
+    h, w, step = int(msg.height), int(msg.width), int(msg.step)
+    dtype = np.dtype(dtypes[msg.encoding]).newbyteorder(">" if msg.is_bigendian else "<")
+    buf = _buffer(msg.data)
+    if step < w * dtype.itemsize or buf.size < step * h:
+        raise ValueError(f"depth image of {w}x{h}, step {step}, has {buf.size} bytes")
+    rows = buf[: step * h].reshape(h, step)[:, : w * dtype.itemsize]
+    d = np.ascontiguousarray(rows).view(dtype).astype(np.float32)
+    if msg.encoding == "16UC1":
+        d /= 1000.0
+    return np.where(np.isfinite(d) & (d > 0), d, np.float32(0.0))
+
+
 def _uint8_array(a: np.ndarray) -> array.array:
     out = array.array("B")
     out.frombytes(np.ascontiguousarray(a).view(np.uint8).reshape(-1).data)

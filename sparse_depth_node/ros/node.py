@@ -27,10 +27,11 @@ from ..core.settings import BY_NAME, problem
 from . import parameters
 from .dds import PROFILE, profile_in_use, receive_buffer_problem
 from .diagnostics import pipeline_status
-from .extrinsics import ExtrinsicSource
+from .extrinsics import ExtrinsicSource, TfExtrinsics, tf2_available
 from .fallback import load_completer, on_cpu
-from .frame import Dropped, RclpyKit, run_set, warm_up
+from .frame import Dropped, run_set, warm_up
 from .inputs import InputSubscriptions
+from .kits import RclpyKit
 from .msgs import stamp_seconds
 from .outputs import enabled_outputs
 from .publishers import OutputPublishers
@@ -69,13 +70,16 @@ class SparseDepthNode(Node):
                 f"{error}; falling back to {self.completer.description} (strict:=true fails "
                 "instead)"
             )
-        self.extrinsics = ExtrinsicSource(self, self.values)
-        if self.values()["use_tf"] and self.extrinsics.tf is None:
+        use_tf = self.values()["use_tf"]
+        tf = TfExtrinsics(self).lookup if use_tf and tf2_available() else None
+        self.extrinsics = ExtrinsicSource(self.values, tf)
+        if use_tf and tf is None:
             self.get_logger().info(
                 "tf2_ros is not available: T_camera<-lidar comes from the extrinsic.* parameters"
             )
-        if self.extrinsics.problem():
-            self.get_logger().warning(self.extrinsics.problem())
+        for line in (self.extrinsics.ignored(), self.extrinsics.problem()):
+            if line:
+                self.get_logger().warning(line)
         self._sync = ApproximateSync.from_settings(self.values())
         self._kit = RclpyKit()
         self.outputs = OutputPublishers(self, self._kit)

@@ -38,11 +38,13 @@ def input_topic(name: str, msgtype: str, image_transport: str) -> tuple[str, str
 
 
 class MessageKit(Protocol):
-    """Makes blank messages of one ROS binding (rclpy or rosbags)."""
+    """Makes blank messages and headers of one ROS binding (rclpy or rosbags)."""
 
     point_field: type
 
     def new(self, msgtype: str) -> Any: ...
+
+    def header(self, stamp_ns: int, frame_id: str) -> Any: ...
 
 
 @dataclass(frozen=True)

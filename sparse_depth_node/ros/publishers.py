@@ -9,7 +9,7 @@ from typing import Any
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
 
-from .frame import RclpyKit
+from .kits import RclpyKit
 from .outputs import OUTPUTS, enabled_outputs
 
 

@@ -6,7 +6,7 @@ import threading
 import time
 from collections import Counter, deque
 
-import numpy as np
+from ..core.timing import summary
 
 
 class PipelineStats:
@@ -52,11 +52,11 @@ class PipelineStats:
             last = self._last.get(name)
         return float("inf") if last is None else time.monotonic() - last
 
-    def percentiles(self) -> dict[str, tuple[float, float]]:
-        """Median and p90 (ms) of each stage."""
+    def percentiles(self) -> dict[str, dict[str, float]]:
+        """The timing ``summary`` (median_ms, p90_ms, ...) of each stage."""
         with self._lock:
-            items = {k: np.asarray(v) for k, v in self._latency.items() if v}
-        return {k: (float(np.median(v)), float(np.percentile(v, 90))) for k, v in items.items()}
+            items = {k: list(v) for k, v in self._latency.items() if v}
+        return {k: summary(v) for k, v in items.items()}
 
     def snapshot(self) -> dict[str, int]:
         with self._lock:

@@ -56,9 +56,8 @@ def test_convert_kitti_reads_back_to_the_same_data(tmp_path, kitti_dir, storage)
     ):
         f = raw.read(i)
         stamp = cloud.header.stamp.sec * 10**9 + cloud.header.stamp.nanosec
-        assert (
-            t_c == t_i == stamp == 1_317_024_000 * 10**9 + i * 10**8
-        )  # 10 Hz, message time = header stamp
+        day = 1_316_995_200 * 10**9  # 2011-09-26 00:00 UTC, the sample's recording day
+        assert t_c == t_i == stamp == day + i * 10**8  # 10 Hz, message time = header stamp
         scan = np.fromfile(
             kitti_dir / "velodyne_points" / "data" / f"{i:010d}.bin", np.float32
         ).reshape(-1, 4)

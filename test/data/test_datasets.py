@@ -1,9 +1,11 @@
 """Cameras from CameraInfo (rclpy and rosbags messages) and from each data set's calibration."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
+from conftest import FIXTURES
 
 from sparse_depth_node.core.camera import PinholeCamera
 from sparse_depth_node.data.calibration import (
@@ -219,3 +221,32 @@ def test_the_full_kitti_drive_reads_78_sweeps_with_a_truncated_last_one(full_dat
     first, last = reader.read(0), reader.read(77)
     assert 100_000 < len(first.points) < 130_000 and 60_000 < len(last.points) < 80_000
     assert first.rgb.shape == (375, 1242, 3)
+
+
+def _utc(*args) -> float:
+    from datetime import datetime, timezone
+
+    return datetime(*args, tzinfo=timezone.utc).timestamp()
+
+
+def test_every_reader_stamps_its_frames_in_unix_seconds(tmp_path, kitti_dir, ddad_dir):
+    """Oracles: DDAD's scene JSON gives scene_01's first CAMERA_01 image as
+    2463-05-15T00:38:58.415230Z (its file stems are microseconds); the nuScenes export's
+    timestamp; a KITTI drive's timestamps.txt; without one, 10 Hz from the recording day."""
+    ddad = open_dataset(ddad_dir / "scene_01", "ddad").read(0)
+    assert ddad.stamp == pytest.approx(_utc(2463, 5, 15, 0, 38, 58, 415230), abs=1e-5)
+    nus = open_dataset(FIXTURES / "nuscenes_demo", "nuscenes").read("CAM_FRONT")
+    assert nus.stamp == pytest.approx(1532402927.61246, abs=1e-6)  # 2018-07-24, in the export
+    day = _utc(2011, 9, 26)
+    raw = open_dataset(kitti_dir, "kitti-raw")  # the folder's name gives 2011_09_26
+    assert [raw.read(i).stamp for i in (0, 2)] == pytest.approx([day, day + 0.2], abs=1e-6)
+    drive = tmp_path / "2011_09_28_drive_0002_sync"
+    shutil.copytree(kitti_dir, drive)
+    assert open_dataset(drive, "kitti-raw").read(1).stamp == pytest.approx(
+        _utc(2011, 9, 28) + 0.1, abs=1e-6
+    )
+    lines = ["2011-09-28 12:00:00.000000000", "2011-09-28 12:00:00.103750000"]
+    (drive / "image_02" / "timestamps.txt").write_text("\n".join(lines * 3) + "\n")
+    assert open_dataset(drive, "kitti-raw").read(1).stamp == pytest.approx(
+        _utc(2011, 9, 28, 12) + 0.10375, abs=1e-6
+    )

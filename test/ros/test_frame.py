@@ -80,3 +80,45 @@ def test_malformed_sets_and_missing_transforms_are_dropped_with_a_counter(sample
             kit,
         )
     assert bad.value.counter == "rejected_input" and "640x375" in str(bad.value)
+
+
+def test_one_extrinsic_policy_for_the_node_and_process(sample_frame):
+    """ExtrinsicSource, as the node (tf: tf2's lookup) and process (tf: the bag's TfTree) build
+    it: with use_tf and TF there, TF only (the parameters ignored, and said); without TF or
+    with use_tf false, the parameters; with neither, no transform and the reason."""
+    from sparse_depth_node.bag.tf_tree import TfTree
+    from sparse_depth_node.core.transforms import invert_transform
+    from sparse_depth_node.ros.extrinsics import (
+        ExtrinsicSource,
+        extrinsic_from_parameters,
+        extrinsic_parameters,
+    )
+
+    t_bag = sample_frame.t_cam_from_lidar
+    tree = TfTree()
+    tree.add("velo", "cam", invert_transform(t_bag))  # parent <- child, as /tf_static holds it
+    tf = lambda cam, lidar, _stamp: tree.lookup(cam, lidar)  # noqa: E731 (process's lookup)
+    shifted = t_bag.copy()
+    shifted[:3, 3] += [0.0, 0.0, 5.0]
+    params = extrinsic_parameters(shifted)
+    np.testing.assert_allclose(
+        extrinsic_from_parameters(*params.values()), shifted, atol=1e-8
+    )  # the parameters round-trip (KITTI's rotation is orthonormal to 1e-9)
+    cases = [  # (settings, TF source, expected transform or None)
+        ({}, tf, t_bag),
+        (params, tf, t_bag),
+        ({**params, "use_tf": False}, tf, shifted),
+        (params, None, shifted),  # use_tf but no TF (tf2_ros missing): the parameters
+        ({}, None, None),
+        ({"use_tf": False}, tf, None),
+    ]
+    for overrides, source, expected in cases:
+        values = resolve(overrides)
+        s = ExtrinsicSource(lambda v=values: v, source)
+        got = s.lookup("cam", "velo", None)
+        if expected is None:
+            assert got is None and "never guessed" in s.problem(), overrides
+        else:
+            np.testing.assert_allclose(got, expected, atol=1e-8, err_msg=str(overrides))
+            assert s.problem() is None
+        assert (s.ignored() is not None) == (source is not None and overrides == params)

@@ -10,6 +10,7 @@ from std_msgs.msg import Header
 
 from sparse_depth_node.core.camera import PinholeCamera
 from sparse_depth_node.ros.msgs import (
+    depth_image_to_metres,
     fill_camera_info,
     fill_depth_image,
     fill_pointcloud2,
@@ -184,6 +185,24 @@ def test_depth_images_byte_for_byte():
         "<4H", 1500, 0, 0, 0
     )
     # 70 m exceeds 16-bit millimetres: invalid (0), not wrapped
+
+
+def test_depth_images_decode_from_hand_packed_bytes():
+    """32FC1 big-endian with row padding and 16UC1 millimetres, packed with struct: metres,
+    0 where there is no depth."""
+    msg = Image(height=2, width=2, encoding="32FC1", is_bigendian=1, step=10)
+    rows = [struct.pack(">2f", 1.5, float("nan")), struct.pack(">2f", -1.0, 70.25)]
+    msg.data = rows[0] + b"\xee\xee" + rows[1] + b"\xee\xee"
+    np.testing.assert_array_equal(depth_image_to_metres(msg), [[1.5, 0.0], [0.0, 70.25]])
+    mm = Image(height=1, width=3, encoding="16UC1", is_bigendian=0, step=6)
+    mm.data = struct.pack("<3H", 1500, 0, 65535)
+    np.testing.assert_allclose(depth_image_to_metres(mm), [[1.5, 0.0, 65.535]], rtol=1e-6)
+    for bad, match in (
+        (Image(encoding="rgb8"), "32FC1 or 16UC1"),
+        (Image(height=2, width=2, encoding="16UC1", step=4), "bytes"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            depth_image_to_metres(bad)
 
 
 def test_cloud_output_layouts_and_rgb_packing():

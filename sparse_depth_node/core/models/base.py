@@ -19,6 +19,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+Tensor = torch.Tensor
+MaybeTensor = torch.Tensor | None  # the forward signature's optional image and fill
 GOOD_FRACTION = 0.05  # |depth error| <= 5 % of the true depth: what a learned confidence predicts
 
 
@@ -65,10 +67,6 @@ class DepthNetwork(nn.Module):
         return []
 
     def forward(
-        self,
-        depth: torch.Tensor,
-        mask: torch.Tensor,
-        rgb: "torch.Tensor | None" = None,
-        fill: "torch.Tensor | None" = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, depth: Tensor, mask: Tensor, rgb: MaybeTensor = None, fill: MaybeTensor = None
+    ) -> tuple[Tensor, Tensor]:
         raise NotImplementedError

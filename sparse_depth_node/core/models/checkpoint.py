@@ -38,9 +38,7 @@ def build_model(name: str, config: "dict | None" = None) -> DepthNetwork:
     return cls(**cfg)
 
 
-def save_checkpoint(
-    path: "str | Path", name: str, model: DepthNetwork, provenance: dict
-) -> None:
+def save_checkpoint(path: "str | Path", name: str, model: DepthNetwork, provenance: dict) -> None:
     """Write ``model`` (built as ``name`` with ``model.config``) and its provenance to ``path``."""
     torch.save(
         {

@@ -35,7 +35,7 @@ from torch import nn
 
 from ..classic import fill_tensor
 from ..inference import downsample_sparse
-from .base import DepthNetwork
+from .base import DepthNetwork, MaybeTensor, Tensor
 from .sparse_conv import SparseConv2d, valid_count
 
 REACH = 40  # px at full resolution: outputs exist within this distance of a return's 4 x 4 block
@@ -129,12 +129,8 @@ class GuidedNet(DepthNetwork):
         return fill_tensor(PREFILL, depth * mask, self.max_depth)
 
     def forward(
-        self,
-        depth: torch.Tensor,
-        mask: torch.Tensor,
-        rgb: "torch.Tensor | None" = None,
-        fill: "torch.Tensor | None" = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, depth: Tensor, mask: Tensor, rgb: MaybeTensor = None, fill: MaybeTensor = None
+    ) -> tuple[Tensor, Tensor]:
         """``fill``: ``prefill`` of a larger window cropped to this one (the completer's bands),
         computed here when not given."""
         if rgb is None:

@@ -22,8 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import DepthNetwork
+from .base import DepthNetwork, MaybeTensor, Tensor
 from .sparse_conv import SparseConv2d, valid_count
+
 
 def sparse_downsample(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean of the valid features of each 2 x 2 block (x is zero where mask is), and its mask."""
@@ -108,12 +109,8 @@ class SparseMultiScaleNet(DepthNetwork):
         return list(self.confidence.parameters())
 
     def forward(
-        self,
-        depth: torch.Tensor,
-        mask: torch.Tensor,
-        rgb: "torch.Tensor | None" = None,
-        fill: "torch.Tensor | None" = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, depth: Tensor, mask: Tensor, rgb: MaybeTensor = None, fill: MaybeTensor = None
+    ) -> tuple[Tensor, Tensor]:
         """``rgb`` and ``fill`` are not read (the contract's signature)."""
         x, m = depth / self.depth_scale * mask, mask
         skips = []

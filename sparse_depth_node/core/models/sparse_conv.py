@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import DepthNetwork
+from .base import DepthNetwork, MaybeTensor, Tensor
 
 PAPER_KERNELS = (11, 7, 5, 3, 3)
 PAPER_CHANNELS = 16
@@ -98,12 +98,8 @@ class SparseConvNet(DepthNetwork):
         self.head = SparseConv2d(channels, 1, 1)
 
     def forward(
-        self,
-        depth: torch.Tensor,
-        mask: torch.Tensor,
-        rgb: "torch.Tensor | None" = None,
-        fill: "torch.Tensor | None" = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, depth: Tensor, mask: Tensor, rgb: MaybeTensor = None, fill: MaybeTensor = None
+    ) -> tuple[Tensor, Tensor]:
         """``rgb`` and ``fill`` are not read (the contract's signature)."""
         m = mask
         x = depth / self.depth_scale * m

@@ -1,0 +1,66 @@
+"""The ``sparse-depth`` command: ``complete`` (one frame of a data set), ``convert-kitti``,
+``process`` and ``play`` (rosbag2), ``demo`` (node + bag over DDS), ``node`` (the ROS 2 node),
+``evaluate``, ``bench`` and ``train``.
+
+A mistake (a missing folder, a wrong format, an unreadable file) ends with one line naming the
+problem and exit status 2; work that takes longer than a moment shows a progress bar on a
+terminal (``--quiet`` silences it). Each command imports its modules only when it runs, so
+``--help`` is instant.
+"""
+# each command's parser sits beside its handler: frames.py (complete, evaluate), bags.py
+# (convert-kitti, process, extrinsic), live.py (play, demo, node), lab.py (bench, train)
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import bags, frames, lab, live
+from .common import Formatter
+
+PASS_THROUGH = ("train", "node")  # their own parsers take every argument after them
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sparse-depth", description=__doc__, formatter_class=Formatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help: str, func) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help, formatter_class=Formatter)
+        p.set_defaults(func=func)
+        return p
+
+    for module in (frames, bags, live, lab):
+        module.register(command)
+    return parser
+
+
+def main(argv: "list[str] | None" = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    if argv[:1] and argv[0] in PASS_THROUGH:
+        func = lab.train if argv[0] == "train" else live.node
+        args = argparse.Namespace(
+            command=argv[0], func=func, train_args=argv[1:], ros_args=argv[1:]
+        )
+    else:
+        args = parser.parse_args(argv)
+    try:
+        if hasattr(args, "threads"):  # the commands that compute (speed options)
+            from ..core.runtime import configure_process
+
+            configure_process(args.threads)
+        return int(args.func(args) or 0)
+    except (ValueError, OSError) as exc:  # a mistake in the input: one line, no traceback
+        message = (
+            str(exc)
+            if not isinstance(exc, OSError) or not exc.filename
+            else (f"{exc.strerror}: {exc.filename}")
+        )
+        print(f"sparse-depth {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"sparse-depth {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,117 @@
+"""Commands over rosbag2 files, offline: ``convert-kitti``, ``process`` and ``extrinsic``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .common import progress, quiet_option
+
+STORAGES = ("mcap", "sqlite3")
+
+
+def register(command) -> None:
+    p = command("convert-kitti", "write a KITTI raw drive as a rosbag2", convert_kitti)
+    p.add_argument("--data", required=True, help="KITTI raw drive folder")
+    p.add_argument("--out", required=True, help="bag folder to create")
+    p.add_argument("--frames", default=None, help="A:B, frame indices [A, B) (default: all)")
+    p.add_argument("--storage", default="mcap", choices=STORAGES, help="bag format")
+    p.add_argument(
+        "--compress", action="store_true", help="zstd compression (rosbag2 reads it natively)"
+    )
+    quiet_option(p)
+
+    p = command("process", "run the node's frame path over a bag offline into a new bag", process)
+    p.add_argument("in_bag", help="input rosbag2 folder")
+    p.add_argument("out_bag", help="output rosbag2 folder to create")
+    p.add_argument(
+        "--params", default=None, help="node parameter YAML (default: the node's defaults)"
+    )
+    p.add_argument(
+        "--remap", nargs="*", default=[], help="input topics, e.g. lidar/points:=/velodyne_points"
+    )
+    p.add_argument("--device", default=None, help="overrides the YAML's device")
+    p.add_argument("--storage", default="mcap", choices=STORAGES, help="output bag format")
+    quiet_option(p)
+
+    p = command(
+        "extrinsic",
+        "print the node's extrinsic.* parameters from a bag's /tf_static "
+        "and /tf (ready to paste into a parameter file)",
+        extrinsic,
+    )
+    p.add_argument("bag", help="rosbag2 folder")
+    p.add_argument(
+        "--lidar-frame",
+        default=None,
+        help="LiDAR frame (default: the frame_id of the bag's first cloud)",
+    )
+    p.add_argument(
+        "--camera-frame",
+        default=None,
+        help="camera optical frame (default: the frame_id of the bag's first image)",
+    )
+
+
+def convert_kitti(args: argparse.Namespace) -> int:
+    from ..bag.convert import convert_kitti as convert
+    from ..data.datasets import parse_frame_range
+
+    frames = parse_frame_range(args.frames, "--frames") if args.frames else None
+    with progress(args, "convert-kitti") as bar:
+        n = convert(args.data, args.out, frames, args.storage, args.compress, tick=bar.update)
+    print(f"wrote {n} frames to {args.out} ({args.storage})")
+    return 0
+
+
+def process(args: argparse.Namespace) -> int:
+    from ..bag.io import load_parameters, parse_remaps
+    from ..bag.process import process_bag
+    from ..core.runtime import configure_process
+
+    params = load_parameters(args.params)
+    if args.device is not None:
+        params["device"] = args.device
+    configure_process(int(params.get("threads", 0)))
+    done = []
+    with progress(args, "process") as bar:
+
+        def tick(report) -> None:
+            done.append(report.frames_out)
+            bar.update(1)
+
+        try:
+            report = process_bag(
+                args.in_bag,
+                args.out_bag,
+                params,
+                parse_remaps(args.remap),
+                args.storage,
+                progress=tick,
+                notice=lambda line: print(line, file=sys.stderr),
+            )
+        except KeyboardInterrupt:
+            print(
+                f"interrupted after {len(done)} frames: {args.out_bag} holds them (a closed, "
+                "readable bag)"
+            )
+            return 130
+    print("inputs: " + ", ".join(f"{k} <- {v}" for k, v in report.inputs.items()))
+    print(f"T_camera<-lidar: {report.extrinsic_source}")
+    print(report.table())
+    print(f"wrote {args.out_bag}")
+    if report.frames_out == 0:
+        print(
+            f"sparse-depth process: error: no frame gave an output ({report.skipped})",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def extrinsic(args: argparse.Namespace) -> int:
+    from ..bag.extrinsic import bag_extrinsic, parameter_block
+
+    t, camera, lidar = bag_extrinsic(args.bag, None, args.lidar_frame, args.camera_frame)
+    print(parameter_block(t, camera, lidar))
+    return 0

@@ -1,0 +1,197 @@
+"""Commands over a data set's frames: ``complete`` (one frame to PNGs) and ``evaluate``
+(methods scored on held-out LiDAR points)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .common import data_options, progress, quiet_option, setting_option, speed_options
+
+
+def register(command) -> None:
+    from ..core.methods import DEFAULT_METHOD, METHODS
+
+    p = command("complete", "complete one frame of a data set and write PNGs", complete)
+    data_options(p)
+    p.add_argument(
+        "--frame",
+        default="0",
+        help="frame: id or number (KITTI: 0 = 0000000000; nuScenes: camera name)",
+    )
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--method", default=DEFAULT_METHOD, choices=METHODS, help="completion method")
+    p.add_argument(
+        "--weights", default=None, help="checkpoint path (default: the shipped weights)"
+    )
+    speed_options(p)
+    setting_option(p, "min_depth")
+    setting_option(p, "max_depth")
+    p.add_argument(
+        "--allow-untrained",
+        action="store_true",
+        help="run a network without trained weights (random initialisation)",
+    )
+
+    p = command("evaluate", "score methods on held-out LiDAR points", evaluate)
+    data_options(p)
+    p.add_argument(
+        "--frames", default=None, help="A:B (indices; A: or :B too) or id,id,... (default: all)"
+    )
+    p.add_argument(
+        "--protocol",
+        default="random:0.5",
+        help="random:K (keep K of the points) or lines:K (every K-th scan line)",
+    )
+    p.add_argument(
+        "--densities", default=None, help="density sweep instead, e.g. 0.05,0.1,0.2,0.5,1"
+    )
+    p.add_argument(
+        "--confidence",
+        action="store_true",
+        help="also: per method, the error of the pixels kept and dropped by confidence thresholds",
+    )
+    p.add_argument("--seed", type=int, default=0, help="hold-out seed")
+    p.add_argument(
+        "--previews",
+        default=None,
+        metavar="DIR",
+        help="also write DIR/<frame>.png: image, LiDAR input, each method's depth on one scale",
+    )
+    p.add_argument(
+        "--methods",
+        default="sparseconv,classic,nearest",
+        help="comma-separated method names or checkpoint paths",
+    )
+    speed_options(p)
+    p.add_argument("--json", default=None, help="also write the result as JSON here")
+    quiet_option(p)
+
+
+def complete(args: argparse.Namespace) -> int:
+    import numpy as np
+    from PIL import Image
+
+    from ..core.completion import DepthCompleter
+    from ..core.pipeline import process_frame
+    from ..data.datasets import open_dataset
+    from ..data.depth_io import preview, write_kitti_depth
+
+    frame = open_dataset(args.data, args.format, args.camera).read(args.frame)
+    completer = DepthCompleter(
+        args.method,
+        args.device,
+        args.weights,
+        allow_untrained=args.allow_untrained,
+        inference_scale=args.inference_scale,
+        precision=args.precision,
+        max_depth=args.max_depth,
+    )
+    params = {"min_depth": args.min_depth, "max_depth": args.max_depth}
+    run = (frame.points, frame.camera, frame.t_cam_from_lidar, completer, frame.rgb, params)
+    process_frame(*run)  # warm-up
+    result = process_frame(*run)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_kitti_depth(out / "sparse_depth.png", result.sparse_depth)
+    write_kitti_depth(out / "dense_depth.png", result.dense_depth)
+    conf = (np.clip(result.confidence, 0, 1) * 255).astype(np.uint8)
+    Image.fromarray(conf).save(out / "confidence.png")
+    coverage = (result.dense_depth > 0).mean()
+    caption = (
+        f"{args.format} {frame.name}: {completer.description}; "
+        f"{int(result.mask.sum())} LiDAR pixels ({100 * result.mask.mean():.1f} %), "
+        f"dense coverage {100 * coverage:.1f} %"
+    )
+    preview(
+        frame.rgb,
+        result.sparse_depth,
+        result.dense_depth,
+        result.confidence,
+        caption,
+        max_depth=args.max_depth,
+    ).save(out / "preview.png")
+    print(caption)
+    print(f"{'stage':<12} {'ms':>8}")
+    for stage, ms in result.timings_ms.items():
+        print(f"{stage:<12} {ms:8.1f}")
+    print(f"wrote {out}/sparse_depth.png dense_depth.png confidence.png preview.png")
+    if result.mask.any() and coverage == 0:
+        print(
+            f"sparse-depth complete: warning: {completer.method} gave no depth at all",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from ..core.completion import DepthCompleter
+    from ..data.datasets import open_dataset, select_frames
+    from ..lab.evaluate import (
+        CONFIDENCE_THRESHOLDS,
+        density_sweep,
+        format_confidence,
+        format_paired,
+        format_sweep,
+        format_table,
+    )
+    from ..lab.evaluate import evaluate as run_evaluation
+    from ..lab.report import write_json
+
+    reader = open_dataset(args.data, args.format, args.camera)
+    ids = select_frames(reader.frame_ids(), args.frames, "--frames")
+    with progress(args, "read") as bar:
+        frames = []
+        for i in ids:
+            frames.append(reader.read(i))
+            bar.update(1)
+    methods = {}
+    for name in args.methods.split(","):
+        methods[Path(name).stem if name.endswith(".pt") else name] = DepthCompleter(
+            name, args.device, inference_scale=args.inference_scale, precision=args.precision
+        )
+    densities = [float(d) for d in args.densities.split(",")] if args.densities else None
+    with progress(args, "evaluate", len(densities or frames)) as bar:
+        if densities:
+            sweep = density_sweep(frames, methods, densities, args.seed, tick=bar.update)
+            print(format_sweep(sweep))
+            result = {
+                "protocol": "density sweep (20 % fixed target)",
+                "frames": len(frames),
+                "seed": args.seed,
+                "densities": sweep,
+            }
+        else:
+            thresholds = CONFIDENCE_THRESHOLDS if args.confidence else None
+            show = _preview_writer(Path(args.previews), args.protocol) if args.previews else None
+            result = run_evaluation(
+                frames, methods, args.protocol, args.seed, thresholds, tick=bar.update, show=show
+            )
+    if not args.densities:
+        print(format_table(result))
+        if result["paired"]:
+            print(format_paired(result))
+        for name, rows in result.get("confidence", {}).items():
+            print(format_confidence(name, rows))
+    if args.json:
+        write_json(args.json, result)
+    return 0
+
+
+def _preview_writer(folder: Path, protocol: str):
+    """A ``show`` callback for lab.evaluate that writes FOLDER/<frame>.png: the image, the
+    LiDAR input and every method's completion on one colour scale."""
+    from ..data.depth_io import comparison
+
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def show(frame, split, preds) -> None:
+        comparison(
+            frame.rgb,
+            split.input_depth[0, 0].numpy(),
+            preds,
+            f"{frame.name}: input {protocol}; methods on one scale (magenta: no estimate)",
+        ).save(folder / f"{frame.name}.png")
+
+    return show
