@@ -77,8 +77,9 @@ def process_bag(
     ``params``: node parameters (a parameter file's values) over the defaults. The output bag
     has the input's topics unchanged plus ``/depth/*`` for every output the parameters enable,
     stamped as the images. T_camera<-lidar: with ``use_tf`` (default), from the bag's
-    /tf_static and /tf when they connect the cloud's and the image's frames, else from
-    ``extrinsic.*`` when the parameters give them; with ``use_tf: false``, from ``extrinsic.*``.
+    /tf_static and /tf when the bag records TF (frames whose transform it lacks are skipped as
+    tf_missing), else from ``extrinsic.*``; with ``use_tf: false``, from ``extrinsic.*`` (the
+    node's policy, ros.extrinsics.ExtrinsicSource).
     The bag is written as OUT.partial and renamed OUT when closed; a stale OUT.partial (a run
     that was killed) is replaced, said through ``notice``. An input damaged mid-file raises
     DamagedBag (a ValueError) naming where, after OUT is closed with the frames before it.
@@ -86,23 +87,6 @@ def process_bag(
     values = resolve(params)
     remaps = remaps or {}
     completer = DepthCompleter.from_settings(values)
-    tree = TfTree()
-    extrinsics = ExtrinsicSource(
-        lambda: values, lambda cam, lidar, _stamp: tree.lookup(cam, lidar)
-    )
-    if extrinsics.problem():
-        raise ValueError(
-            "use_tf is false but extrinsic.translation / extrinsic.rotation are not set: give "
-            "them in --params (never guessed), or let the bag's /tf_static serve (use_tf: true)"
-        )
-    if extrinsics.ignored() and notice is not None:
-        notice(f"process: {extrinsics.ignored()}")
-    report = ProcessReport(
-        extrinsic_source="the bag's /tf_static and /tf"
-        if extrinsics.tf is not None
-        else extrinsics.description
-    )
-
     sync = ApproximateSync.from_settings(values)
     topics = enabled_outputs(values)
     kit = BagKit()
@@ -116,6 +100,25 @@ def process_bag(
         if notice is not None:
             notice(f"process: replaced {partial}, left by an earlier run that did not finish")
     reader = open_bag(in_bag)
+    # the node's policy (ros.extrinsics): TF when use_tf and the bag records TF, else extrinsic.*
+    tree = TfTree()
+    has_tf = any(c.msgtype == "tf2_msgs/msg/TFMessage" for c in reader.connections)
+    extrinsics = ExtrinsicSource(
+        lambda: values, (lambda cam, lidar, _stamp: tree.lookup(cam, lidar)) if has_tf else None
+    )
+    report = ProcessReport(
+        extrinsic_source="the bag's /tf_static and /tf"
+        if extrinsics.tf is not None
+        else extrinsics.description
+    )
+    if extrinsics.problem():
+        reader.close()
+        raise ValueError(
+            f"{in_bag}: {extrinsics.problem()}; give them in --params, or a bag whose /tf_static "
+            "connects the frames (use_tf: true)"
+        )
+    if extrinsics.ignored() and notice is not None:
+        notice(f"process: {extrinsics.ignored()}")
     interrupted = None
     try:
         report.inputs = resolve_inputs(reader.connections, remaps, values["image_transport"])

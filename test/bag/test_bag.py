@@ -166,6 +166,48 @@ def test_process_honours_use_tf_like_the_node(tmp_path):
     assert not np.array_equal(np.isfinite(sparse("tf")), np.isfinite(sparse("params")))
 
 
+def _without_tf(src, dst):
+    """A copy of the bag ``src`` without its TF topics (a rig recorded without /tf_static)."""
+    from rosbags.rosbag2 import Writer
+
+    reader = open_bag(src)
+    with Writer(dst, version=8) as writer:
+        conns = {
+            c.id: writer.add_connection(c.topic, c.msgtype, typestore=TYPESTORE)
+            for c in reader.connections
+            if c.msgtype != "tf2_msgs/msg/TFMessage"
+        }
+        for c, t, raw in reader.messages():
+            if c.id in conns:
+                writer.write(conns[c.id], t, raw)
+    reader.close()
+    return dst
+
+
+def test_process_takes_the_extrinsic_by_the_nodes_policy_when_the_bag_has_no_tf(tmp_path):
+    """No TF in the bag: the parameters serve (TF is not there, as for a node without tf2);
+    without them the run stops at once with the reason, before writing anything."""
+    bare = _without_tf(SAMPLE_BAG, tmp_path / "bare")
+    from sparse_depth_node.ros.extrinsics import extrinsic_parameters
+
+    t_bag = KittiRawReader(SAMPLE).read(0)
+    params = {"model": "nearest", "device": "cpu", "publish_sparse": True}
+    with pytest.raises(ValueError, match="never guessed"):
+        process_bag(bare, tmp_path / "none", params)
+    assert not (tmp_path / "none").exists() and not (tmp_path / "none.partial").exists()
+    cam = t_bag.camera.optical_from_reference() @ t_bag.t_cam_from_lidar
+    report = process_bag(bare, tmp_path / "params", {**params, **extrinsic_parameters(cam)})
+    assert report.frames_out == 3 and report.extrinsic_source == "the extrinsic.* parameters"
+    with_tf = process_bag(SAMPLE_BAG, tmp_path / "tf", params)
+    assert with_tf.extrinsic_source == "the bag's /tf_static and /tf"
+
+    def sparse(name):
+        msgs, _ = read_all(tmp_path / name)
+        return np.frombuffer(msgs["/depth/sparse"][0][1].data.tobytes(), "<f4")
+
+    np.testing.assert_allclose(sparse("params"), sparse("tf"), atol=1e-4, equal_nan=True)
+
+
 def test_process_takes_remaps_and_reports_a_missing_topic(tmp_path):
     with pytest.raises(ValueError, match="remap with"):
         process_bag(
