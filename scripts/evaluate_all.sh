@@ -23,6 +23,10 @@ run rig "$DATA/pjlab_opencalib" kitti-object random:0.5
 run ddad "$DATA/ddad_test_scene/scene_02" ddad random:0.5
 run nuscenes "$DATA/nuscenes_demo" nuscenes random:0.5
 run nuscenes "$DATA/nuscenes_demo" nuscenes lines:2
+echo "== the whole image: photometric error of the neighbouring frames (KITTI frames 0-19, the car moving)"
+$SD evaluate --data "$DATA/kitti_raw_2011_09_26" --format kitti-raw --frames 0:20 --protocol photometric \
+  --methods "classic-multiscale,${METHODS}" --device cpu --json out/eval/kitti-photometric.json \
+  --previews out/eval/previews-photometric
 echo "== previews: image | LiDAR | classical | paper's network | guided, one scale"
 for protocol in random:0.5 lines:4; do
   $SD evaluate --data "$DATA/kitti_raw_2011_09_26" --format kitti-raw --frames 60:78 --protocol $protocol \

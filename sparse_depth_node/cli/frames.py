@@ -42,7 +42,10 @@ def register(command) -> None:
     p.add_argument(
         "--protocol",
         default="random:0.5",
-        help="random:K (keep K of the points) or lines:K (every K-th scan line)",
+        help="random:K (keep K of the points), lines:K (every K-th scan line), or photometric "
+        "(the whole image: other views of the scene warped with each method's depth; a "
+        "sequence such as KITTI raw, and the stereo camera where there is one; the first "
+        "method gives the sanity rows)",
     )
     p.add_argument(
         "--densities", default=None, help="density sweep instead, e.g. 0.05,0.1,0.2,0.5,1"
@@ -141,16 +144,19 @@ def evaluate(args: argparse.Namespace) -> int:
 
     reader = open_dataset(args.data, args.format, args.camera)
     ids = select_frames(reader.frame_ids(), args.frames, "--frames")
+    methods = {
+        Path(name).stem if name.endswith(".pt") else name: DepthCompleter(
+            name, args.device, inference_scale=args.inference_scale, precision=args.precision
+        )
+        for name in args.methods.split(",")
+    }
+    if args.protocol == "photometric":
+        return _whole_image(args, reader, ids, methods)
     with progress(args, "read") as bar:
         frames = []
         for i in ids:
             frames.append(reader.read(i))
             bar.update(1)
-    methods = {}
-    for name in args.methods.split(","):
-        methods[Path(name).stem if name.endswith(".pt") else name] = DepthCompleter(
-            name, args.device, inference_scale=args.inference_scale, precision=args.precision
-        )
     densities = [float(d) for d in args.densities.split(",")] if args.densities else None
     with progress(args, "evaluate", len(densities or frames)) as bar:
         if densities:
@@ -179,6 +185,31 @@ def evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _whole_image(args: argparse.Namespace, reader, ids: list[str], methods: dict) -> int:
+    """``evaluate --protocol photometric``: the whole-image table (lab.whole_image)."""
+    from ..lab.report import write_json
+    from ..lab.views import TemporalViews, stereo_view
+    from ..lab.whole_image import evaluate_whole_image, format_whole_image
+
+    temporal = TemporalViews(reader)
+    index = {fid: i for i, fid in enumerate(reader.frame_ids())}
+    frames = []
+    with progress(args, "register", len(ids)) as bar:
+        for fid in ids:
+            frame = temporal.frame(index[fid])
+            views = temporal.views(index[fid])
+            stereo = stereo_view(args.data, frame) if args.format == "kitti-raw" else None
+            frames.append((frame, views + ([stereo] if stereo is not None else [])))
+            bar.update(1)
+    with progress(args, "evaluate", len(frames)) as bar:
+        show = _preview_writer(Path(args.previews), "all LiDAR") if args.previews else None
+        result = evaluate_whole_image(frames, methods, tick=bar.update, show=show)
+    print(format_whole_image(result))
+    if args.json:
+        write_json(args.json, result)
+    return 0
+
+
 def _preview_writer(folder: Path, protocol: str):
     """A ``show`` callback for lab.evaluate that writes FOLDER/<frame>.png: the image, the
     LiDAR input and every method's completion on one colour scale."""
@@ -186,10 +217,10 @@ def _preview_writer(folder: Path, protocol: str):
 
     folder.mkdir(parents=True, exist_ok=True)
 
-    def show(frame, split, preds) -> None:
+    def show(frame, input_depth, preds) -> None:
         comparison(
             frame.rgb,
-            split.input_depth[0, 0].numpy(),
+            input_depth,
             preds,
             f"{frame.name}: input {protocol}; methods on one scale (magenta: no estimate)",
         ).save(folder / f"{frame.name}.png")

@@ -145,7 +145,7 @@ def evaluate(
     seed: int,
     confidence_thresholds: "tuple[float, ...] | None" = None,
     tick: "Callable[[], object] | None" = None,
-    show: "Callable[[Frame, Split, dict[str, np.ndarray]], object] | None" = None,
+    show: "Callable[[Frame, np.ndarray, dict[str, np.ndarray]], object] | None" = None,
 ) -> dict:
     """The JSON-ready result: {"protocol", "frames", "seed", "common_coverage", "methods": {NAME:
     metrics + ms_per_frame + "common": the metrics on the target pixels that every method covers
@@ -157,8 +157,8 @@ def evaluate(
 
     The "common" metrics compare methods on the same pixels, whatever each one's coverage; the
     "paired" ones compare the first method with each other on the pixels the two cover.
-    ``tick`` is called after each frame, ``show`` with each frame, its split and every method's
-    prediction {NAME: (H, W) metres}."""
+    ``tick`` is called after each frame, ``show`` with each frame, its input depth (H, W)
+    metres and every method's prediction {NAME: (H, W) metres}."""
     per = {name: [] for name in methods}
     common_per = {name: [] for name in methods}
     edge_per = {name: [] for name in methods}
@@ -195,7 +195,7 @@ def evaluate(
             rows["this"].append(frame_errors(preds[name], depth, both))
             rows["share"].append(both.sum() / max(int((target & (depth > 0)).sum()), 1))
         if show is not None:
-            show(frame, split, preds)
+            show(frame, split.input_depth[0, 0].numpy(), preds)
         if tick is not None:
             tick()
     result = {

@@ -8,6 +8,7 @@ import json
 import random
 import sys
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -21,7 +22,9 @@ from ..core.models.checkpoint import read_checkpoint
 from ..data.datasets import open_dataset, parse_frame_range, resolve_frame_id
 from .evaluate import MAX_DEPTH, MIN_DEPTH, evaluate, frame_rings
 from .metrics import random_holdout
+from .photometric import grey, photometric_error, warp
 from .train_options import parser
+from .views import TemporalViews
 
 
 def project_frame(frame, min_depth: float, max_depth: float) -> torch.Tensor:
@@ -68,9 +71,12 @@ def colour_jitter(rgb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return (out * draw(0.9, 1.1, 3)).clamp(0.0, 1.0)
 
 
-def random_crop(sample: torch.Tensor, h: int, w: int, rng: random.Random) -> torch.Tensor:
+def random_crop(
+    sample: torch.Tensor, h: int, w: int, rng: random.Random
+) -> tuple[torch.Tensor, tuple[int, int, bool]]:
     """A crop (1, C, h, w) of ``sample`` (1, C, H, W) whose top lies where LiDAR returns exist
-    (channel 1 is the mask), randomly flipped left-right."""
+    (channel 1 is the mask), randomly flipped left-right; and where it lies: (top row, left
+    column, flipped)."""
     rows = torch.nonzero(sample[0, 1].sum(dim=1) > 0).flatten()
     top_min = int(rows[0]) if len(rows) else 0
     hh, ww = sample.shape[-2:]
@@ -78,7 +84,59 @@ def random_crop(sample: torch.Tensor, h: int, w: int, rng: random.Random) -> tor
     y = rng.randint(min(top_min, hh - h), hh - h)
     x = rng.randint(0, ww - w)
     crop = sample[..., y : y + h, x : x + w]
-    return crop.flip(-1) if rng.random() < 0.5 else crop
+    flip = rng.random() < 0.5
+    return (crop.flip(-1) if flip else crop), (y, x, flip)
+
+
+@dataclass
+class Neighbours:
+    """What the photometric loss needs of a training frame: its intrinsics K (3, 3) and its
+    other views: grey images (V, 1, H, W) in [0, 1] and T_view<-frame (V, 4, 4)."""
+
+    k: torch.Tensor
+    greys: torch.Tensor
+    motions: torch.Tensor
+
+
+def crop_photometric_loss(
+    pred: torch.Tensor, rgb: torch.Tensor, place: tuple[int, int, bool], nb: Neighbours
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum and count of Monodepth2's masked min-reprojection error over one crop: ``pred``
+    (1, 1, h, w) metres (0 = none) and ``rgb`` (1, 3, h, w) the crop as cropped (flipped when
+    ``place`` says so), the views warped into the crop with its depth."""
+    y, x, flip = place
+    if flip:
+        pred, rgb = pred.flip(-1), rgb.flip(-1)
+    k = nb.k.clone()
+    k[0, 2] -= x
+    k[1, 2] -= y
+    target = grey(rgb)
+    h, w = pred.shape[-2:]
+    best = identity = None
+    for g, t in zip(nb.greys, nb.motions):
+        warped, valid = warp(g[None], pred, k, nb.k, t)
+        err = torch.where(valid, photometric_error(target, warped), float("inf"))
+        same = photometric_error(target, g[None, :, y : y + h, x : x + w])
+        best = err if best is None else torch.minimum(best, err)
+        identity = same if identity is None else torch.minimum(identity, same)
+    use = torch.isfinite(best) & (best < identity) & (pred > 0)
+    return torch.where(use, best, 0.0).sum(), use.sum()
+
+
+def training_neighbours(reader, ids: list[int], baseline: float) -> dict[int, Neighbours]:
+    """{frame index: Neighbours} of the KITTI frames ``ids`` (indices into ``reader``) that
+    have a view on either side within ``ids`` (views.TemporalViews)."""
+    views = TemporalViews(reader, min_baseline=baseline, within=(min(ids), max(ids) + 1))
+    out = {}
+    for i in ids:
+        found = views.views(i)
+        if found:
+            out[i] = Neighbours(
+                torch.from_numpy(views.frame(i).camera.K),
+                torch.cat([grey(image_tensor(v.rgb)) for v in found]),
+                torch.stack([torch.from_numpy(v.t_view_target) for v in found]),
+            )
+    return out
 
 
 def masked_loss(
@@ -124,6 +182,18 @@ def row_smoothness(pred: torch.Tensor, rgb: torch.Tensor, sigma: float = 0.05) -
     return (second * weight).sum() / valid.sum().clamp(min=1)
 
 
+def visible(depth: torch.Tensor, mask: torch.Tensor, margin: float) -> torch.Tensor:
+    """(B, 1, H, W) float: 1 at the returns the camera can see, 0 at those lying more than
+    ``margin`` (a fraction) behind the nearest return within 3 px — background that the LiDAR,
+    mounted above the camera, sees past a foreground edge the camera sees instead (parallax).
+    All ones when ``margin`` is 0 (no cleaning)."""
+    if margin <= 0:
+        return torch.ones_like(mask)
+    far = torch.finfo(depth.dtype).max
+    nearest = -F.max_pool2d(-torch.where(mask > 0, depth, far), 7, stride=1, padding=3)
+    return (depth <= nearest * (1 + margin)).to(mask.dtype)
+
+
 def init_model(model: torch.nn.Module, path: str) -> str:
     """Load the weights of checkpoint ``path`` into ``model`` where names and shapes match;
     returns the line that says which of the model's parameters it did not provide."""
@@ -135,8 +205,10 @@ def init_model(model: torch.nn.Module, path: str) -> str:
     return f"initialised from {path}: {len(taken)} tensors; new: {', '.join(missing) or 'none'}"
 
 
-def load_training_data(args) -> tuple[list, list, dict[str, list], str]:
-    """(samples, samples with scan-line variants, {validation set: samples}, split text)."""
+def load_training_data(args) -> tuple[list, list, dict[str, list], str, dict[int, Neighbours]]:
+    """(samples, samples with scan-line variants, {validation set: samples}, split text,
+    {sample index: Neighbours} with --photometric). The KITTI frames come first in both sample
+    lists, in the same order."""
     kitti = open_dataset(args.kitti, "kitti-raw")
     n = len(kitti.frame_ids())
     train_ids, val_ids = (
@@ -172,7 +244,15 @@ def load_training_data(args) -> tuple[list, list, dict[str, list], str]:
                 ring_train.append(torch.cat([sample, ring_inputs(f, MIN_DEPTH, MAX_DEPTH)], 1))
             except ValueError:  # no rings (DDAD's LiDAR does not scan ring by ring)
                 pass
-    return train, ring_train, val, "; ".join(split)
+    neighbours = {}
+    if args.photometric > 0:
+        by_frame = training_neighbours(kitti, train_ids, args.baseline)
+        neighbours = {s: by_frame[i] for s, i in enumerate(train_ids) if i in by_frame}
+        split.append(
+            f"photometric: {len(neighbours)} of the KITTI training frames have neighbours "
+            f"(camera moved >= {args.baseline} m)"
+        )
+    return train, ring_train, val, "; ".join(split), neighbours
 
 
 VALIDATION = ("random:0.5", "lines:4")  # the evaluation's protocols; lines only where rings exist
@@ -209,7 +289,7 @@ def main(argv: "list[str] | None" = None) -> int:
     rng = random.Random(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
     device = torch.device(args.device)
-    train, ring_train, val, split = load_training_data(args)
+    train, ring_train, val, split, neighbours = load_training_data(args)
     select = [k for k in args.select.split(",") if k in val] or ["kitti"]
     variants = (ring_train[0].shape[1] - 5) // 2 if ring_train else 0
     print(
@@ -254,12 +334,9 @@ def main(argv: "list[str] | None" = None) -> int:
         bar.update(1)
         lines = args.ring_holdout > 0 and rng.random() < args.ring_holdout
         pool = ring_train if lines else train
-        batch = torch.cat(
-            [
-                random_crop(pool[rng.randrange(len(pool))], *args.crop, rng)
-                for _ in range(args.batch)
-            ]
-        )
+        chosen = [rng.randrange(len(pool)) for _ in range(args.batch)]
+        crops = [random_crop(pool[i], *args.crop, rng) for i in chosen]
+        batch = torch.cat([c for c, _ in crops])
         depth, mask = batch[:, :1], batch[:, 1:2]
         rgb = colour_jitter(batch[:, 2:5], gen)
         if lines:
@@ -273,13 +350,25 @@ def main(argv: "list[str] | None" = None) -> int:
             pred,
             conf,
             depth.to(device),
-            (mask * (1 - inp_mask)).to(device),
+            (mask * (1 - inp_mask) * visible(depth, mask, args.clean_targets)).to(device),
             args.loss,
             model.learned_confidence,
             args.l2_weight,
         )
         if args.smoothness:
             loss = loss + args.smoothness * row_smoothness(pred, rgb.to(device))
+        if args.keep_input:
+            at = (inp_mask > 0).to(device) & (pred > 0)
+            kept = torch.log(pred.clamp(min=0.1)) - torch.log(inp.to(device).clamp(min=0.1))
+            loss = loss + args.keep_input * kept.abs()[at].mean()
+        photo = [
+            crop_photometric_loss(pred[b : b + 1], batch[b : b + 1, 2:5].to(device), place, nb)
+            for b, (i, (_, place)) in enumerate(zip(chosen, crops))
+            if (nb := neighbours.get(i)) is not None
+        ]
+        if photo:
+            total, count = (sum(x) for x in zip(*photo))
+            loss = loss + args.photometric * total / count.clamp(min=1)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -100,6 +100,31 @@ def parser() -> argparse.ArgumentParser:
         "--l2-weight", type=float, default=1.0, help="weight of the L2 term (per m^2 of error)"
     )
     p.add_argument(
+        "--photometric",
+        type=float,
+        default=0.0,
+        help="weight of the photometric loss: the neighbouring KITTI frames (the nearest each "
+        "side whose camera moved >= --baseline m, poses from ICP of the sweeps, within the "
+        "training frames) warped into the crop with its depth, Monodepth2's per-pixel minimum "
+        "and auto-mask",
+    )
+    p.add_argument(
+        "--baseline", type=float, default=0.2, help="least camera motion (m) of a neighbour"
+    )
+    p.add_argument(
+        "--clean-targets",
+        type=float,
+        default=0.0,
+        help="drop held-out returns more than this fraction behind the nearest return within "
+        "3 px (LiDAR-camera parallax: background the camera does not see); 0: keep all",
+    )
+    p.add_argument(
+        "--keep-input",
+        type=float,
+        default=0.0,
+        help="weight of |log depth - log input| at the input's LiDAR pixels (keep the returns)",
+    )
+    p.add_argument(
         "--ring-holdout",
         type=float,
         default=0.0,

@@ -200,3 +200,58 @@ def test_row_smoothness_costs_stripes_not_planes_and_not_across_image_edges():
     edge_image = torch.where(rows < 32, 0.1, 0.9).expand(1, 3, 64, 80)
     assert row_smoothness(edge_depth, flat).item() > 0.01
     assert row_smoothness(edge_depth, edge_image).item() < 1e-6
+
+
+def test_parallax_cleaning_drops_the_background_returns_beside_a_nearer_edge():
+    """Oracle: a 5 m block beside a 20 m wall; wall returns within 3 px of the block are more
+    than 10 % behind the nearest return there, so they go; the rest stay."""
+    from sparse_depth_node.lab.train import visible
+
+    depth = torch.full((1, 1, 20, 40), 20.0)
+    depth[..., :, :10] = 5.0
+    mask = torch.ones_like(depth)
+    v = visible(depth, mask, 0.1)
+    cols = v[0, 0, 10]
+    assert torch.all(cols[:10] == 1) and torch.all(cols[10:13] == 0) and torch.all(cols[13:] == 1)
+    assert torch.equal(visible(depth, mask, 0.0), mask)
+
+
+def test_photometric_loss_of_a_crop_is_zero_for_the_true_depth_and_the_same_flipped():
+    """The plane pair of test_photometric: a crop of the target with the true depth warps the
+    full source onto it exactly (the crop's K is shifted by its corner); a flipped crop (as
+    random_crop hands it) scores the same; a wrong depth scores worse."""
+    from photometric_oracle import Z, plane_pair
+
+    from sparse_depth_node.lab.train import Neighbours, crop_photometric_loss
+
+    source, target, k, t = plane_pair()
+    nb = Neighbours(k, source, t[None])
+    y, x, h, w = 8, 20, 24, 48
+    rgb = target[..., y : y + h, x : x + w].expand(1, 3, h, w)  # grey = the same values
+    depth = torch.full((1, 1, h, w), Z)
+    total, count = crop_photometric_loss(depth, rgb, (y, x, False), nb)
+    assert int(count) > 0.5 * h * w and float(total / count) < 0.01
+    flipped = crop_photometric_loss(depth.flip(-1), rgb.flip(-1), (y, x, True), nb)
+    torch.testing.assert_close(flipped[0], total)
+    assert int(flipped[1]) == int(count)
+    wrong = crop_photometric_loss(depth * 1.2, rgb, (y, x, False), nb)
+    assert float(wrong[0] / wrong[1].clamp(min=1)) > 2 * float(total / count) + 0.01
+
+
+def test_photometric_and_keep_input_training_runs_on_the_sample(tmp_path, kitti_dir, ddad_dir):
+    out = tmp_path / "g.pt"
+    args = few_steps(kitti_dir, ddad_dir) + ["--model", "guided", "--out", str(out)]
+    args += [
+        "--photometric",
+        "10",
+        "--baseline",
+        "0.2",
+        "--keep-input",
+        "1",
+        "--clean-targets",
+        "0.1",
+    ]
+    args[args.index("--train-frames") + 1] = "0:3"  # frame 0 has a view 0.25 m on: frame 2
+    assert train_main(args) == 0
+    _, meta = load_checkpoint(out)
+    assert "photometric: 2 of the KITTI training frames" in meta["provenance"]["data"]

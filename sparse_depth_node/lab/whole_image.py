@@ -1,0 +1,164 @@
+"""The evaluation that sees the whole image: each method completes the frame's full LiDAR input,
+and its depth is judged by how well it predicts other views of the scene (views.py) — the
+Monodepth error of the other views warped into the frame with that depth (photometric.py).
+
+Every method is scored on the same pixels: those every method fills, where at least one view's
+warp is defined for every method, and that pass Monodepth2's auto-mask (some method's warp
+explains the pixel better than the unwarped views do: a pixel that no motion explains — a
+moving object, a change of exposure — would score noise for all). Regions:
+- ``all``: those pixels;
+- ``between``: those without a LiDAR return (what the completion adds);
+- ``edges``: the EDGE_SHARE of them with the strongest image gradient (silhouettes).
+Sanity rows: the ``sanity`` method's depth x 1.05 and blurred (Gaussian, sigma 3 px, over the
+pixels it fills) must score worse than it. ``kept``: the share of LiDAR input pixels whose
+output is within 1 % of the input depth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+import torch
+
+from ..core.completion import DepthCompleter, image_tensor
+from ..core.geometry import project_points
+from ..data.datasets import Frame
+from .evaluate import MAX_DEPTH, MIN_DEPTH
+from .photometric import grey, reprojection
+from .views import View
+
+EDGE_SHARE = 0.1  # the strongest-gradient tenth of the scored pixels
+KEEP_TOLERANCE = 0.01  # an input pixel is kept when its output is within 1 % of it
+REGIONS = ("all", "between", "edges")
+
+
+def blurred(depth: np.ndarray, sigma: float = 3.0) -> np.ndarray:
+    """A depth (H, W) (0 = none) blurred over the pixels it fills (normalised convolution)."""
+    have = (depth > 0).astype(np.float32)
+    num = cv2.GaussianBlur(depth.astype(np.float32) * have, (0, 0), sigma)
+    den = cv2.GaussianBlur(have, (0, 0), sigma)
+    return np.where(have > 0, num / np.maximum(den, 1e-6), 0.0).astype(np.float32)
+
+
+def sanity_rows(name: str, depth: np.ndarray) -> dict[str, np.ndarray]:
+    """The two depths that must score worse than ``depth``."""
+    return {f"sanity: {name} x 1.05": depth * 1.05, f"sanity: {name} blurred 3 px": blurred(depth)}
+
+
+def frame_scores(
+    frame: Frame, views: list[View], depths: dict[str, np.ndarray], lidar: np.ndarray
+) -> tuple[dict[str, dict[str, float]], int]:
+    """Per method, the mean error over each of REGIONS for one frame, and the number of scored
+    pixels. ``depths``: {name: (H, W) metres}; ``lidar``: (H, W) bool, pixels with a return."""
+    target = grey(image_tensor(frame.rgb))
+    sources = [(grey(image_tensor(v.rgb)), torch.from_numpy(v.t_view_target)) for v in views]
+    k = torch.from_numpy(frame.camera.K)
+    errors, valid, identity = {}, [], None
+    for name, d in depths.items():
+        err, ok, identity = reprojection(target, torch.from_numpy(d)[None, None], k, sources)
+        errors[name] = err[0, 0].numpy()
+        valid.append(ok[0, 0].numpy() & (d > 0))
+    scored = np.logical_and.reduce(valid)
+    best = np.min(np.stack(list(errors.values())), axis=0)
+    scored &= best < identity[0, 0].numpy()  # auto-mask
+    g = target[0, 0].numpy()
+    mag = np.hypot(cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1))
+    cut = np.quantile(mag[scored], 1 - EDGE_SHARE) if scored.any() else np.inf
+    regions = {"all": scored, "between": scored & ~lidar, "edges": scored & (mag >= cut)}
+    out = {
+        name: {r: float(e[m].mean()) if m.any() else float("nan") for r, m in regions.items()}
+        for name, e in errors.items()
+    }
+    return out, int(scored.sum())
+
+
+def kept_share(pred: np.ndarray, depth: np.ndarray, mask: np.ndarray) -> float:
+    """Share of the input pixels ``mask`` whose ``pred`` is within KEEP_TOLERANCE of ``depth``."""
+    d, p = depth[mask], pred[mask]
+    return float(np.mean(np.abs(p - d) <= KEEP_TOLERANCE * d)) if d.size else float("nan")
+
+
+def evaluate_whole_image(
+    frames: list[tuple[Frame, list[View]]],
+    methods: dict[str, DepthCompleter],
+    sanity: "str | None" = None,
+    tick: "Callable[[], object] | None" = None,
+    show: "Callable[[Frame, np.ndarray, dict[str, np.ndarray]], object] | None" = None,
+) -> dict:
+    """The JSON-ready result: {"protocol", "frames", "views", "pixels", "methods": {NAME:
+    {"all", "between", "edges": mean photometric error over frames, "kept": share of input
+    pixels kept}}, "sanity": the method the sanity rows come from}. ``frames``: (frame, its
+    views) pairs; a frame without views is skipped. ``sanity``: a method of ``methods``
+    (default: the first). ``show`` is called with each scored frame, its LiDAR depth (H, W)
+    metres and every method's depth {NAME: (H, W) metres}."""
+    sanity = sanity or next(iter(methods))
+    per: dict[str, list[dict[str, float]]] = {}
+    kept: dict[str, list[float]] = {name: [] for name in methods}
+    used, views_used, pixels = 0, [], []
+    for frame, views in frames:
+        if tick is not None:
+            tick()
+        if not views:
+            continue
+        depth, mask = project_points(
+            torch.from_numpy(frame.points),
+            frame.camera,
+            frame.t_cam_from_lidar,
+            MIN_DEPTH,
+            MAX_DEPTH,
+        )
+        rgb = image_tensor(frame.rgb)
+        preds = {}
+        for name, completer in methods.items():
+            pred, _ = completer.complete(depth, mask, rgb)
+            preds[name] = pred[0, 0].numpy()
+            kept[name].append(kept_share(preds[name], depth[0, 0].numpy(), mask[0, 0].numpy() > 0))
+        if show is not None:
+            show(frame, depth[0, 0].numpy(), preds)
+        preds.update(sanity_rows(sanity, preds[sanity]))
+        scores, n = frame_scores(frame, views, preds, mask[0, 0].numpy() > 0)
+        for name, s in scores.items():
+            per.setdefault(name, []).append(s)
+        used += 1
+        views_used.append(",".join(v.name for v in views))
+        pixels.append(n)
+    if not used:
+        raise ValueError(
+            "no frame has another view of its scene (neighbours that moved, or a "
+            "second camera): nothing to score"
+        )
+    return {
+        "protocol": "whole image: photometric error of other views warped with each depth",
+        "frames": used,
+        "views": views_used,
+        "pixels": float(np.mean(pixels)),
+        "sanity": sanity,
+        "methods": {
+            name: {
+                **{r: float(np.nanmean([s[r] for s in rows])) for r in REGIONS},
+                **({"kept": float(np.nanmean(kept[name]))} if name in kept else {}),
+            }
+            for name, rows in per.items()
+        },
+    }
+
+
+def format_whole_image(result: dict, reference: "str | None" = None) -> str:
+    """One row per method: the error in each region and, where ``reference`` (default: the
+    sanity method) is in the table, the ratio to it (lower is better); the share kept."""
+    methods = result["methods"]
+    ref = methods.get(reference or result["sanity"])
+    lines = [
+        f"{result['protocol']}; {result['frames']} frames, {result['pixels']:.0f} pixels "
+        f"scored per frame; ratios to {reference or result['sanity']}",
+        f"{'method':<40}" + "".join(f"{r:>10}{'ratio':>7}" for r in REGIONS) + f"{'kept':>8}",
+    ]
+    for name, m in methods.items():
+        cells = "".join(
+            f"{m[r]:10.4f}{m[r] / ref[r] if ref else float('nan'):7.3f}" for r in REGIONS
+        )
+        kept = f"{100 * m['kept']:7.1f}%" if "kept" in m else ""
+        lines.append(f"{name:<40}{cells}{kept}")
+    return "\n".join(lines)
