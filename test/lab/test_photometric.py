@@ -134,3 +134,22 @@ def test_evaluate_photometric_without_another_view_is_one_line_and_status_2(caps
     code = main([*argv, "--protocol", "photometric", "--methods", "nearest"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "no frame has another view" in err[0]
+
+
+def test_stereo_view_is_the_other_camera_a_baseline_to_the_side(tmp_path, sample):
+    """KITTI's cameras 2 and 3 are ~0.53 m apart along x, rectified (no rotation); a drive
+    without image_03 has no stereo view."""
+    import shutil
+
+    from sparse_depth_node.lab.views import stereo_view
+
+    frame = sample.read(0)
+    assert stereo_view(SAMPLE, frame) is None
+    drive = tmp_path / "drive"
+    shutil.copytree(SAMPLE, drive)
+    shutil.copytree(drive / "image_02", drive / "image_03")  # stand-in pixels, real calibration
+    view = stereo_view(drive, frame)
+    t = view.t_view_target
+    np.testing.assert_allclose(t[:3, :3], np.eye(3), atol=1e-12)
+    assert 0.5 < -t[0, 3] < 0.56 and abs(t[1, 3]) < 0.01 and abs(t[2, 3]) < 0.01
+    assert view.name == "stereo" and view.rgb.shape == frame.rgb.shape
