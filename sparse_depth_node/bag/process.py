@@ -111,17 +111,13 @@ def process_bag(
         if extrinsics.tf is not None
         else extrinsics.description
     )
-    if extrinsics.problem():
-        reader.close()
-        raise ValueError(
-            f"{in_bag}: {extrinsics.problem()}; give them in --params, or a bag whose /tf_static "
-            "connects the frames (use_tf: true)"
-        )
-    if extrinsics.ignored() and notice is not None:
-        notice(f"process: {extrinsics.ignored()}")
     interrupted = None
     try:
         report.inputs = resolve_inputs(reader.connections, remaps, values["image_transport"])
+        if extrinsics.problem():
+            raise ValueError(f"{in_bag}: {extrinsics.problem()}")
+        if extrinsics.ignored() and notice is not None:
+            notice(f"process: {extrinsics.ignored()}")
         streams = {report.inputs[topic]: stream for topic, _, stream in INPUTS}
         # written under OUT.partial and renamed when closed: an interrupted run (Ctrl-C) leaves a
         # closed, readable bag with the frames done so far; a killed one leaves no OUT at all

@@ -11,5 +11,7 @@ NETWORKS = {
 }
 FILLERS = ("classic", "classic-full", "classic-multiscale", "nearest")
 METHODS = (*NETWORKS, *FILLERS)
-DEFAULT_METHOD = "guided"  # the node, the tools and the demo use it unless told otherwise
+# the node, the tools and the demo use it unless told otherwise: judged on the whole image (the
+# neighbouring frames warped with each depth, docs/EVALUATION.md), no network beats it
+DEFAULT_METHOD = "classic-multiscale"
 FALLBACK_METHOD = "classic"  # what the node runs when the configured model cannot load
