@@ -22,7 +22,7 @@ from ..core.models.checkpoint import read_checkpoint
 from ..data.datasets import open_dataset, parse_frame_range, resolve_frame_id
 from .evaluate import MAX_DEPTH, MIN_DEPTH, evaluate, frame_rings
 from .metrics import random_holdout
-from .photometric import grey, photometric_error, warp
+from .photometric import grey, reprojection
 from .train_options import parser
 from .views import TemporalViews
 
@@ -110,16 +110,9 @@ def crop_photometric_loss(
     k = nb.k.clone()
     k[0, 2] -= x
     k[1, 2] -= y
-    target = grey(rgb)
-    h, w = pred.shape[-2:]
-    best = identity = None
-    for g, t in zip(nb.greys, nb.motions):
-        warped, valid = warp(g[None], pred, k, nb.k, t)
-        err = torch.where(valid, photometric_error(target, warped), float("inf"))
-        same = photometric_error(target, g[None, :, y : y + h, x : x + w])
-        best = err if best is None else torch.minimum(best, err)
-        identity = same if identity is None else torch.minimum(identity, same)
-    use = torch.isfinite(best) & (best < identity) & (pred > 0)
+    sources = [(g[None], t) for g, t in zip(nb.greys, nb.motions)]
+    best, ok, identity = reprojection(grey(rgb), pred, k, sources, nb.k, (y, x))
+    use = ok & (best < identity) & (pred > 0)
     return torch.where(use, best, 0.0).sum(), use.sum()
 
 
