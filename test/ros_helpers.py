@@ -9,11 +9,13 @@ import time
 import numpy as np
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from sparse_depth_node.ros.extrinsics import extrinsic_parameters as ros_extrinsic_parameters
 from sparse_depth_node.ros.kits import RclpyKit, sensor_messages
 from sparse_depth_node.ros.outputs import INPUTS
 
+RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)  # the tests' listeners
 CAMERA_FRAME = "camera_optical"
 LIDAR_FRAME = "velo_link"
 
@@ -99,4 +101,5 @@ __all__ = [
     "rclpy",
     "CAMERA_FRAME",
     "LIDAR_FRAME",
+    "RELIABLE",
 ]

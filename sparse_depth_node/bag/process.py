@@ -104,13 +104,11 @@ def process_bag(
     tree = TfTree()
     has_tf = any(c.msgtype == "tf2_msgs/msg/TFMessage" for c in reader.connections)
     extrinsics = ExtrinsicSource(
-        lambda: values, (lambda cam, lidar, _stamp: tree.lookup(cam, lidar)) if has_tf else None
+        lambda: values,
+        (lambda cam, lidar, _stamp: tree.lookup(cam, lidar)) if has_tf else None,
+        "the bag's /tf_static and /tf",
     )
-    report = ProcessReport(
-        extrinsic_source="the bag's /tf_static and /tf"
-        if extrinsics.tf is not None
-        else extrinsics.description
-    )
+    report = ProcessReport(extrinsic_source=extrinsics.description)
     interrupted = None
     try:
         report.inputs = resolve_inputs(reader.connections, remaps, values["image_transport"])

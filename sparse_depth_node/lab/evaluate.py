@@ -73,7 +73,9 @@ class Split:
     rgb: torch.Tensor
 
 
-def _project(frame: Frame, points: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+def project_lidar(frame: Frame, points: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sparse depth and mask (1, 1, H, W) of ``points`` of ``frame`` over the evaluation's
+    depth range."""
     return project_points(
         torch.from_numpy(np.ascontiguousarray(points)),
         frame.camera,
@@ -86,7 +88,7 @@ def _project(frame: Frame, points: np.ndarray) -> tuple[torch.Tensor, torch.Tens
 def split_frame(frame: Frame, protocol: str, seed: int) -> Split:
     """Input/target split of ``frame`` under ``protocol`` (``random:K`` or ``lines:K``), seeded."""
     kind, _, value = protocol.partition(":")
-    depth, mask = _project(frame, frame.points)
+    depth, mask = project_lidar(frame, frame.points)
     if kind == "random":
         keep = float(value)
         if not 0.0 < keep < 1.0:
@@ -105,7 +107,7 @@ def split_frame(frame: Frame, protocol: str, seed: int) -> Split:
         if k < 2:
             raise ValueError(f"lines:K needs K >= 2, got {value}")
         kept = frame_rings(frame) % k == 0
-        in_depth, in_mask = _project(frame, frame.points[kept])
+        in_depth, in_mask = project_lidar(frame, frame.points[kept])
         target = ((mask > 0) & (in_mask == 0)).float()
         return Split(depth, in_depth, in_mask, target, image_tensor(frame.rgb))
     raise ValueError(f"unknown protocol '{protocol}' (random:K or lines:K)")
@@ -114,7 +116,7 @@ def split_frame(frame: Frame, protocol: str, seed: int) -> Split:
 def density_split(frame: Frame, density: float, seed: int, target_fraction: float = 0.2) -> Split:
     """A fixed seeded ``target_fraction`` of the pixels as target; ``density`` of the rest as
     input."""
-    depth, mask = _project(frame, frame.points)
+    depth, mask = project_lidar(frame, frame.points)
     gen = torch.Generator().manual_seed(seed)
     r = torch.rand(mask.shape, generator=gen)
     target = (mask > 0) & (r < target_fraction)

@@ -77,12 +77,16 @@ EDGE_PERCENTILE = 90.0  # a pixel is on a strong edge above this percentile of t
 EDGE_RADIUS = 3  # px: targets within this distance of a strong edge are "edge" targets
 
 
+def gradient_magnitude(grey: np.ndarray) -> np.ndarray:
+    """(H, W) float32 Sobel gradient magnitude of a float32 grey image (H, W)."""
+    return np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
+
+
 def edge_mask(rgb: np.ndarray) -> np.ndarray:
     """(H, W) bool: pixels within EDGE_RADIUS px (Chebyshev) of a strong edge of the image
     (H, W, 3) uint8, where the grey image's Sobel gradient magnitude exceeds its
     EDGE_PERCENTILE-th percentile. Defined by the image alone, the same for every method."""
-    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    mag = np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
+    mag = gradient_magnitude(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32))
     strong = (mag > np.percentile(mag, EDGE_PERCENTILE)).astype(np.uint8)
     size = 2 * EDGE_RADIUS + 1
     return cv2.dilate(strong, np.ones((size, size), np.uint8)) > 0

@@ -95,23 +95,26 @@ def reprojection(
     k: torch.Tensor,
     sources: "list[tuple[torch.Tensor, torch.Tensor]]",
     k_source: "torch.Tensor | None" = None,
-    corner: tuple[int, int] = (0, 0),
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The per-pixel minimum over ``sources`` ((grey image (B, 1, H', W'), T_source<-target))
     of the error of each warped source against the grey ``target`` (B, 1, H, W) with
-    ``depth``, the mask where at least one warp is defined, and the per-pixel minimum error of
-    the unwarped sources (for the auto-mask). ``k``: the target's intrinsics; ``k_source``
-    the sources' (default: ``k``). A target that is a crop of a view the size of the sources
-    has ``corner`` (top row, left column): the unwarped sources are cropped the same."""
+    ``depth``, and the mask where at least one warp is defined. ``k``: the target's
+    intrinsics; ``k_source`` the sources' (default: ``k``)."""
     k_source = k if k_source is None else k_source
-    y, x = corner
-    h, w = depth.shape[-2:]
-    inf = torch.full_like(depth, float("inf"))
-    best, identity = inf, inf
+    best = torch.full_like(depth, float("inf"))
     for image, t_source_target in sources:
         warped, valid = warp(image, depth, k, k_source, t_source_target)
-        err = torch.where(valid, photometric_error(target, warped), inf)
-        best = torch.minimum(best, err)
-        same = photometric_error(target, image[..., y : y + h, x : x + w])
-        identity = torch.minimum(identity, same)
-    return best, torch.isfinite(best), identity
+        best = torch.minimum(best, torch.where(valid, photometric_error(target, warped), best))
+    return best, torch.isfinite(best)
+
+
+def identity_error(
+    target: torch.Tensor, images: "list[torch.Tensor]", corner: tuple[int, int] = (0, 0)
+) -> torch.Tensor:
+    """The per-pixel minimum error of the unwarped source ``images`` against ``target`` (the
+    auto-mask's reference: the depth does not enter, so it is computed once per target). A
+    target that is a crop of a view the size of the sources has ``corner`` (top row, left
+    column): the sources are cropped the same."""
+    (y, x), (h, w) = corner, target.shape[-2:]
+    errors = [photometric_error(target, g[..., y : y + h, x : x + w]) for g in images]
+    return torch.stack(errors).amin(dim=0)

@@ -22,7 +22,7 @@ from ..core.models.checkpoint import read_checkpoint
 from ..data.datasets import open_dataset, parse_frame_range, resolve_frame_id
 from .evaluate import MAX_DEPTH, MIN_DEPTH, evaluate, frame_rings
 from .metrics import random_holdout
-from .photometric import grey, reprojection
+from .photometric import grey, identity_error, reprojection
 from .train_options import parser
 from .views import TemporalViews
 
@@ -110,9 +110,9 @@ def crop_photometric_loss(
     k = nb.k.clone()
     k[0, 2] -= x
     k[1, 2] -= y
-    sources = [(g[None], t) for g, t in zip(nb.greys, nb.motions)]
-    best, ok, identity = reprojection(grey(rgb), pred, k, sources, nb.k, (y, x))
-    use = ok & (best < identity) & (pred > 0)
+    target = grey(rgb)
+    best, ok = reprojection(target, pred, k, list(zip(nb.greys[:, None], nb.motions)), nb.k)
+    use = ok & (best < identity_error(target, list(nb.greys[:, None]), (y, x))) & (pred > 0)
     return torch.where(use, best, 0.0).sum(), use.sum()
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.datasets import Frame, KittiRawReader
+from ..data.datasets import Frame, KittiRawReader, load_rgb
 from .registration import camera_motion, register
 
 MIN_BASELINE = 0.3  # m the camera must have moved for a temporal view
@@ -99,11 +99,9 @@ class TemporalViews:
 def stereo_view(root: "str | Path", frame: Frame, camera: int = 3) -> "View | None":
     """The other camera of a KITTI raw drive (``image_0{camera}``) at the same frame, or None
     when the drive has no such images."""
-    root = Path(root)
-    if not (root / f"image_0{camera}" / "data" / f"{frame.name}.png").is_file():
+    path = Path(root) / f"image_0{camera}" / "data" / f"{frame.name}.png"
+    if not path.is_file():
         return None
-    other = KittiRawReader(root, camera).read(frame.name)
-    t = other.camera.optical_from_reference() @ np.linalg.inv(
-        frame.camera.optical_from_reference()
-    )
-    return View("stereo", other.rgb, other.camera.K, t)
+    other = KittiRawReader(root, camera).camera  # the calibration only: no sweep to read
+    t = other.optical_from_reference() @ np.linalg.inv(frame.camera.optical_from_reference())
+    return View("stereo", load_rgb(path), other.K, t)

@@ -23,10 +23,10 @@ import numpy as np
 import torch
 
 from ..core.completion import DepthCompleter, image_tensor
-from ..core.geometry import project_points
 from ..data.datasets import Frame
-from .evaluate import MAX_DEPTH, MIN_DEPTH
-from .photometric import grey, reprojection
+from .evaluate import project_lidar
+from .metrics import gradient_magnitude
+from .photometric import grey, identity_error, reprojection
 from .views import View
 
 EDGE_SHARE = 0.1  # the strongest-gradient tenth of the scored pixels
@@ -53,18 +53,18 @@ def frame_scores(
     """Per method, the mean error over each of REGIONS for one frame, and the number of scored
     pixels. ``depths``: {name: (H, W) metres}; ``lidar``: (H, W) bool, pixels with a return."""
     target = grey(image_tensor(frame.rgb))
-    sources = [(grey(image_tensor(v.rgb)), torch.from_numpy(v.t_view_target)) for v in views]
+    images = [grey(image_tensor(v.rgb)) for v in views]
+    sources = [(g, torch.from_numpy(v.t_view_target)) for g, v in zip(images, views)]
     k = torch.from_numpy(frame.camera.K)
-    errors, valid, identity = {}, [], None
+    errors, valid = {}, []
     for name, d in depths.items():
-        err, ok, identity = reprojection(target, torch.from_numpy(d)[None, None], k, sources)
+        err, ok = reprojection(target, torch.from_numpy(d)[None, None], k, sources)
         errors[name] = err[0, 0].numpy()
-        valid.append(ok[0, 0].numpy() & (d > 0))
+        valid.append(ok[0, 0].numpy())
     scored = np.logical_and.reduce(valid)
     best = np.min(np.stack(list(errors.values())), axis=0)
-    scored &= best < identity[0, 0].numpy()  # auto-mask
-    g = target[0, 0].numpy()
-    mag = np.hypot(cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1))
+    scored &= best < identity_error(target, images)[0, 0].numpy()  # auto-mask
+    mag = gradient_magnitude(target[0, 0].numpy())
     cut = np.quantile(mag[scored], 1 - EDGE_SHARE) if scored.any() else np.inf
     regions = {"all": scored, "between": scored & ~lidar, "edges": scored & (mag >= cut)}
     out = {
@@ -102,13 +102,7 @@ def evaluate_whole_image(
             tick()
         if not views:
             continue
-        depth, mask = project_points(
-            torch.from_numpy(frame.points),
-            frame.camera,
-            frame.t_cam_from_lidar,
-            MIN_DEPTH,
-            MAX_DEPTH,
-        )
+        depth, mask = project_lidar(frame, frame.points)
         rgb = image_tensor(frame.rgb)
         preds = {}
         for name, completer in methods.items():

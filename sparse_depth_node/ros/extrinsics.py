@@ -96,15 +96,22 @@ class ExtrinsicSource:
     given; else none, and ``problem`` says why (a calibration is never guessed). ``values()``
     gives the settings; ``tf(camera_frame, lidar_frame, stamp)`` the transform or None."""
 
-    def __init__(self, values: Callable[[], Mapping[str, Any]], tf: "TfLookup | None") -> None:
+    def __init__(
+        self,
+        values: Callable[[], Mapping[str, Any]],
+        tf: "TfLookup | None",
+        tf_name: str = "TF",
+    ) -> None:
+        """``tf_name``: the TF source in words (the node's tf2, a bag's transforms)."""
         self.values = values
         self.tf = tf if values()["use_tf"] else None
+        self.tf_name = tf_name
 
     @property
     def description(self) -> str:
         """Where the transform comes from, in words."""
         if self.tf is not None:
-            return "TF"
+            return self.tf_name
         return "the extrinsic.* parameters" if extrinsic_set(self.values()) else "nowhere"
 
     def ignored(self) -> "str | None":

@@ -10,7 +10,13 @@ from photometric_oracle import SHIFT, H, W, Z, plane_pair
 
 from sparse_depth_node.core.completion import DepthCompleter
 from sparse_depth_node.data.datasets import KittiRawReader
-from sparse_depth_node.lab.photometric import photometric_error, reprojection, ssim, warp
+from sparse_depth_node.lab.photometric import (
+    identity_error,
+    photometric_error,
+    reprojection,
+    ssim,
+    warp,
+)
 from sparse_depth_node.lab.registration import camera_motion, register
 from sparse_depth_node.lab.views import TemporalViews, camera_from_lidar
 from sparse_depth_node.lab.whole_image import evaluate_whole_image, format_whole_image
@@ -28,7 +34,8 @@ def test_a_known_pose_and_depth_reproduce_the_image_and_a_wrong_depth_scores_wor
     for wrong in (Z * 1.05, Z / 1.05, Z * 1.5):
         w2, v2 = warp(source, torch.full_like(depth, wrong), k, k, t)
         assert float(photometric_error(target, w2)[inner].mean()) > 0.01, wrong  # 0: exact
-    best, ok, identity = reprojection(target, depth, k, [(source, t)])
+    best, ok = reprojection(target, depth, k, [(source, t)])
+    identity = identity_error(target, [source])
     assert float(best[inner].max()) < 1e-5 and bool(ok[inner].all())
     assert float(identity[inner].mean()) > 0.05  # the unwarped source does not explain it
     assert torch.allclose(ssim(target, target), torch.ones_like(target))

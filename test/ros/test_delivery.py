@@ -19,6 +19,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from ros_helpers import (
+    RELIABLE,
     extrinsic_parameters,
     frame_messages,
     input_publishers,
@@ -35,7 +36,6 @@ from sparse_depth_node.ros.msgs import UndecodableImage, compressed_to_rgb
 from sparse_depth_node.ros.node import SparseDepthNode
 
 isolate_dds()
-RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 BEST_EFFORT = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
 
 

@@ -16,9 +16,9 @@ from conftest import REPO
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 from ros_helpers import (
     CAMERA_FRAME,
+    RELIABLE,
     extrinsic_parameters,
     frame_messages,
     input_publishers,
@@ -33,7 +33,6 @@ from sparse_depth_node.core.pipeline import process_frame
 from sparse_depth_node.ros.node import SparseDepthNode
 
 isolate_dds()
-RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
 
 class Harness:
