@@ -14,6 +14,15 @@ FIXTURES = REPO / "test" / "fixtures"
 FULL_DATA = Path(os.environ.get("SPARSE_DEPTH_DATA", REPO.parent / "shared" / "data"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def export_cache(tmp_path_factory) -> Path:
+    """One cache of ONNX exports for the session (the nodes the tests start inherit it): each
+    network is exported once, not once per test, and never into the user's ~/.cache."""
+    path = tmp_path_factory.mktemp("export-cache")
+    os.environ["SPARSE_DEPTH_CACHE"] = str(path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def kitti_dir() -> Path:
     return SAMPLE

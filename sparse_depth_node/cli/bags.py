@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import progress, quiet_option
+from .common import progress, quiet_option, setting_option
 
 STORAGES = ("mcap", "sqlite3")
 
@@ -31,6 +31,7 @@ def register(command) -> None:
         "--remap", nargs="*", default=[], help="input topics, e.g. lidar/points:=/velodyne_points"
     )
     p.add_argument("--device", default=None, help="overrides the YAML's device")
+    setting_option(p, "backend", default=None, help="overrides the YAML's backend")
     p.add_argument("--storage", default="mcap", choices=STORAGES, help="output bag format")
     quiet_option(p)
 
@@ -70,8 +71,9 @@ def process(args: argparse.Namespace) -> int:
     from ..core.runtime import configure_process
 
     params = load_parameters(args.params)
-    if args.device is not None:
-        params["device"] = args.device
+    for name in ("device", "backend"):
+        if getattr(args, name) is not None:
+            params[name] = getattr(args, name)
     configure_process(int(params.get("threads", 0)))
     done = []
     with progress(args, "process") as bar:

@@ -52,9 +52,10 @@ def setting_option(p: argparse.ArgumentParser, name: str, **overrides) -> None:
 
 
 def speed_options(p: argparse.ArgumentParser) -> None:
-    """The settings that choose how a network runs: device, inference_scale, precision and
-    threads (the process's CPU threads, set by ``main`` before the command runs)."""
-    for name in ("device", "inference_scale", "precision", "threads"):
+    """The settings that choose how a network runs: device, backend, inference_scale,
+    precision and threads (the process's CPU threads, set by ``main`` before the command
+    runs)."""
+    for name in ("device", "backend", "inference_scale", "precision", "threads"):
         setting_option(p, name)
 
 

@@ -90,6 +90,7 @@ def complete(args: argparse.Namespace) -> int:
         inference_scale=args.inference_scale,
         precision=args.precision,
         max_depth=args.max_depth,
+        backend=args.backend,
     )
     params = {"min_depth": args.min_depth, "max_depth": args.max_depth}
     run = (frame.points, frame.camera, frame.t_cam_from_lidar, completer, frame.rgb, params)
@@ -146,7 +147,11 @@ def evaluate(args: argparse.Namespace) -> int:
     ids = select_frames(reader.frame_ids(), args.frames, "--frames")
     methods = {
         Path(name).stem if name.endswith(".pt") else name: DepthCompleter(
-            name, args.device, inference_scale=args.inference_scale, precision=args.precision
+            name,
+            args.device,
+            inference_scale=args.inference_scale,
+            precision=args.precision,
+            backend=args.backend,
         )
         for name in args.methods.split(",")
     }

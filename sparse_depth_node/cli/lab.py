@@ -1,4 +1,5 @@
-"""The lab's commands: ``bench`` (per-stage timings and the scaling tables) and ``train``."""
+"""The lab's commands: ``bench`` (per-stage timings and the scaling tables), ``export`` (a
+network to ONNX) and ``train``."""
 
 from __future__ import annotations
 
@@ -26,6 +27,18 @@ def register(command) -> None:
     )
     p.add_argument("--json", default=None, help="also write the report as JSON here")
     quiet_option(p)
+
+    p = command(
+        "export",
+        "export a network to ONNX (dynamic height and width), checked against torch",
+        export,
+    )
+    p.add_argument("model", help="network name (guided, multiscale, sparseconv) or checkpoint")
+    p.add_argument("out", help="ONNX file to write")
+    data_options(p, str(SAMPLE) if SAMPLE.is_dir() else None)
+    p.add_argument(
+        "--frames", default="0:3", help="frames the export is checked on (A:B or id,id,...)"
+    )
 
     p = command("train", "train a network (see sparse-depth train --help)", train)
     p.add_argument("train_args", nargs=argparse.REMAINDER, help="the training script's options")
@@ -60,6 +73,7 @@ def bench(args: argparse.Namespace) -> int:
             sections,
             args.repeats,
             progress=bar,
+            backend=args.backend,
         )
     finally:
         for b in bars:
@@ -67,6 +81,67 @@ def bench(args: argparse.Namespace) -> int:
     print(format_report(report))
     if args.json:
         write_json(args.json, report)
+    return 0
+
+
+def export(args: argparse.Namespace) -> int:
+    import sys
+
+    import torch
+
+    from ..core.backends import (
+        OnnxNetwork,
+        backend_problem,
+        export_onnx,
+        graph_inputs,
+        largest_difference,
+    )
+    from ..core.completion import DepthCompleter, image_tensor
+    from ..core.geometry import project_points
+    from ..core.methods import NETWORKS
+    from ..core.settings import DEFAULTS
+    from ..data.datasets import open_dataset, select_frames
+
+    completer = DepthCompleter(args.model, "cpu", backend="torch")
+    if completer.model is None:
+        raise ValueError(
+            f"{args.model} is a classical filler (OpenCV): nothing to export; export a network "
+            f"({', '.join(NETWORKS)}) or a checkpoint"
+        )
+    print(f"exporting {completer.description} (10-20 s)", file=sys.stderr, flush=True)
+    path = export_onnx(completer.model, args.out)
+    net = completer.model
+    line = (
+        f"wrote {path}: inputs {', '.join(graph_inputs(net))} (1, C, H, W) float32, outputs "
+        "dense, confidence (1, 1, H, W); H and W dynamic; onnx.checker passed"
+    )
+    cpu = torch.device("cpu")
+    reason = backend_problem("onnxruntime", cpu, "fp32")
+    if reason or args.data is None:
+        print(f"{line}; not checked against torch ({reason or 'no --data'})")
+        return 0
+    reader = open_dataset(args.data, args.format, args.camera)
+    frames = []
+    for i in select_frames(reader.frame_ids(), args.frames, "--frames"):
+        f = reader.read(i)
+        depth, mask = project_points(
+            torch.from_numpy(f.points),
+            f.camera,
+            f.t_cam_from_lidar,
+            DEFAULTS["min_depth"],
+            DEFAULTS["max_depth"],
+        )
+        frames.append((depth, mask, image_tensor(f.rgb)))
+    worst = largest_difference(net, OnnxNetwork(net, "onnxruntime", cpu, path=path), frames)
+    print(
+        f"{line}; ONNX Runtime against eager torch on {len(frames)} frames of {args.data}: "
+        f"max |depth difference| {worst * 1000:.3f} mm"
+    )
+    if worst > 1e-3:
+        print(
+            f"sparse-depth export: warning: the export differs by {worst:.4f} m", file=sys.stderr
+        )
+        return 1
     return 0
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .backends import OnnxNetwork, resolve_backend
 from .classic import FILLS, fill_tensor
 from .inference import autocast_dtype, downsample_sparse, support_window, upsample_dense
 from .methods import DEFAULT_METHOD, METHODS, NETWORKS
@@ -98,7 +99,10 @@ class DepthCompleter:
     1/3, ...) completes at that fraction of the resolution and interpolates back;
     ``precision`` (fp32, bf16, fp16 on CUDA) is the networks' autocast precision;
     ``channels_last`` stores the network's weights, and so its feature maps, channels-last
-    (faster on CPU and CUDA alike; the result is the same).
+    (faster on CPU and CUDA alike; the result is the same). ``backend`` (core.backends) runs
+    the network in torch, ONNX Runtime or TensorRT, or ``auto`` (``backend_reason`` says what
+    it chose and why); a classical filler ignores it.
+    BackendUnavailable (a ValueError) names the install a backend lacks.
     """
 
     def __init__(
@@ -112,6 +116,7 @@ class DepthCompleter:
         inference_scale: float = 1.0,
         precision: str = "fp32",
         channels_last: bool = True,
+        backend: str = "torch",
     ) -> None:
         self.device = resolve_device(device)
         self.max_depth = max_depth
@@ -132,6 +137,7 @@ class DepthCompleter:
             "inference_scale": inference_scale,
             "precision": precision,
             "channels_last": channels_last,
+            "backend": backend,
         }
         if model is None and weights is not None:
             self.model, self.meta = load_checkpoint(weights)
@@ -157,13 +163,20 @@ class DepthCompleter:
                 memory_format=torch.channels_last if channels_last else torch.contiguous_format
             )
         self.method = method
+        # what runs the network: itself, or its export in ONNX Runtime
+        self.backend, self.backend_reason = resolve_backend(backend, self.device, precision)
+        self.runner = self.model
+        if self.model is None:
+            self.backend, self.backend_reason = "torch", "a classical filler: OpenCV"
+        elif self.backend != "torch":
+            self.runner = OnnxNetwork(self.model, self.backend, self.device, precision)
 
     def replace(self, **changes: Any) -> "DepthCompleter":
         """This completer with some of its ``options`` changed (``device``, ``precision``,
-        ``inference_scale``, ``max_depth``, ``channels_last``): the same network, checkpoint
-        metadata and training state. The network object is shared and moved to the new device
-        and memory format (this completer's moves with it: the move to the CPU after a CUDA
-        out-of-memory wants exactly that); ``model=`` puts another network in its place (a
+        ``inference_scale``, ``max_depth``, ``channels_last``, ``backend``): the same network,
+        checkpoint metadata and training state. The network object is shared and moved to the
+        new device and memory format (this completer's moves with it: the move to the CPU after
+        a CUDA out-of-memory wants exactly that); ``model=`` puts another network in its place (a
         copy, a compiled one)."""
         model = changes.pop("model", self.model)
         fixed = {"method", "allow_untrained"} & set(changes)
@@ -181,10 +194,12 @@ class DepthCompleter:
     @classmethod
     def from_settings(cls, values: Mapping[str, Any], **overrides: Any) -> "DepthCompleter":
         """The completer the settings (core.settings) ask for: ``model``, ``device``,
-        ``inference_scale``, ``precision``, ``max_depth``; keyword ``overrides`` win."""
+        ``backend``, ``inference_scale``, ``precision``, ``max_depth``; keyword ``overrides``
+        win."""
         kwargs = dict(
             method=values["model"],
             device=values["device"],
+            backend=values["backend"],
             inference_scale=float(values["inference_scale"]),
             precision=values["precision"],
             max_depth=float(values["max_depth"]),
@@ -193,11 +208,14 @@ class DepthCompleter:
 
     @property
     def description(self) -> str:
-        """One line naming the method, the weights' state and the device."""
+        """One line naming the method, the weights' state, the device and the backend."""
         state = "" if self.model is None else f" ({self.training_state})"
+        network = self.model is not None
         extras = (
-            [self.precision] if self.model is not None and self.precision != "fp32" else []
-        ) + ([f"at 1/{self.factor} resolution"] if self.factor > 1 else [])
+            ([self.precision] if network and self.precision != "fp32" else [])
+            + ([self.backend] if self.backend != "torch" else [])
+            + ([f"at 1/{self.factor} resolution"] if self.factor > 1 else [])
+        )
         return f"{self.method}{state} on {self.device}" + "".join(f", {e}" for e in extras)
 
     @property
@@ -288,9 +306,9 @@ class DepthCompleter:
             with torch.autocast(
                 self.device.type,
                 dtype=self.autocast or torch.float32,
-                enabled=self.autocast is not None,
+                enabled=self.autocast is not None and self.backend == "torch",
             ):
-                d, c = net(
+                d, c = self.runner(
                     depth[..., ya:yb, x0:x1],
                     mask[..., ya:yb, x0:x1],
                     None if rgb is None else rgb[..., ya:yb, x0:x1],

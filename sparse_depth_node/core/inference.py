@@ -7,8 +7,6 @@ estimate) and a mask or confidence in [0, 1], on any device.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
@@ -46,9 +44,10 @@ def downsample_sparse(
     one."""
     if factor == 1:
         return depth, mask
-    far = torch.where(mask > 0, depth, torch.full_like(depth, math.inf))
+    # a finite stand-in for "no return" (an exported graph may turn an infinity into it)
+    far = torch.where(mask > 0, depth, torch.full_like(depth, torch.finfo(depth.dtype).max))
     low = -F.max_pool2d(-far, factor, stride=factor, ceil_mode=True)
-    valid = torch.isfinite(low)
+    valid = F.max_pool2d(mask, factor, stride=factor, ceil_mode=True) > 0
     return torch.where(valid, low, torch.zeros_like(low)), valid.to(mask.dtype)
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from .methods import DEFAULT_METHOD, METHODS
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+BACKENDS = ("torch", "onnxruntime", "tensorrt")  # what can run a network (core.backends)
 INPUT_QOS = ("auto", "reliable", "best_effort")
 IMAGE_TRANSPORTS = ("raw", "compressed")
 UNSET = float("nan")  # a calibration value nobody gave: never guessed
@@ -55,6 +56,16 @@ SETTINGS: tuple[Setting, ...] = (
         "fp32",
         "network precision: fp32, bf16 (CPUs with AVX512-BF16/AMX, CUDA), fp16 (CUDA)",
         choices=PRECISIONS,
+        read_only=True,
+    ),
+    Setting(
+        "backend",
+        "auto",
+        "what runs the network: auto (onnxruntime on the CPU at fp32 when it is installed, "
+        "else torch), torch, onnxruntime (the network's exact ONNX export; CPU, or CUDA with "
+        "onnxruntime-gpu) or tensorrt (ONNX Runtime's TensorRT provider: CUDA, fp32 or fp16); "
+        "the classical fillers run in OpenCV whatever it says",
+        choices=("auto", *BACKENDS),
         read_only=True,
     ),
     Setting(

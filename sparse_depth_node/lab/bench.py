@@ -21,7 +21,8 @@ import torch
 from ..bag.io import BagKit
 from ..core.completion import DepthCompleter
 from ..core.geometry import project_points
-from ..core.settings import DEFAULTS, resolve
+from ..core.pipeline import process_frame
+from ..core.settings import BACKENDS, DEFAULTS, resolve
 from ..core.timing import Stopwatch, summary
 from ..data.datasets import Frame, open_dataset
 from ..ros.frame import run_set
@@ -173,8 +174,40 @@ def bench_busy(
     return {"idle": idle, "busy": busy, "p90_ratio": busy["p90_ms"] / idle["p90_ms"]}
 
 
-SECTIONS = ("stages", "paths", "compile", "busy", "points", "images", "models")
-DEFAULT_SECTIONS = ("stages", "paths", "busy")  # about a minute on 2 CPU cores
+def bench_backends(
+    frames: list[Frame],
+    completer: DepthCompleter,
+    iterations: int,
+    warmup: int,
+    tick: "Callable[[], object] | None" = None,
+) -> dict[str, dict]:
+    """End to end with each backend (core.backends) of ``completer``'s network, same frames,
+    same settings, and the largest |depth - torch's depth| over the frames (m); a backend this
+    machine cannot run says why."""
+    out: dict[str, dict] = {}
+    reference = []
+    for name in BACKENDS:
+        try:
+            runner = completer.replace(backend=name)
+        except ValueError as exc:
+            out[name] = {"unavailable": str(exc)}
+            continue
+        diffs = []
+        for i, f in enumerate(frames):
+            dense = process_frame(f.points, f.camera, f.t_cam_from_lidar, runner, f.rgb)
+            if name == "torch":
+                reference.append(dense.dense_depth)
+            diffs.append(float(np.abs(dense.dense_depth - reference[i]).max()))
+        out[name] = {
+            **bench_frames(frames, runner, iterations, warmup, tick)["end_to_end"],
+            "max_abs_diff_m": max(diffs),
+            "providers": getattr(runner.runner, "providers", ["torch"]),
+        }
+    return out
+
+
+SECTIONS = ("stages", "paths", "compile", "backends", "busy", "points", "images", "models")
+DEFAULT_SECTIONS = ("stages", "paths", "backends", "busy")  # about a minute on 2 CPU cores
 MODELS = (
     "guided",
     "sparseconv",
@@ -198,13 +231,15 @@ def run(
     sections: tuple[str, ...] = DEFAULT_SECTIONS,
     repeats: int = 3,
     progress: "Callable[[str, int], Callable[[], object]] | None" = None,
+    backend: str = "auto",
 ) -> dict:
     """The benchmark's report: ``stages`` (per-stage table of ``model`` as configured, with the
     references), ``busy`` (end to end idle and with a busy neighbour), and the bench_scaling
     sections: ``paths`` (a network's completion paths side by side; ``compile`` adds the
-    torch.compile paths, a minute of compiling), ``points``, ``images`` and ``models`` (scaling
-    tables, ``repeats`` runs each). ``progress(desc, total)`` gives a callable ticked once per
-    timed pass of the stages and busy sections."""
+    torch.compile paths, a minute of compiling), ``backends`` (end to end with each backend),
+    ``points``, ``images`` and ``models`` (scaling tables, ``repeats`` runs each).
+    ``progress(desc, total)`` gives a callable ticked once per timed pass of the stages, busy
+    and backends sections; ``backend`` is the configured one's (core.backends)."""
 
     def bar(desc: str, total: int) -> "Callable[[], object] | None":
         return progress(desc, total) if progress is not None else None
@@ -219,7 +254,9 @@ def run(
         reader.read(i)
         for i in reader.frame_ids()[: max(1, min(iterations, len(reader.frame_ids())))]
     ]
-    completer = DepthCompleter(model, device, inference_scale=inference_scale, precision=precision)
+    completer = DepthCompleter(
+        model, device, inference_scale=inference_scale, precision=precision, backend=backend
+    )
     dev = str(completer.device)
     if completer.device.type == "cuda":
         dev += f" ({torch.cuda.get_device_name(completer.device)})"
@@ -246,6 +283,11 @@ def run(
     if "paths" in sections and completer.model is not None:
         report["paths"] = completion_paths(
             frames[:5], completer, repeats, compile_paths="compile" in sections
+        )
+    if "backends" in sections and completer.model is not None:
+        n = min(iterations, 20)
+        report["backends"] = bench_backends(
+            frames, completer, n, warmup, bar("backends", len(BACKENDS) * (warmup + n))
         )
     if "points" in sections:
         report["points"] = scaling_points(
@@ -355,6 +397,20 @@ def format_report(r: dict) -> str:
                 f"x{eager / s['median_ms']:5.2f}"
                 f"  |diff| {s['mean_abs_diff_m'] * 1000:7.1f} mm  coverage "
                 f"{s['coverage_of_eager']:6.1%}"
+            )
+    if "backends" in r:
+        lines.append(
+            "backends, end to end, same frames (speed-up against torch; max |depth - torch's|):"
+        )
+        torch_ms = r["backends"]["torch"]["median_ms"]
+        for name, s in r["backends"].items():
+            if "unavailable" in s:
+                lines.append(f"  {name:<12} unavailable: {s['unavailable']}")
+                continue
+            lines.append(
+                f"  {name:<12} {s['median_ms']:8.1f} ms  p90 {s['p90_ms']:8.1f}  "
+                f"x{torch_ms / s['median_ms']:5.2f}  max |diff| "
+                f"{s['max_abs_diff_m'] * 1000:7.3f} mm  ({', '.join(s['providers'])})"
             )
     mem = [("host_peak_rss_mb", "peak RSS MB", ".0f"), ("cuda_max_allocated_mb", "CUDA MB", ".0f")]
     for key, (title, columns) in SCALING_TABLES.items():

@@ -133,7 +133,7 @@ def _peak_memory_main(spec: dict) -> None:
     print(json.dumps(peak_memory_mb(completer.device)))
 
 
-def _inputs(frame: Frame, device: torch.device) -> tuple[torch.Tensor, ...]:
+def completion_inputs(frame: Frame, device: torch.device) -> tuple[torch.Tensor, ...]:
     """The frame's sparse depth, mask and image, the inputs of DepthCompleter.complete."""
     pts = torch.from_numpy(np.ascontiguousarray(frame.points[:, :3], np.float32)).to(device)
     depth, mask = project_points(
@@ -151,9 +151,11 @@ def completion_paths(
     path covers. A path the device cannot run says why. ``compile_paths`` False leaves out the
     torch.compile paths (a minute of compiling on a CPU)."""
     device = completer.device
-    base = completer.replace(precision="fp32", inference_scale=1.0, channels_last=True)
+    base = completer.replace(
+        precision="fp32", inference_scale=1.0, channels_last=True, backend="torch"
+    )
     plain = base.replace(channels_last=False, model=copy.deepcopy(base.model))
-    inputs = [_inputs(f, device) for f in frames]
+    inputs = [completion_inputs(f, device) for f in frames]
     # the network itself takes the image only when it needs one
     image = (lambda rgb: (rgb,)) if base.needs_image else (lambda rgb: ())
     half = "fp16" if device.type == "cuda" else "bf16"
@@ -177,6 +179,10 @@ def completion_paths(
             ),
         }
     )
+    paths["  + onnxruntime (exact export)"] = lambda: base.replace(backend="onnxruntime")
+    if device.type == "cuda":
+        paths["  + tensorrt"] = lambda: base.replace(backend="tensorrt")
+        paths["  + tensorrt fp16"] = lambda: base.replace(backend="tensorrt", precision="fp16")
     if compile_paths:
         paths["  + torch.compile"] = lambda: base.replace(
             model=torch.compile(copy.deepcopy(base.model), dynamic=True)

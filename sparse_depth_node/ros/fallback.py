@@ -1,6 +1,6 @@
-"""The node's model with its fallbacks: the configured model on the configured device, else
-(unless ``strict``) the same model on the CPU, else the classical filler; and the move to the CPU
-when CUDA runs out of memory."""
+"""The node's model with its fallbacks: the configured model on the configured device with the
+configured backend, else (unless ``strict``) the same model in torch, then on the CPU, else the
+classical filler; and the move to the CPU when CUDA runs out of memory."""
 
 from __future__ import annotations
 
@@ -16,20 +16,30 @@ def cpu_precision(precision: str) -> str:
     return "fp32" if precision == "fp16" else precision
 
 
+def cpu_backend(backend: str) -> str:
+    """The backend a network runs with on the CPU instead of ``backend`` (TensorRT is
+    CUDA-only: the CPU's default then)."""
+    return "auto" if backend == "tensorrt" else backend
+
+
 def load_completer(values: Mapping[str, Any]) -> tuple[DepthCompleter, "Exception | None"]:
     """The completer the settings ask for, or the first fallback that loads, with the error
-    that made it fall back (None when the configured model loaded). With ``strict`` the error
-    is raised instead."""
+    that made it fall back (None when the configured model loaded): the same model with the
+    torch backend, then on the CPU, then the classical filler. With ``strict`` the error is
+    raised instead."""
     model, device, precision = values["model"], values["device"], values["precision"]
-    attempts = [(model, device, precision)]
-    attempts += [(model, "cpu", cpu_precision(precision))] if device != "cpu" else []
-    attempts += [(FALLBACK_METHOD, "cpu", "fp32")]
+    backend = values["backend"]
+    attempts = [dict(method=model, device=device, precision=precision, backend=backend)]
+    if backend not in ("auto", "torch"):
+        attempts.append(dict(attempts[0], backend="torch"))
+    if device != "cpu":
+        cpu = dict(device="cpu", precision=cpu_precision(precision), backend="torch")
+        attempts.append(dict(method=model, **cpu))
+    attempts.append(dict(method=FALLBACK_METHOD, device="cpu", precision="fp32", backend="torch"))
     first_error = None
-    for m, d, prec in attempts:
+    for attempt in attempts:
         try:
-            return DepthCompleter.from_settings(values, method=m, device=d, precision=prec), (
-                first_error
-            )
+            return DepthCompleter.from_settings(values, **attempt), first_error
         except ValueError as exc:
             if values["strict"]:
                 raise
@@ -39,5 +49,9 @@ def load_completer(values: Mapping[str, Any]) -> tuple[DepthCompleter, "Exceptio
 
 def on_cpu(completer: DepthCompleter) -> DepthCompleter:
     """The same completer (network, weights' metadata, resolution) on the CPU, its network
-    moved there, at ``cpu_precision``."""
-    return completer.replace(device="cpu", precision=cpu_precision(completer.precision))
+    moved there, at ``cpu_precision`` with ``cpu_backend``."""
+    return completer.replace(
+        device="cpu",
+        precision=cpu_precision(completer.precision),
+        backend=cpu_backend(completer.options["backend"]),
+    )

@@ -98,6 +98,11 @@ class SparseDepthNode(Node):
         self.get_logger().info(
             f"ready: {self.completer.description}"
             + ("" if all(size) else " (warms up at the first camera_info's size)")
+            + (
+                f"; backend {self.completer.backend}: {self.completer.backend_reason}"
+                if self.completer.model is not None
+                else ""
+            )
         )
 
     def _log_transport(self) -> None:

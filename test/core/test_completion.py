@@ -65,6 +65,7 @@ def test_pipeline_on_kitti_frame_keeps_lidar_depth_at_lidar_pixels(kitti_frame0,
     assert np.all(r.dense_depth[r.dense_depth > 0] >= 0.5) and np.all(r.dense_depth <= 100.0)
 
 
+@pytest.mark.cuda
 def test_pipeline_cuda_path_matches_cpu(kitti_frame0):
     """The same code on CUDA when a GPU exists; on CPU-only machines the CPU result is checked
     alone."""

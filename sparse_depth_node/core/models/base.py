@@ -61,6 +61,11 @@ class DepthNetwork(nn.Module):
         hands each band its crop as ``fill``."""
         return None
 
+    @property
+    def has_prefill(self) -> bool:
+        """Whether the network corrects a classical fill (its class overrides ``prefill``)."""
+        return type(self).prefill is not DepthNetwork.prefill
+
     def confidence_parameters(self) -> list[nn.Parameter]:
         """The parameters of a separate confidence branch (trainable alone, ``--train
         confidence``); empty when the confidence is learned together with the depth."""

@@ -1,0 +1,329 @@
+"""Where a completion network runs: eager torch, or its exact ONNX export in ONNX Runtime (CPU or
+CUDA provider) or TensorRT (ONNX Runtime's TensorRT provider, on a CUDA device).
+
+The exported graph is the network's ``forward`` over (depth, mask[, rgb][, fill]), all
+(1, C, H, W) float32 with dynamic H and W (``graph_inputs``), returning (dense, confidence)
+(1, 1, H, W): the contract of models/base.py. A network's classical prefill (OpenCV morphology,
+which ONNX does not express: median filters, a column scan) is a graph input, computed on the
+CPU as the torch path computes it. The completer keeps the support window, the bands and the
+pasting in torch for every backend, so a backend replaces the network's arithmetic only.
+
+``onnxruntime`` and ``tensorrt`` need the optional packages named in ``INSTALL``; exporting
+takes about 10 s per network on a CPU, so the export is kept in a cache folder keyed by the
+network's weights (``export_cache``) and made once.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import importlib
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .models import DepthNetwork
+from .settings import BACKENDS
+
+# what each backend needs beside torch, as the one line that says how to get it
+INSTALL = {
+    "onnxruntime": ("onnxruntime", "pip install onnxruntime onnx onnxscript"),
+    "tensorrt": ("onnxruntime", "pip install onnxruntime-gpu tensorrt onnx onnxscript"),
+}
+EXPORT_MODULES = ("onnx", "onnxscript")  # torch.onnx.export's own needs
+OUTPUTS = ("dense", "confidence")
+OPSET = 18
+# TensorRT builds one engine for a range of window sizes (px, height x width): the support
+# windows of a rig change from frame to frame by a few rows
+TRT_PROFILE = {"min": (16, 16), "opt": (384, 1248), "max": (2176, 3840)}
+
+
+class BackendUnavailable(ValueError):
+    """A backend this machine cannot run; the message names the install."""
+
+
+def graph_inputs(net: DepthNetwork) -> tuple[str, ...]:
+    """The exported graph's inputs, in order: depth and mask, the image when the network
+    ``needs_image``, the classical fill when it ``has_prefill``."""
+    return (
+        ("depth", "mask")
+        + (("rgb",) if net.needs_image else ())
+        + (("fill",) if net.has_prefill else ())
+    )
+
+
+class GraphForward(nn.Module):
+    """``net``'s forward over the graph's inputs, positionally (``graph_inputs``)."""
+
+    def __init__(self, net: DepthNetwork) -> None:
+        super().__init__()
+        self.net, self.names = net, graph_inputs(net)
+
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        given = dict(zip(self.names, inputs))
+        return self.net(given["depth"], given["mask"], given.get("rgb"), given.get("fill"))
+
+
+def example_inputs(
+    net: DepthNetwork, height: int = 75, width: int = 141
+) -> tuple[torch.Tensor, ...]:
+    """Inputs to trace the export with: 5 % of the pixels hold a return (seed 0), a random image,
+    the network's own prefill. The size is arbitrary (the graph's H and W are dynamic); odd, so
+    that no size-dependent padding is traced as zero."""
+    g = torch.Generator().manual_seed(0)
+    mask = (torch.rand(1, 1, height, width, generator=g) < 0.05).float()
+    depth = (2.0 + 60.0 * torch.rand(1, 1, height, width, generator=g)) * mask
+    named = {"depth": depth, "mask": mask, "rgb": torch.rand(1, 3, height, width, generator=g)}
+    named["fill"] = net.prefill(depth, mask) if net.has_prefill else None
+    return tuple(named[n] for n in graph_inputs(net))
+
+
+def installed(module: str) -> bool:
+    """Whether ``module`` imports here."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
+def missing_export_modules() -> list[str]:
+    return [m for m in EXPORT_MODULES if not installed(m)]
+
+
+def export_onnx(net: DepthNetwork, path: "str | Path") -> Path:
+    """``net`` (on the CPU, fp32) as an ONNX graph at ``path``, dynamic in H and W, checked by
+    ``onnx.checker``. BackendUnavailable when the exporter's packages are missing."""
+    missing = missing_export_modules()
+    if missing:
+        raise BackendUnavailable(
+            f"exporting to ONNX needs {', '.join(missing)}: pip install onnx onnxscript"
+        )
+    import onnx
+    from torch.export import Dim
+
+    graph = GraphForward(
+        copy.deepcopy(net).to("cpu", torch.float32, memory_format=torch.contiguous_format)
+    ).eval()
+    inputs = example_inputs(graph.net)
+    dims = tuple({2: Dim.AUTO, 3: Dim.AUTO} for _ in inputs)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    quiet = logging.getLogger("torch.onnx")  # it lists the torchvision ops it skips
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                graph,
+                inputs,
+                input_names=list(graph.names),
+                output_names=list(OUTPUTS),
+                dynamic_shapes=(dims,),
+                opset_version=OPSET,
+                dynamo=True,
+                verbose=False,
+            )
+    finally:
+        quiet.setLevel(level)
+    program.save(str(path))
+    onnx.checker.check_model(str(path), full_check=True)
+    return path
+
+
+def network_digest(net: DepthNetwork) -> str:
+    """A digest of what the export depends on: the class, its config, every weight, torch."""
+    h = hashlib.sha256(f"{type(net).__name__}{net.config}{torch.__version__}{OPSET}".encode())
+    for name, value in net.state_dict().items():
+        h.update(name.encode())
+        h.update(value.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def cache_dir() -> Path:
+    """Where exports and TensorRT engines are kept: $SPARSE_DEPTH_CACHE, else
+    $XDG_CACHE_HOME/sparse_depth_node, else ~/.cache/sparse_depth_node."""
+    if os.environ.get("SPARSE_DEPTH_CACHE"):
+        return Path(os.environ["SPARSE_DEPTH_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "sparse_depth_node"
+
+
+def export_cache(net: DepthNetwork, announce: bool = False) -> Path:
+    """The network's ONNX export in the cache (made now when it is not there, saying so on
+    stderr when ``announce``: it takes seconds)."""
+    path = cache_dir() / "onnx" / f"{type(net).__name__}-{network_digest(net)}.onnx"
+    if not path.is_file():
+        if announce:
+            print(
+                f"sparse-depth: exporting {type(net).__name__} to ONNX once (10-20 s on a CPU), "
+                f"kept in {path.parent}",
+                file=sys.stderr,
+                flush=True,
+            )
+        partial = path.with_suffix(f".{os.getpid()}.partial")
+        export_onnx(net, partial)
+        partial.replace(path)  # atomic: a node started beside this one never reads half a file
+    return path
+
+
+def backend_problem(backend: str, device: torch.device, precision: str) -> "str | None":
+    """Why ``backend`` cannot run here at ``precision`` on ``device`` (one line naming the fix),
+    or None."""
+    if backend not in BACKENDS:
+        return f"backend must be one of {', '.join(BACKENDS)}, got '{backend}'"
+    if backend == "torch":
+        return None
+    module, install = INSTALL[backend]
+    if not installed(module) or missing_export_modules():
+        return f"backend {backend} is not installed: {install}"
+    import onnxruntime as ort
+
+    providers = ort.get_available_providers()
+    if backend == "tensorrt":
+        if device.type != "cuda":
+            return (
+                "backend tensorrt runs on a CUDA device: set device cuda, or backend onnxruntime"
+            )
+        if "TensorrtExecutionProvider" not in providers:
+            return f"backend tensorrt: this ONNX Runtime has no TensorRT provider: {install}"
+        if precision == "bf16":
+            return "backend tensorrt runs fp32 or fp16, not bf16"
+        return None
+    if device.type == "cuda" and "CUDAExecutionProvider" not in providers:
+        return "backend onnxruntime on CUDA needs its CUDA provider: pip install onnxruntime-gpu"
+    if precision != "fp32":
+        return (
+            f"backend onnxruntime runs fp32 only, not {precision}: use backend torch, or "
+            "tensorrt for fp16"
+        )
+    return None
+
+
+def largest_difference(
+    net: DepthNetwork, runner: "OnnxNetwork", frames: list[tuple[torch.Tensor, ...]]
+) -> float:
+    """The largest |depth| difference (m) between ``net`` in eager torch and ``runner`` over
+    ``frames`` (depth, mask, rgb) at their full size, where either gives a depth."""
+    worst = 0.0
+    with torch.inference_mode():
+        for depth, mask, rgb in frames:
+            image = rgb if net.needs_image else None
+            a, b = net(depth, mask, image)[0], runner(depth, mask, image)[0]
+            worst = max(worst, float((a - b).abs().max()))
+    return worst
+
+
+def resolve_backend(backend: str, device: torch.device, precision: str) -> tuple[str, str]:
+    """The backend that runs for ``backend`` ("auto" or one of BACKENDS), and why: ``auto`` is
+    onnxruntime on the CPU at fp32 when it can run there (exact and faster: README "Speed"),
+    else torch. ValueError for an unknown name."""
+    if backend != "auto":
+        if backend not in BACKENDS:
+            raise ValueError(
+                f"backend must be auto or one of {', '.join(BACKENDS)}, got '{backend}'"
+            )
+        return backend, "as configured"
+    if device.type != "cpu":
+        return "torch", "auto: torch on CUDA (backend tensorrt or onnxruntime to choose them)"
+    reason = backend_problem("onnxruntime", device, precision)
+    return ("torch", f"auto: {reason}") if reason else ("onnxruntime", "auto: the CPU default")
+
+
+def session_providers(backend: str, device: torch.device, precision: str) -> list[Any]:
+    """ONNX Runtime's providers, with their options, for ``backend`` on ``device``."""
+    if device.type != "cuda":
+        return ["CPUExecutionProvider"]
+    index = device.index or 0
+    cuda = ("CUDAExecutionProvider", {"device_id": index})
+    if backend == "onnxruntime":
+        return [cuda, "CPUExecutionProvider"]
+
+    def shape(key: str) -> str:
+        h, w = TRT_PROFILE[key]
+        return ",".join(
+            f"{n}:1x{c}x{h}x{w}" for n, c in (("depth", 1), ("mask", 1), ("rgb", 3), ("fill", 1))
+        )
+
+    trt = {
+        "device_id": index,
+        "trt_fp16_enable": precision == "fp16",
+        "trt_engine_cache_enable": True,
+        "trt_engine_cache_path": str(cache_dir() / "tensorrt"),
+        "trt_profile_min_shapes": shape("min"),
+        "trt_profile_opt_shapes": shape("opt"),
+        "trt_profile_max_shapes": shape("max"),
+    }
+    return [("TensorrtExecutionProvider", trt), cuda, "CPUExecutionProvider"]
+
+
+class OnnxNetwork:
+    """A network run by ONNX Runtime from its export, called as the network is
+    (``(depth, mask, rgb, fill) -> (dense, confidence)``, tensors on ``device``); the prefill,
+    when the network has one and no ``fill`` is given, is the torch network's. ``path``: an
+    export of ``net`` to run (default: the cache's, made when missing)."""
+
+    def __init__(
+        self,
+        net: DepthNetwork,
+        backend: str,
+        device: torch.device,
+        precision: str = "fp32",
+        path: "str | Path | None" = None,
+    ) -> None:
+        reason = backend_problem(backend, device, precision)
+        if reason:
+            raise BackendUnavailable(reason)
+        import onnxruntime as ort
+
+        self.net, self.device, self.names = net, device, graph_inputs(net)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        # waiting threads sleep (as torch's and OpenCV's do with the node's settings)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3
+        path = export_cache(net, announce=True) if path is None else path
+        self.session = ort.InferenceSession(
+            str(path), options, providers=session_providers(backend, device, precision)
+        )
+        self.providers = self.session.get_providers()
+
+    def __call__(
+        self,
+        depth: torch.Tensor,
+        mask: torch.Tensor,
+        rgb: "torch.Tensor | None" = None,
+        fill: "torch.Tensor | None" = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.net.has_prefill and fill is None:
+            fill = self.net.prefill(depth, mask)
+        given = {"depth": depth, "mask": mask, "rgb": rgb, "fill": fill}
+        feeds = {n: given[n].to(torch.float32).contiguous() for n in self.names}
+        if self.device.type == "cuda":
+            return self._run_on_device(feeds)
+        out = self.session.run(list(OUTPUTS), {n: t.numpy() for n, t in feeds.items()})
+        return torch.from_numpy(out[0]), torch.from_numpy(out[1])
+
+    def _run_on_device(self, feeds: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs and outputs stay in CUDA memory (bound by pointer), on torch's stream order."""
+        index = self.device.index or 0
+        torch.cuda.current_stream(self.device).synchronize()
+        binding = self.session.io_binding()
+        for name, t in feeds.items():
+            binding.bind_input(name, "cuda", index, np.float32, tuple(t.shape), t.data_ptr())
+        b, _, h, w = feeds["depth"].shape
+        outputs = [torch.empty((b, 1, h, w), device=self.device) for _ in OUTPUTS]
+        for name, t in zip(OUTPUTS, outputs):
+            binding.bind_output(name, "cuda", index, np.float32, tuple(t.shape), t.data_ptr())
+        self.session.run_with_iobinding(binding)
+        binding.synchronize_outputs()
+        return outputs[0], outputs[1]
