@@ -33,7 +33,7 @@ def load_completer(values: Mapping[str, Any]) -> tuple[DepthCompleter, "Exceptio
     if backend not in ("auto", "torch"):
         attempts.append(dict(attempts[0], backend="torch"))
     if device != "cpu":
-        cpu = dict(device="cpu", precision=cpu_precision(precision), backend="torch")
+        cpu = dict(device="cpu", precision=cpu_precision(precision), backend=cpu_backend(backend))
         attempts.append(dict(method=model, **cpu))
     attempts.append(dict(method=FALLBACK_METHOD, device="cpu", precision="fp32", backend="torch"))
     first_error = None
