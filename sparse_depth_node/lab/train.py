@@ -293,6 +293,7 @@ def main(argv: "list[str] | None" = None) -> int:
     )
 
     config = {"attention_keep": args.attention_keep} if args.attention_keep else {}
+    config.update({"prefill": args.prefill} if args.prefill else {})
     model = build_model(args.model, config).to(device)
     if args.init:
         print(init_model(model, args.init), flush=True)

@@ -75,6 +75,13 @@ def parser() -> argparse.ArgumentParser:
         help="guided only: add top-k sparse self-attention at the coarsest scale, each query "
         "keeping this share of the keys (0: none)",
     )
+    p.add_argument(
+        "--prefill",
+        default=None,
+        choices=("classic-full", "classic-multiscale", "classic-refined"),
+        help="guided only: the classical fill the network corrects (default: the network's, "
+        "classic-full)",
+    )
     p.add_argument("--steps", type=int, default=3000, help="optimiser steps")
     p.add_argument("--batch", type=int, default=4, help="random crops per step")
     p.add_argument(

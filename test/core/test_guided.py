@@ -31,11 +31,12 @@ def trained_like(seed: int = 0) -> GuidedNet:
     return net
 
 
-def test_untrained_output_is_the_classical_fill_where_it_reaches(frame):
+@pytest.mark.parametrize("prefill", [PREFILL, "classic-refined"])
+def test_untrained_output_is_the_classical_fill_where_it_reaches(frame, prefill):
     depth, mask, rgb = frame
     with torch.no_grad():
-        dense, conf = GuidedNet().eval()(depth, mask, rgb)
-    fill = torch.from_numpy(FILLS[PREFILL](depth[0, 0].numpy(), 100.0))
+        dense, conf = GuidedNet(prefill=prefill).eval()(depth, mask, rgb)
+    fill = torch.from_numpy(FILLS[prefill](depth[0, 0].numpy(), 100.0))
     reach = conf[0, 0] > 0
     assert reach.float().mean() > 0.5
     torch.testing.assert_close(dense[0, 0][reach], fill[reach], rtol=1e-6, atol=1e-6)

@@ -84,6 +84,7 @@ class GuidedNet(DepthNetwork):
         depth_scale: float = 10.0,
         max_depth: float = 100.0,
         attention_keep: float = 0.0,
+        prefill: str = PREFILL,
     ) -> None:
         if len(channels) != 3:
             raise ValueError(f"channels must give 3 scales, got {channels}")
@@ -99,12 +100,13 @@ class GuidedNet(DepthNetwork):
                 "depth_scale": depth_scale,
                 "max_depth": max_depth,
                 "attention_keep": attention_keep,
+                "prefill": prefill,
             },
             support_margin=REACH + 3,
             support_multiple=16,
             receptive_radius=128,
         )
-        self.depth_scale, self.max_depth = depth_scale, max_depth
+        self.depth_scale, self.max_depth, self.fill_method = depth_scale, max_depth, prefill
         c2, c3, c4 = channels
         # full resolution -> 1/4: image, fill and returns as 4 x 4 blocks (space to depth)
         self.stem = nn.Sequential(nn.Conv2d(16 * FULL_CHANNELS, c2, 1), nn.ReLU(inplace=True))
@@ -125,8 +127,9 @@ class GuidedNet(DepthNetwork):
         nn.init.zeros_(self.head[-1].bias)
 
     def prefill(self, depth: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """The classical fill (B, 1, H, W) metres the network corrects (PREFILL, on the CPU)."""
-        return fill_tensor(PREFILL, depth * mask, self.max_depth)
+        """The classical fill (B, 1, H, W) metres the network corrects (its ``prefill``, a
+        method of classic.FILLS; PREFILL unless the checkpoint says otherwise; on the CPU)."""
+        return fill_tensor(self.fill_method, depth * mask, self.max_depth)
 
     def forward(
         self, depth: Tensor, mask: Tensor, rgb: MaybeTensor = None, fill: MaybeTensor = None
