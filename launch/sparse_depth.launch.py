@@ -2,7 +2,7 @@
 
 ros2 launch sparse_depth_node sparse_depth.launch.py points:=/velodyne_points \
     image:=/camera/image_rect_color camera_info:=/camera/camera_info use_sim_time:=true \
-    model:=classic-multiscale device:=cpu rviz:=true fixed_frame:=camera_color_optical_frame
+    model:=classic-refined device:=cpu rviz:=true fixed_frame:=camera_color_optical_frame
 
 ``model``, ``device``, ``inference_scale``, ``input_qos`` (auto | reliable | best_effort) and
 ``image_transport`` (raw | compressed) override the parameter file when given. The node's

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data}
 SD=.venv/bin/sparse-depth
 mkdir -p out/eval
-METHODS=${METHODS:-guided,multiscale,sparseconv,classic,classic-full,classic-multiscale,nearest}
+METHODS=${METHODS:-guided,multiscale,sparseconv,classic,classic-full,classic-multiscale,classic-refined,nearest}
 EXTRA_VAL=000000,000003,000008,000009,000010  # kitti_object_extra frames held out of training
 run() {  # name data format protocol [extra args]
   local name=$1 data=$2 fmt=$3 protocol=$4; shift 4

@@ -2,17 +2,17 @@
 
 Methods: ``guided`` (image-guided: it also takes the camera image), ``multiscale`` and
 ``sparseconv`` (networks, from the package's shipped weights or a checkpoint path), the
-classical fillers of classic.py (IP-Basic in OpenCV, no
-weights, on the CPU): ``classic`` (fast fill; it leaves pixels above the LiDAR's top empty),
-``classic-full`` (the same, extrapolated to every pixel as IP-Basic's benchmark setting) and
-``classic-multiscale`` (the paper's multi-scale fill), and ``nearest`` (nearest valid pixel
-within a window). It picks the
-device, moves the model once, and runs inference without autograd. Networks run on the window
-that holds the LiDAR's support plus their ``support_margin`` (for the sparse networks the result
-is the same as on the whole image; ``guided``, whose image stream sees every pixel, is defined
-on that window, which holds everything it outputs), optionally at
-a lower resolution (``inference_scale``) and in reduced precision (``precision``); see
-inference.py.
+classical fillers of classic.py (IP-Basic in OpenCV, no weights, on the CPU): ``classic`` (fast
+fill; it leaves pixels above the LiDAR's top empty), ``classic-full`` (the same, extrapolated to
+every pixel as IP-Basic's benchmark setting), ``classic-multiscale`` (the paper's multi-scale
+fill), ``classic-refined`` (that fill interpolated between scan lines, the returns kept:
+classic.refine), and ``nearest`` (nearest valid pixel within a window). It picks the device,
+moves the model once, and runs inference without autograd. Networks run on the window that
+holds the LiDAR's support plus their ``support_margin`` (for the sparse networks the result is
+the same as on the whole image; ``guided``, whose image stream sees every pixel, is defined on
+that window, which holds everything it outputs), optionally at a lower resolution
+(``inference_scale``) and in reduced precision (``precision``); see inference.py; ``backend``
+chooses what runs a network (backends.py).
 """
 
 from __future__ import annotations

@@ -215,6 +215,7 @@ MODELS = (
     "classic",
     "classic-full",
     "classic-multiscale",
+    "classic-refined",
     "nearest",
 )
 

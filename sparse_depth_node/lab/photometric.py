@@ -98,14 +98,25 @@ def reprojection(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The per-pixel minimum over ``sources`` ((grey image (B, 1, H', W'), T_source<-target))
     of the error of each warped source against the grey ``target`` (B, 1, H, W) with
-    ``depth``, and the mask where at least one warp is defined. ``k``: the target's
-    intrinsics; ``k_source`` the sources' (default: ``k``)."""
+    ``depth``, and the mask where at least one error is defined. ``k``: the target's
+    intrinsics; ``k_source`` the sources' (default: ``k``). An error is defined where the warp
+    of its whole SSIM window is (``window_valid``): a pixel next to one without depth would
+    otherwise score the warped garbage of its neighbour, and a method would be judged on the
+    pixels it leaves empty."""
     k_source = k if k_source is None else k_source
     best = torch.full_like(depth, float("inf"))
     for image, t_source_target in sources:
         warped, valid = warp(image, depth, k, k_source, t_source_target)
-        best = torch.minimum(best, torch.where(valid, photometric_error(target, warped), best))
+        error = photometric_error(target, warped)
+        best = torch.minimum(best, torch.where(window_valid(valid), error, best))
     return best, torch.isfinite(best)
+
+
+def window_valid(valid: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W) bool: the whole 3 x 3 SSIM window of the pixel is ``valid`` (reflected at
+    the image border, as ``ssim`` pads)."""
+    invalid = F.pad((~valid).to(torch.float32), (1, 1, 1, 1), mode="reflect")
+    return F.max_pool2d(invalid, 3, stride=1) == 0
 
 
 def identity_error(

@@ -11,7 +11,9 @@ moving object, a change of exposure — would score noise for all). Regions:
 - ``edges``: the EDGE_SHARE of them with the strongest image gradient (silhouettes).
 Sanity rows: the ``sanity`` method's depth x 1.05 and blurred (Gaussian, sigma 3 px, over the
 pixels it fills) must score worse than it. ``kept``: the share of LiDAR input pixels whose
-output is within 1 % of the input depth.
+output is within 1 % of the input depth. ``striping``: metrics.striping of each method's depth
+on the pixels every method fills (a method that fills more, e.g. the sky with vertical streaks,
+is not credited for its own extra pixels).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import torch
 from ..core.completion import DepthCompleter, image_tensor
 from ..data.datasets import Frame
 from .evaluate import project_lidar
-from .metrics import gradient_magnitude
+from .metrics import gradient_magnitude, striping
 from .photometric import grey, identity_error, reprojection
 from .views import View
 
@@ -89,13 +91,15 @@ def evaluate_whole_image(
 ) -> dict:
     """The JSON-ready result: {"protocol", "frames", "views", "pixels", "methods": {NAME:
     {"all", "between", "edges": mean photometric error over frames, "kept": share of input
-    pixels kept}}, "sanity": the method the sanity rows come from}. ``frames``: (frame, its
+    pixels kept, "striping": on the pixels every method fills}}, "sanity": the method the
+    sanity rows come from}. ``frames``: (frame, its
     views) pairs; a frame without views is skipped. ``sanity``: a method of ``methods``
     (default: the first). ``show`` is called with each scored frame, its LiDAR depth (H, W)
     metres and every method's depth {NAME: (H, W) metres}."""
     sanity = sanity or next(iter(methods))
     per: dict[str, list[dict[str, float]]] = {}
     kept: dict[str, list[float]] = {name: [] for name in methods}
+    stripes: dict[str, list[float]] = {name: [] for name in methods}
     used, views_used, pixels = 0, [], []
     for frame, views in frames:
         if tick is not None:
@@ -111,6 +115,9 @@ def evaluate_whole_image(
             kept[name].append(kept_share(preds[name], depth[0, 0].numpy(), mask[0, 0].numpy() > 0))
         if show is not None:
             show(frame, depth[0, 0].numpy(), preds)
+        common = np.logical_and.reduce([p > 0 for p in preds.values()])
+        for name, p in preds.items():
+            stripes[name].append(striping(np.where(common, p, 0.0)))
         preds.update(sanity_rows(sanity, preds[sanity]))
         scores, n = frame_scores(frame, views, preds, mask[0, 0].numpy() > 0)
         for name, s in scores.items():
@@ -132,7 +139,14 @@ def evaluate_whole_image(
         "methods": {
             name: {
                 **{r: float(np.nanmean([s[r] for s in rows])) for r in REGIONS},
-                **({"kept": float(np.nanmean(kept[name]))} if name in kept else {}),
+                **(
+                    {
+                        "kept": float(np.nanmean(kept[name])),
+                        "striping": float(np.nanmean(stripes[name])),
+                    }
+                    if name in kept
+                    else {}
+                ),
             }
             for name, rows in per.items()
         },
@@ -141,18 +155,21 @@ def evaluate_whole_image(
 
 def format_whole_image(result: dict, reference: "str | None" = None) -> str:
     """One row per method: the error in each region and, where ``reference`` (default: the
-    sanity method) is in the table, the ratio to it (lower is better); the share kept."""
+    sanity method) is in the table, the ratio to it (lower is better); the share kept and the
+    striping."""
     methods = result["methods"]
     ref = methods.get(reference or result["sanity"])
     lines = [
         f"{result['protocol']}; {result['frames']} frames, {result['pixels']:.0f} pixels "
         f"scored per frame; ratios to {reference or result['sanity']}",
-        f"{'method':<40}" + "".join(f"{r:>10}{'ratio':>7}" for r in REGIONS) + f"{'kept':>8}",
+        f"{'method':<40}"
+        + "".join(f"{r:>10}{'ratio':>7}" for r in REGIONS)
+        + f"{'kept':>8}{'striping':>10}",
     ]
     for name, m in methods.items():
         cells = "".join(
             f"{m[r]:10.4f}{m[r] / ref[r] if ref else float('nan'):7.3f}" for r in REGIONS
         )
-        kept = f"{100 * m['kept']:7.1f}%" if "kept" in m else ""
+        kept = f"{100 * m['kept']:7.1f}%{m['striping']:10.2f}" if "kept" in m else ""
         lines.append(f"{name:<40}{cells}{kept}")
     return "\n".join(lines)

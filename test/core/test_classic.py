@@ -17,7 +17,10 @@ from sparse_depth_node.core.classic import (
     diamond_kernel,
     fill_fast,
     fill_multiscale,
+    interpolate_scanlines,
     on_support,
+    refine,
+    visible_returns,
 )
 from sparse_depth_node.core.geometry import project_points
 from sparse_depth_node.data.datasets import KittiRawReader
@@ -95,3 +98,56 @@ def test_the_support_crop_gives_the_whole_images_result(fill):
     d = depth[0, 0].numpy()
     assert (d > 0).any(axis=1).argmax() > 2 * CROP_MARGIN  # the crop does leave rows out
     np.testing.assert_array_equal(on_support(lambda x: fill(x, 100.0), d), fill(d, 100.0))
+
+
+def tilted_plane(h: int = 60, w: int = 40) -> np.ndarray:
+    """The depth (H, W) metres of the ground 3 m below a pinhole camera (fy = 100, horizon 60 rows
+    above the image): z = 100 * 3 / (v + 60), so 1 / z is affine in the row v."""
+    v = np.arange(h, dtype=np.float64)[:, None] + 60.0
+    return np.broadcast_to(300.0 / v, (h, w)).astype(np.float32)
+
+
+def test_between_scan_lines_of_a_plane_the_refinement_is_the_plane():
+    """Oracle: the plane's own depth. Scan lines every 4 rows (adjacent ones within 7 % of
+    each other); the multi-scale fill between them is a staircase (stripes), the refinement
+    reproduces the plane."""
+    plane = tilted_plane()
+    sparse = np.zeros_like(plane)
+    sparse[2::4] = plane[2::4]
+    inside = (slice(2, 59), slice(3, 37))  # between the first and the last scan line
+    fill = fill_multiscale(sparse)
+    refined = refine(fill, sparse)
+    assert np.abs(fill - plane)[inside].max() > 0.05  # the staircase the test can see
+    np.testing.assert_allclose(refined[inside], plane[inside], rtol=1e-5)
+    np.testing.assert_array_equal(refined[sparse > 0], sparse[sparse > 0])  # returns kept
+    column = (slice(2, 59), 20)  # down the image the ground comes nearer at every row
+    assert np.all(np.diff(refined[column]) < 0) and np.any(np.diff(fill[column]) == 0)
+
+
+def test_a_return_hidden_behind_a_nearer_one_is_neither_kept_nor_interpolated_from():
+    """Parallax: a wall return at 20 m two pixels from a pole's return at 5 m is background
+    the camera does not see; an isolated return, and both sides of an edge farther apart than
+    3 px, are seen."""
+    depth = np.zeros((30, 30), np.float32)
+    depth[10, 10], depth[10, 12] = 5.0, 20.0  # pole, hidden wall
+    depth[10, 20] = 20.0  # wall, 8 px away from the pole: seen
+    depth[25, 5] = 7.0
+    seen = visible_returns(depth)
+    assert seen[10, 10] and not seen[10, 12] and seen[10, 20] and seen[25, 5]
+    assert seen.sum() == 3
+    fill = np.full_like(depth, 9.0)
+    out = refine(fill, depth)
+    assert out[10, 12] == 9.0 and out[10, 10] == 5.0 and out[10, 20] == 20.0
+
+
+def test_returns_of_two_surfaces_are_not_interpolated_across():
+    """A depth edge between two scan lines (10 m above, 14 m below: 40 % apart) keeps the
+    fill's foreground-first edge; the same gap on one surface (10 and 10.5 m) is interpolated."""
+    depth = np.zeros((20, 4), np.float32)
+    depth[4, :2], depth[12, :2] = 10.0, 14.0
+    depth[4, 2:], depth[12, 2:] = 10.0, 10.5
+    fill = np.full_like(depth, 10.0)
+    out = interpolate_scanlines(fill, depth, visible_returns(depth))
+    np.testing.assert_array_equal(out[5:12, :2], 10.0)
+    expected = 1.0 / ((1 - np.arange(1, 8) / 8) / 10.0 + (np.arange(1, 8) / 8) / 10.5)
+    np.testing.assert_allclose(out[5:12, 2], expected, rtol=1e-6)
