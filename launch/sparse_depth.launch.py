@@ -4,11 +4,10 @@ ros2 launch sparse_depth_node sparse_depth.launch.py points:=/velodyne_points \
     image:=/camera/image_rect_color camera_info:=/camera/camera_info use_sim_time:=true \
     model:=classic-refined device:=cpu rviz:=true fixed_frame:=camera_color_optical_frame
 
-``model``, ``device``, ``inference_scale``, ``input_qos`` (auto | reliable | best_effort) and
-``image_transport`` (raw | compressed) override the parameter file when given. The node's
-executable brings its own Fast DDS profile (README, "Large messages").
-``rviz:=true`` on a machine without rviz2 stops before anything starts,
-saying so.
+``model``, ``device``, ``backend``, ``inference_scale``, ``input_qos`` (auto | reliable |
+best_effort) and ``image_transport`` (raw | compressed) override the parameter file when given.
+The node's executable brings its own Fast DDS profile (README, "Large messages").
+``rviz:=true`` on a machine without rviz2 stops before anything starts, saying so.
 """
 
 import os
@@ -20,7 +19,7 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch_ros.actions import Node
 
 # launch arguments that override the YAML
-OVERRIDES = ("model", "device", "inference_scale", "input_qos", "image_transport")
+OVERRIDES = ("model", "device", "backend", "inference_scale", "input_qos", "image_transport")
 REMAPS = (
     ("lidar/points", "points"),
     ("camera/image", "image"),
@@ -111,6 +110,11 @@ def generate_launch_description() -> LaunchDescription:
         ),
         DeclareLaunchArgument(
             "device", default_value="", description="auto, cpu, cuda ('': the params_file's)"
+        ),
+        DeclareLaunchArgument(
+            "backend",
+            default_value="",
+            description="auto, torch, onnxruntime or tensorrt ('': the params_file's)",
         ),
         DeclareLaunchArgument(
             "inference_scale",

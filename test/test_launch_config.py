@@ -34,6 +34,7 @@ def test_launch_file_declares_the_documented_arguments_and_names_the_installed_e
         "camera_info",
         "model",
         "device",
+        "backend",
         "inference_scale",
         "input_qos",
         "image_transport",
