@@ -212,7 +212,7 @@ def largest_difference(
     net: DepthNetwork, runner: "OnnxNetwork", frames: list[tuple[torch.Tensor, ...]]
 ) -> float:
     """The largest |depth| difference (m) between ``net`` in eager torch and ``runner`` over
-    ``frames`` (depth, mask, rgb) at their full size, where either gives a depth."""
+    every pixel of ``frames`` (depth, mask, rgb), each at its full size."""
     worst = 0.0
     with torch.inference_mode():
         for depth, mask, rgb in frames:
@@ -238,8 +238,11 @@ def resolve_backend(backend: str, device: torch.device, precision: str) -> tuple
     return ("torch", f"auto: {reason}") if reason else ("onnxruntime", "auto: the CPU default")
 
 
-def session_providers(backend: str, device: torch.device, precision: str) -> list[Any]:
-    """ONNX Runtime's providers, with their options, for ``backend`` on ``device``."""
+def session_providers(
+    backend: str, device: torch.device, precision: str, inputs: tuple[str, ...]
+) -> list[Any]:
+    """ONNX Runtime's providers, with their options, for ``backend`` on ``device`` and a graph
+    with ``inputs`` (graph_inputs: TensorRT's shape profile names each)."""
     if device.type != "cuda":
         return ["CPUExecutionProvider"]
     index = device.index or 0
@@ -249,9 +252,7 @@ def session_providers(backend: str, device: torch.device, precision: str) -> lis
 
     def shape(key: str) -> str:
         h, w = TRT_PROFILE[key]
-        return ",".join(
-            f"{n}:1x{c}x{h}x{w}" for n, c in (("depth", 1), ("mask", 1), ("rgb", 3), ("fill", 1))
-        )
+        return ",".join(f"{n}:1x{3 if n == 'rgb' else 1}x{h}x{w}" for n in inputs)
 
     trt = {
         "device_id": index,
@@ -293,7 +294,7 @@ class OnnxNetwork:
         options.log_severity_level = 3
         path = export_cache(net, announce=True) if path is None else path
         self.session = ort.InferenceSession(
-            str(path), options, providers=session_providers(backend, device, precision)
+            str(path), options, providers=session_providers(backend, device, precision, self.names)
         )
         self.providers = self.session.get_providers()
 

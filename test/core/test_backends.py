@@ -18,6 +18,7 @@ from sparse_depth_node.core.backends import (
     graph_inputs,
     largest_difference,
     resolve_backend,
+    session_providers,
 )
 from sparse_depth_node.core.completion import DepthCompleter, image_tensor
 from sparse_depth_node.core.geometry import project_points
@@ -180,3 +181,17 @@ def test_on_cuda_every_backend_gives_the_cpus_depth(backend, frames):
     both = (dense > 0) & (cpu > 0)
     assert both.sum() > 0.99 * (cpu > 0).sum()
     assert float(np.abs((dense - cpu)[both].numpy()).max()) <= TOLERANCE_M
+
+
+def test_tensorrts_shape_profile_names_exactly_the_graphs_inputs():
+    """TensorRT builds its engine for a range of sizes of each input the graph has (an input
+    it does not have in the profile fails the engine build); the CPU gets the CPU provider."""
+    for name in NETWORKS:
+        net = DepthCompleter(name, "cpu", backend="torch").model
+        inputs = graph_inputs(net)
+        trt = dict(session_providers("tensorrt", torch.device("cuda:0"), "fp16", inputs)[0][1])
+        for key in ("min", "opt", "max"):
+            names = [p.split(":")[0] for p in trt[f"trt_profile_{key}_shapes"].split(",")]
+            assert tuple(names) == inputs
+        assert trt["trt_fp16_enable"] is True
+        assert session_providers("onnxruntime", CPU, "fp32", inputs) == ["CPUExecutionProvider"]
