@@ -163,13 +163,14 @@ class DepthCompleter:
                 memory_format=torch.channels_last if channels_last else torch.contiguous_format
             )
         self.method = method
-        # what runs the network: itself, or its export in ONNX Runtime
-        self.backend, self.backend_reason = resolve_backend(backend, self.device, precision)
+        # what runs the network: itself, or its export in ONNX Runtime (a classical filler
+        # imports neither ONNX Runtime nor the exporter)
+        self.backend, self.backend_reason = "torch", "a classical filler: OpenCV"
         self.runner = self.model
-        if self.model is None:
-            self.backend, self.backend_reason = "torch", "a classical filler: OpenCV"
-        elif self.backend != "torch":
-            self.runner = OnnxNetwork(self.model, self.backend, self.device, precision)
+        if self.model is not None:
+            self.backend, self.backend_reason = resolve_backend(backend, self.device, precision)
+            if self.backend != "torch":
+                self.runner = OnnxNetwork(self.model, self.backend, self.device, precision)
 
     def replace(self, **changes: Any) -> "DepthCompleter":
         """This completer with some of its ``options`` changed (``device``, ``precision``,
