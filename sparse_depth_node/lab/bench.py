@@ -174,6 +174,25 @@ def bench_busy(
     return {"idle": idle, "busy": busy, "p90_ratio": busy["p90_ms"] / idle["p90_ms"]}
 
 
+def depth_against(
+    frames: list[Frame], completer: DepthCompleter, reference: "list[np.ndarray] | None" = None
+) -> tuple[list[np.ndarray], float, float]:
+    """Each frame's dense depth (H, W) metres through the pipeline with ``completer``, and
+    against ``reference`` (the same frames' depths; default: these) the largest |difference|
+    (m) where both give a depth and the mean share of the reference's pixels given one."""
+    depths = [
+        process_frame(f.points, f.camera, f.t_cam_from_lidar, completer, f.rgb).dense_depth
+        for f in frames
+    ]
+    reference = depths if reference is None else reference
+    both = [(a > 0) & (b > 0) for a, b in zip(depths, reference)]
+    diff = max(
+        float(np.abs(a - b)[m].max(initial=0.0)) for a, b, m in zip(depths, reference, both)
+    )
+    cover = float(np.mean([m.sum() / max((b > 0).sum(), 1) for m, b in zip(both, reference)]))
+    return depths, diff, cover
+
+
 def bench_backends(
     frames: list[Frame],
     completer: DepthCompleter,
@@ -182,25 +201,22 @@ def bench_backends(
     tick: "Callable[[], object] | None" = None,
 ) -> dict[str, dict]:
     """End to end with each backend (core.backends) of ``completer``'s network, same frames,
-    same settings, and the largest |depth - torch's depth| over the frames (m); a backend this
-    machine cannot run says why."""
+    same settings, and against torch's depth (``depth_against``) the largest |difference| (m)
+    and the share of its pixels covered; a backend this machine cannot run says why."""
     out: dict[str, dict] = {}
-    reference = []
+    reference = None
     for name in BACKENDS:
         try:
             runner = completer.replace(backend=name)
         except ValueError as exc:
             out[name] = {"unavailable": str(exc)}
             continue
-        diffs = []
-        for i, f in enumerate(frames):
-            dense = process_frame(f.points, f.camera, f.t_cam_from_lidar, runner, f.rgb)
-            if name == "torch":
-                reference.append(dense.dense_depth)
-            diffs.append(float(np.abs(dense.dense_depth - reference[i]).max()))
+        depths, diff, cover = depth_against(frames, runner, reference)
+        reference = depths if reference is None else reference
         out[name] = {
             **bench_frames(frames, runner, iterations, warmup, tick)["end_to_end"],
-            "max_abs_diff_m": max(diffs),
+            "max_abs_diff_m": diff,
+            "coverage": cover,
             "providers": getattr(runner.runner, "providers", ["torch"]),
         }
     return out
@@ -411,7 +427,8 @@ def format_report(r: dict) -> str:
             lines.append(
                 f"  {name:<12} {s['median_ms']:8.1f} ms  p90 {s['p90_ms']:8.1f}  "
                 f"x{torch_ms / s['median_ms']:5.2f}  max |diff| "
-                f"{s['max_abs_diff_m'] * 1000:7.3f} mm  ({', '.join(s['providers'])})"
+                f"{s['max_abs_diff_m'] * 1000:7.3f} mm  coverage {s['coverage']:6.1%}  "
+                f"({', '.join(s['providers'])})"
             )
     mem = [("host_peak_rss_mb", "peak RSS MB", ".0f"), ("cuda_max_allocated_mb", "CUDA MB", ".0f")]
     for key, (title, columns) in SCALING_TABLES.items():

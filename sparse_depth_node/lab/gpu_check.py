@@ -20,10 +20,9 @@ import numpy as np
 import torch
 
 from ..core.completion import DepthCompleter
-from ..core.pipeline import process_frame
 from ..core.runtime import configure_process
 from ..data.datasets import open_dataset
-from .bench import bench_frames, machine
+from .bench import bench_frames, depth_against, machine
 from .bench_scaling import completion_inputs, time_ms
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample" / "kitti_raw_2011_09_26"
@@ -56,15 +55,8 @@ def check(model: str, data: Path, iterations: int, warmup: int = 3) -> list[dict
         except ValueError as exc:
             row["unavailable"] = str(exc)
             continue
-        dense = [
-            process_frame(f.points, f.camera, f.t_cam_from_lidar, completer, f.rgb).dense_depth
-            for f in frames
-        ]
+        dense, diff, cover = depth_against(frames, completer, reference)
         reference = dense if reference is None else reference
-        diff = max(float(np.abs(a - b)[(a > 0) & (b > 0)].max()) for a, b in zip(dense, reference))
-        cover = np.mean(
-            [((a > 0) & (b > 0)).sum() / (b > 0).sum() for a, b in zip(dense, reference)]
-        )
         inputs = [completion_inputs(f, completer.device) for f in frames]
         with torch.inference_mode():
             complete = [
@@ -86,7 +78,7 @@ def check(model: str, data: Path, iterations: int, warmup: int = 3) -> list[dict
             copies_ms=stages["to_device"]["median_ms"] + stages["to_host"]["median_ms"],
             prefill_ms=float(np.median(prefill)) if prefill else float("nan"),
             max_abs_diff_m=diff,
-            coverage=float(cover),
+            coverage=cover,
             providers=getattr(completer.runner, "providers", ["torch"]),
         )
     return rows

@@ -112,6 +112,27 @@ def test_completion_paths_report_speed_and_the_error_each_adds(kitti_frame0):
     half = paths["  + inference_scale 0.5"]
     assert half["coverage_of_eager"] > 0.95 and 0.05 < half["mean_abs_diff_m"] < 1.5
     assert all(p["median_ms"] > 0 for p in paths.values())
+    ort = paths["  + onnxruntime (exact export)"]
+    assert ort["mean_abs_diff_m"] < 1e-4 and ort["coverage_of_eager"] == 1.0
+
+
+def test_the_backends_section_sets_each_backend_beside_torch(kitti_frame0):
+    """torch and ONNX Runtime give the same depth end to end; TensorRT, which needs CUDA, says
+    so here (a machine with CUDA and TensorRT runs it: scripts/gpu_check.sh)."""
+    from sparse_depth_node.core.completion import DepthCompleter
+    from sparse_depth_node.lab.bench import bench_backends, format_report
+
+    rows = bench_backends([kitti_frame0], DepthCompleter("sparseconv", "cpu"), 1, 0)
+    assert list(rows) == ["torch", "onnxruntime", "tensorrt"]
+    assert rows["torch"]["max_abs_diff_m"] == 0.0 and rows["torch"]["coverage"] == 1.0
+    ort = rows["onnxruntime"]
+    assert ort["max_abs_diff_m"] <= 1e-3 and ort["coverage"] == 1.0
+    assert ort["providers"] == ["CPUExecutionProvider"] and ort["median_ms"] > 0
+    if not torch.cuda.is_available():
+        assert "CUDA" in rows["tensorrt"]["unavailable"]
+    report = {"model": "m", "device": "cpu", "machine": "x", "data": "d", "iterations": 1}
+    text = format_report({**report, "frames": 1, "backends": rows})
+    assert "onnxruntime" in text and "unavailable" in text
 
 
 def test_scaling_inputs_keep_the_real_geometry(kitti_frame0):
