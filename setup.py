@@ -24,6 +24,8 @@ setup(
         (os.path.join("share", PACKAGE, "config", "rigs"), glob("config/rigs/*.yaml")),
     ],
     install_requires=["setuptools"],
+    # `pip install '.[fleet]'`: process many bags on Ray (requirements-fleet.txt pins the same)
+    extras_require={"fleet": ["ray[default]==2.60.0"]},
     zip_safe=False,
     maintainer="sparse_depth_node maintainers",
     maintainer_email="maintainers@sparse-depth-node.invalid",

@@ -7,6 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# the optional fleet extra: its tests run on a local Ray instance
+.venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-fleet.txt
 export PYTHONUNBUFFERED=1
 LINTED=(sparse_depth_node test scripts launch setup.py)
 .venv/bin/ruff check "${LINTED[@]}"

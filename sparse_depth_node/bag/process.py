@@ -71,6 +71,7 @@ def process_bag(
     storage: str = "mcap",
     progress: "Callable[[ProcessReport], None] | None" = None,
     notice: "Callable[[str], None] | None" = None,
+    completer: "DepthCompleter | None" = None,
 ) -> ProcessReport:
     """Run the node's frame path over a bag into a new bag.
 
@@ -83,10 +84,12 @@ def process_bag(
     The bag is written as OUT.partial and renamed OUT when closed; a stale OUT.partial (a run
     that was killed) is replaced, said through ``notice``. An input damaged mid-file raises
     DamagedBag (a ValueError) naming where, after OUT is closed with the frames before it.
+    ``completer``: one already built from the same settings (a fleet worker's, reused from bag
+    to bag); default: built here.
     """
     values = resolve(params)
     remaps = remaps or {}
-    completer = DepthCompleter.from_settings(values)
+    completer = completer or DepthCompleter.from_settings(values)
     sync = ApproximateSync.from_settings(values)
     topics = enabled_outputs(values)
     kit = BagKit()

@@ -21,9 +21,19 @@ def register(command) -> None:
     )
     quiet_option(p)
 
-    p = command("process", "run the node's frame path over a bag offline into a new bag", process)
-    p.add_argument("in_bag", help="input rosbag2 folder")
-    p.add_argument("out_bag", help="output rosbag2 folder to create")
+    p = command(
+        "process",
+        "run the node's frame path over a bag offline into a new bag; over many bags (or "
+        "folders of bags) into OUT_DIR on Ray",
+        process,
+    )
+    p.add_argument(
+        "paths",
+        nargs="+",
+        metavar="BAG",
+        help="IN_BAG OUT_BAG (one bag), or BAG... OUT_DIR (bags or folders of bags, on Ray: "
+        "OUT_DIR/<bag name> each; finished ones are skipped on a rerun)",
+    )
     p.add_argument(
         "--params", default=None, help="node parameter YAML (default: the node's defaults)"
     )
@@ -33,6 +43,17 @@ def register(command) -> None:
     p.add_argument("--device", default=None, help="overrides the YAML's device")
     setting_option(p, "backend", default=None, help="overrides the YAML's backend")
     p.add_argument("--storage", default="mcap", choices=STORAGES, help="output bag format")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="bags processed at once, one CPU and one torch thread each (0: one per CPU)",
+    )
+    p.add_argument(
+        "--address",
+        default=None,
+        help="a running Ray cluster to join (auto, ray://HOST:10001; default: a local Ray)",
+    )
     quiet_option(p)
 
     p = command(
@@ -66,14 +87,23 @@ def convert_kitti(args: argparse.Namespace) -> int:
 
 
 def process(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..bag.fleet import is_bag
     from ..bag.io import load_parameters, parse_remaps
     from ..bag.process import process_bag
     from ..core.runtime import configure_process
 
+    if len(args.paths) < 2:
+        raise ValueError("pass IN_BAG OUT_BAG, or BAG... OUT_DIR (several bags, on Ray)")
     params = load_parameters(args.params)
     for name in ("device", "backend"):
         if getattr(args, name) is not None:
             params[name] = getattr(args, name)
+    inputs, out = args.paths[:-1], args.paths[-1]
+    if len(inputs) > 1 or not is_bag(Path(inputs[0])) or args.workers or args.address:
+        return _process_fleet(args, inputs, out, params)
+    args.in_bag, args.out_bag = inputs[0], out
     configure_process(int(params.get("threads", 0)))
     done = []
     with progress(args, "process") as bar:
@@ -109,6 +139,42 @@ def process(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def _process_fleet(args: argparse.Namespace, inputs: list[str], out: str, params: dict) -> int:
+    """``process BAG... OUT_DIR``: every bag on Ray (bag.fleet), one summary."""
+    import time
+
+    from ..bag.fleet import expand_bags, ray_missing, run_fleet, summary
+    from ..bag.io import parse_remaps
+
+    missing = ray_missing()
+    if missing:
+        raise ValueError(missing)
+    bags = expand_bags(inputs)
+    t0 = time.perf_counter()
+    with progress(args, f"process {len(bags)} bags", unit="frame") as bar:
+
+        def tick(done: int, total: int) -> None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+        results = run_fleet(
+            bags,
+            out,
+            params,
+            parse_remaps(args.remap),
+            args.storage,
+            args.workers,
+            args.address,
+            progress=tick,
+        )
+    print(summary(results, time.perf_counter() - t0))
+    failed = [r for r in results if r.status == "failed"]
+    for r in failed:
+        print(f"sparse-depth process: error: {r.error}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def extrinsic(args: argparse.Namespace) -> int:

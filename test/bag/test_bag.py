@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 import yaml
+from bag_helpers import SAMPLE_BAG, damaged_bag
 from conftest import REPO, SAMPLE
 from rosbags.interfaces import QosDurability
 
@@ -21,8 +22,6 @@ from sparse_depth_node.core.pipeline import process_frame
 from sparse_depth_node.data.calibration import read_kitti_calib_file
 from sparse_depth_node.data.datasets import KittiRawReader
 from sparse_depth_node.ros.msgs import image_to_rgb, pointcloud2_to_xyz
-
-SAMPLE_BAG = REPO / "sample" / "kitti_2011_09_26_sample"
 
 
 def read_all(bag):
@@ -609,21 +608,8 @@ def test_process_names_the_bag_as_asked_and_replaces_a_stale_partial(tmp_path):
     }
 
 
-def _damaged_bag(tmp_path):
-    """The sample as a zstd-compressed bag with 5 kB zeroed at 70 % of the file: the second
-    frame's chunk no longer decompresses (the first frame's is intact)."""
-    bag = tmp_path / "damaged"
-    convert_kitti(SAMPLE, bag, compress=True)
-    mcap = next(bag.glob("*.mcap"))
-    data = bytearray(mcap.read_bytes())
-    at = int(len(data) * 0.7)
-    data[at : at + 5000] = bytes(5000)
-    mcap.write_bytes(data)
-    return bag
-
-
 def test_a_damaged_bag_names_where_and_leaves_a_readable_output_of_what_came_before(tmp_path):
-    bag = _damaged_bag(tmp_path)
+    bag = damaged_bag(tmp_path)
     with pytest.raises(ValueError, match=r"is damaged after message 4 \(time .* s\).*holds the 1"):
         process_bag(bag, tmp_path / "out", {"model": "nearest", "device": "cpu"})
     assert not (tmp_path / "out.partial").exists()
@@ -633,7 +619,7 @@ def test_a_damaged_bag_names_where_and_leaves_a_readable_output_of_what_came_bef
 
 @pytest.mark.parametrize("command", ["process", "play"])
 def test_damaged_bag_from_the_cli_is_one_line_and_exit_status_2(tmp_path, command):
-    bag = _damaged_bag(tmp_path)
+    bag = damaged_bag(tmp_path)
     args = [str(bag), str(tmp_path / "out")] if command == "process" else [str(bag), "--quiet"]
     r = subprocess.run(
         [sys.executable, "-m", "sparse_depth_node.cli", command, *args],

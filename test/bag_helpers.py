@@ -1,0 +1,22 @@
+"""Bags the bag tests share: the bundled sample bag and a damaged copy of it."""
+
+from pathlib import Path
+
+from conftest import REPO, SAMPLE
+
+from sparse_depth_node.bag.convert import convert_kitti
+
+SAMPLE_BAG = REPO / "sample" / "kitti_2011_09_26_sample"
+
+
+def damaged_bag(tmp_path: Path) -> Path:
+    """The sample as a zstd-compressed bag with 5 kB zeroed at 70 % of the file: the second
+    frame's chunk no longer decompresses (the first frame's is intact)."""
+    bag = tmp_path / "damaged"
+    convert_kitti(SAMPLE, bag, compress=True)
+    mcap = next(bag.glob("*.mcap"))
+    data = bytearray(mcap.read_bytes())
+    at = int(len(data) * 0.7)
+    data[at : at + 5000] = bytes(5000)
+    mcap.write_bytes(data)
+    return bag
