@@ -207,7 +207,14 @@ def run_fleet(
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
             for ref in ready:
                 i, w = pending.pop(ref)
-                results[i] = ray.get(ref)
+                try:
+                    results[i] = ray.get(ref)
+                except ray.exceptions.RayError as exc:  # the worker died, or a bug in it
+                    line = str(exc).strip().splitlines()[-1][:200]
+                    out = str(out_dir / bags[i].name)
+                    results[i] = BagResult(str(bags[i]), out, "failed", error=line)
+                    if isinstance(exc, ray.exceptions.RayActorError):
+                        w = actor.remote(params)  # a new worker in its place
                 idle.append(w)
             if progress is not None:
                 progress(ray.get(counter.value.remote()), total)

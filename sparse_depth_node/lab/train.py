@@ -340,7 +340,7 @@ def main(argv: "list[str] | None" = None) -> int:
             keep = rng.uniform(*args.keep)
             inp, inp_mask, _ = random_holdout(depth, mask, keep)
         pred, conf = model(inp.to(device), inp_mask.to(device), rgb.to(device))
-        loss = masked_loss(
+        loss = args.depth_weight * masked_loss(
             pred,
             conf,
             depth.to(device),

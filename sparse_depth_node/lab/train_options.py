@@ -126,6 +126,13 @@ def parser() -> argparse.ArgumentParser:
         "3 px (LiDAR-camera parallax: background the camera does not see); 0: keep all",
     )
     p.add_argument(
+        "--depth-weight",
+        type=float,
+        default=1.0,
+        help="weight of the held-out depth loss (and its confidence term); 0 with --photometric: "
+        "trained by the other views alone",
+    )
+    p.add_argument(
         "--keep-input",
         type=float,
         default=0.0,

@@ -255,3 +255,23 @@ def test_photometric_and_keep_input_training_runs_on_the_sample(tmp_path, kitti_
     assert train_main(args) == 0
     _, meta = load_checkpoint(out)
     assert "photometric: 2 of the KITTI training frames" in meta["provenance"]["data"]
+
+
+def test_depth_weight_0_leaves_a_network_untouched_by_the_held_out_points(
+    tmp_path, kitti_dir, ddad_dir
+):
+    """With the held-out depth loss weighted 0 and no other term, no gradient reaches the
+    weights (Adam moves nothing on zero gradients): the checkpoint is its init; weighted 1, the
+    same steps change it."""
+    from sparse_depth_node.core.models import SparseConvNet, save_checkpoint
+
+    init = tmp_path / "init.pt"
+    start = SparseConvNet()
+    save_checkpoint(init, "sparseconv", start, {"command": "made by the test"})
+    for weight, same in (("0", True), ("1", False)):
+        out = tmp_path / f"w{weight}.pt"
+        args = few_steps(kitti_dir, ddad_dir) + ["--model", "sparseconv", "--init", str(init)]
+        assert train_main(args + ["--depth-weight", weight, "--out", str(out)]) == 0
+        trained = load_checkpoint(out)[0].state_dict()
+        unchanged = all(torch.equal(trained[n], v) for n, v in start.state_dict().items())
+        assert unchanged == same, weight
