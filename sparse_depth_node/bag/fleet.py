@@ -164,8 +164,8 @@ def run_fleet(
     import ray
 
     params, remaps = dict(params or {}), dict(remaps or {})
-    bags = [Path(b).resolve() for b in bags]  # the workers' own working folder is Ray's
-    out_dir = Path(out_dir).resolve()
+    bags = [Path(b).absolute() for b in bags]  # the workers' own working folder is Ray's
+    out_dir = Path(out_dir).absolute()
     out_dir.mkdir(parents=True, exist_ok=True)
     results: dict[int, BagResult] = {}
     todo = []

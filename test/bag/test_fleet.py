@@ -38,8 +38,8 @@ def local_ray():
 def three_bags(tmp_path):
     folder = tmp_path / "bags"
     folder.mkdir()
-    for name in ("drive_a", "drive_b"):
-        shutil.copytree(SAMPLE_BAG, folder / name)
+    shutil.copytree(SAMPLE_BAG, folder / "drive_a")
+    (folder / "drive_b").symlink_to(folder / "drive_a")  # a link is a bag of its own name
     shutil.move(damaged_bag(tmp_path), folder / "drive_c")
     return folder
 
