@@ -372,6 +372,28 @@ def _table(rows: list[dict], columns: list[tuple[str, str, str]]) -> list[str]:
     return out
 
 
+def _speed_row(name: str, s: dict, width: int, base_ms: float, tail: Callable[[dict], str]) -> str:
+    """A side-by-side row: ``name``, its median and p90 ms, its speed-up against ``base_ms``
+    and ``tail(s)``; or why it is unavailable."""
+    if "unavailable" in s:
+        return f"  {name:<{width}} unavailable: {s['unavailable']}"
+    return (
+        f"  {name:<{width}} {s['median_ms']:8.1f} ms  p90 {s['p90_ms']:8.1f}  "
+        f"x{base_ms / s['median_ms']:5.2f}  {tail(s)}"
+    )
+
+
+def _path_tail(s: dict) -> str:
+    return f"|diff| {s['mean_abs_diff_m'] * 1000:7.1f} mm  coverage {s['coverage_of_eager']:6.1%}"
+
+
+def _backend_tail(s: dict) -> str:
+    return (
+        f"max |diff| {s['max_abs_diff_m'] * 1000:7.3f} mm  coverage {s['coverage']:6.1%}  "
+        f"({', '.join(s['providers'])})"
+    )
+
+
 def format_report(r: dict) -> str:
     lines = [
         f"{r['model']}; device {r['device']}; {r['machine']}; {r['data']}, {r['iterations']} "
@@ -406,30 +428,14 @@ def format_report(r: dict) -> str:
             "depth):"
         )
         for name, s in r["paths"].items():
-            if "unavailable" in s:
-                lines.append(f"  {name:<40} unavailable: {s['unavailable']}")
-                continue
-            lines.append(
-                f"  {name:<40} {s['median_ms']:8.1f} ms  p90 {s['p90_ms']:8.1f}  "
-                f"x{eager / s['median_ms']:5.2f}"
-                f"  |diff| {s['mean_abs_diff_m'] * 1000:7.1f} mm  coverage "
-                f"{s['coverage_of_eager']:6.1%}"
-            )
+            lines.append(_speed_row(name, s, 40, eager, _path_tail))
     if "backends" in r:
         lines.append(
             "backends, end to end, same frames (speed-up against torch; max |depth - torch's|):"
         )
         torch_ms = r["backends"]["torch"]["median_ms"]
         for name, s in r["backends"].items():
-            if "unavailable" in s:
-                lines.append(f"  {name:<12} unavailable: {s['unavailable']}")
-                continue
-            lines.append(
-                f"  {name:<12} {s['median_ms']:8.1f} ms  p90 {s['p90_ms']:8.1f}  "
-                f"x{torch_ms / s['median_ms']:5.2f}  max |diff| "
-                f"{s['max_abs_diff_m'] * 1000:7.3f} mm  coverage {s['coverage']:6.1%}  "
-                f"({', '.join(s['providers'])})"
-            )
+            lines.append(_speed_row(name, s, 12, torch_ms, _backend_tail))
     mem = [("host_peak_rss_mb", "peak RSS MB", ".0f"), ("cuda_max_allocated_mb", "CUDA MB", ".0f")]
     for key, (title, columns) in SCALING_TABLES.items():
         if key in r:
