@@ -101,7 +101,8 @@ def process(args: argparse.Namespace) -> int:
         if getattr(args, name) is not None:
             params[name] = getattr(args, name)
     inputs, out = args.paths[:-1], args.paths[-1]
-    if len(inputs) > 1 or not is_bag(Path(inputs[0])) or args.workers or args.address:
+    folder_of_bags = Path(inputs[0]).is_dir() and not is_bag(Path(inputs[0]))
+    if len(inputs) > 1 or folder_of_bags or args.workers or args.address:
         return _process_fleet(args, inputs, out, params)
     args.in_bag, args.out_bag = inputs[0], out
     configure_process(int(params.get("threads", 0)))
