@@ -219,17 +219,12 @@ def run_fleet(
                 idle.append(w)
             if progress is not None:
                 progress(ray.get(counter.value.remote()), total)
-    except KeyboardInterrupt:  # the bags in flight are redone by the next run
-        for i, _ in pending.values():
-            clear_leftovers(out_dir / bags[i].name)
-        raise
     finally:
         if started:
             ray.shutdown()
-        for i, _ in pending.values():  # a killed worker leaves a .partial: no leftover
-            partial = out_dir / (bags[i].name + ".partial")
-            if partial.exists():
-                shutil.rmtree(partial)
+        # interrupted (Ctrl-C): the bags in flight leave nothing behind, the next run redoes them
+        for i, _ in pending.values():
+            clear_leftovers(out_dir / bags[i].name)
     return [results[i] for i in range(len(bags))]
 
 

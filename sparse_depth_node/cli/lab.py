@@ -96,11 +96,10 @@ def export(args: argparse.Namespace) -> int:
         graph_inputs,
         largest_difference,
     )
-    from ..core.completion import DepthCompleter, image_tensor
-    from ..core.geometry import project_points
+    from ..core.completion import DepthCompleter
     from ..core.methods import NETWORKS
-    from ..core.settings import DEFAULTS
     from ..data.datasets import open_dataset, select_frames
+    from ..lab.bench_scaling import completion_inputs
 
     completer = DepthCompleter(args.model, "cpu", backend="torch")
     if completer.model is None:
@@ -121,17 +120,8 @@ def export(args: argparse.Namespace) -> int:
         print(f"{line}; not checked against torch ({reason or 'no --data'})")
         return 0
     reader = open_dataset(args.data, args.format, args.camera)
-    frames = []
-    for i in select_frames(reader.frame_ids(), args.frames, "--frames"):
-        f = reader.read(i)
-        depth, mask = project_points(
-            torch.from_numpy(f.points),
-            f.camera,
-            f.t_cam_from_lidar,
-            DEFAULTS["min_depth"],
-            DEFAULTS["max_depth"],
-        )
-        frames.append((depth, mask, image_tensor(f.rgb)))
+    ids = select_frames(reader.frame_ids(), args.frames, "--frames")
+    frames = [completion_inputs(reader.read(i), cpu) for i in ids]
     worst = largest_difference(net, OnnxNetwork(net, "onnxruntime", cpu, path=path), frames)
     print(
         f"{line}; ONNX Runtime against eager torch on {len(frames)} frames of {args.data}: "
