@@ -89,6 +89,12 @@ CASES = [  # (name, arguments; {tmp} and {made} are filled in, made by the funct
         "--train confidence needs a network with a separate confidence branch",
     ),
     (
+        "train, an option of the guided network for another",
+        ["train", "--model", "sparseconv", "--keep-returns", "--out", OUT],
+        None,
+        "--keep-returns: only --model guided has them; drop them or train guided",
+    ),
+    (
         "complete, --data missing",
         ["complete", "--data", "{tmp}/nope", "--format", "kitti-raw", "--out", OUT],
         None,

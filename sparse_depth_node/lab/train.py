@@ -275,6 +275,19 @@ def score(metrics: dict, reference: dict, select: list[str]) -> float:
 
 def main(argv: "list[str] | None" = None) -> int:
     args = parser().parse_args(argv)
+    guided_only = [
+        name
+        for name, value in (
+            ("--attention-keep", args.attention_keep),
+            ("--prefill", args.prefill),
+            ("--keep-returns", args.keep_returns),
+        )
+        if value
+    ]
+    if guided_only and args.model != "guided":
+        raise ValueError(
+            f"{' '.join(guided_only)}: only --model guided has them; drop them or train guided"
+        )
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -294,6 +307,7 @@ def main(argv: "list[str] | None" = None) -> int:
 
     config = {"attention_keep": args.attention_keep} if args.attention_keep else {}
     config.update({"prefill": args.prefill} if args.prefill else {})
+    config.update({"keep_returns": True} if args.keep_returns else {})
     model = build_model(args.model, config).to(device)
     if args.init:
         print(init_model(model, args.init), flush=True)
