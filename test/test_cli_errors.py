@@ -90,9 +90,9 @@ CASES = [  # (name, arguments; {tmp} and {made} are filled in, made by the funct
     ),
     (
         "train, an option of the guided network for another",
-        ["train", "--model", "sparseconv", "--keep-returns", "--out", OUT],
+        ["train", "--model", "sparseconv", "--prefill", "classic-refined", "--out", OUT],
         None,
-        "--keep-returns: only --model guided has them; drop them or train guided",
+        "--prefill apply only to --model guided: drop them or add --model guided",
     ),
     (
         "complete, --data missing",

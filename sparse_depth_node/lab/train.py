@@ -280,13 +280,13 @@ def main(argv: "list[str] | None" = None) -> int:
         for name, value in (
             ("--attention-keep", args.attention_keep),
             ("--prefill", args.prefill),
-            ("--keep-returns", args.keep_returns),
         )
         if value
     ]
     if guided_only and args.model != "guided":
         raise ValueError(
-            f"{' '.join(guided_only)}: only --model guided has them; drop them or train guided"
+            f"{' '.join(guided_only)} apply only to --model guided: "
+            "drop them or add --model guided"
         )
 
     if args.threads:
@@ -307,7 +307,6 @@ def main(argv: "list[str] | None" = None) -> int:
 
     config = {"attention_keep": args.attention_keep} if args.attention_keep else {}
     config.update({"prefill": args.prefill} if args.prefill else {})
-    config.update({"keep_returns": True} if args.keep_returns else {})
     model = build_model(args.model, config).to(device)
     if args.init:
         print(init_model(model, args.init), flush=True)

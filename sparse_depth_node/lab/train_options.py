@@ -82,11 +82,6 @@ def parser() -> argparse.ArgumentParser:
         help="guided only: the classical fill the network corrects (default: the network's, "
         "classic-full)",
     )
-    p.add_argument(
-        "--keep-returns",
-        action="store_true",
-        help="guided only: output the LiDAR returns the prefill kept as measured, unchanged",
-    )
     p.add_argument("--steps", type=int, default=3000, help="optimiser steps")
     p.add_argument("--batch", type=int, default=4, help="random crops per step")
     p.add_argument(

@@ -22,10 +22,10 @@ def frame(kitti_frame0):
     return depth, mask, image_tensor(f.rgb)
 
 
-def trained_like(seed: int = 0, **config) -> GuidedNet:
+def trained_like(seed: int = 0) -> GuidedNet:
     """A GuidedNet whose head is not zero (as after training), so its correction is not 0."""
     torch.manual_seed(seed)
-    net = GuidedNet(**config).eval()
+    net = GuidedNet().eval()
     with torch.no_grad():
         net.head[-1].weight.normal_(0.0, 0.05)
     return net
@@ -41,28 +41,6 @@ def test_untrained_output_is_the_classical_fill_where_it_reaches(frame, prefill)
     assert reach.float().mean() > 0.5
     torch.testing.assert_close(dense[0, 0][reach], fill[reach], rtol=1e-6, atol=1e-6)
     assert torch.all(dense[0, 0][~reach] == 0)
-
-
-def test_keep_returns_outputs_the_returns_the_camera_sees_as_measured(frame):
-    """With ``keep_returns`` and the refined prefill, the output equals the input exactly at the
-    returns ``classic.visible_returns`` finds visible (computed here on its own), and the
-    network's correction moves every other pixel it reaches, the hidden returns too (but the
-    few, 4 of 16293 here, whose fill happens to equal their depth: the fill kept them)."""
-    from sparse_depth_node.core.classic import visible_returns
-
-    depth, mask, rgb = frame
-    with torch.no_grad():
-        kept, conf = trained_like(prefill="classic-refined", keep_returns=True)(depth, mask, rgb)
-        moved, _ = trained_like(prefill="classic-refined")(depth, mask, rgb)
-    seen = torch.from_numpy(visible_returns(depth[0, 0].numpy()))
-    hidden = (mask[0, 0] > 0) & ~seen & (conf[0, 0] > 0)
-    assert seen.sum() > 10000 and hidden.sum() > 100
-    assert torch.equal(kept[0, 0][seen], depth[0, 0][seen])
-    assert (moved[0, 0][seen] != depth[0, 0][seen]).float().mean() > 0.99
-    fill = torch.from_numpy(FILLS["classic-refined"](depth[0, 0].numpy(), 100.0))
-    other = ~seen & (fill != depth[0, 0])
-    assert (~seen & ~other & (mask[0, 0] > 0)).sum() < 10
-    assert torch.equal(kept[0, 0][other], moved[0, 0][other])
 
 
 def test_values_under_empty_pixels_do_not_change_the_output(frame):

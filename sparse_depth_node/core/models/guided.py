@@ -16,10 +16,9 @@ correction ``r`` and a confidence logit:
     depth = fill * exp(r)
 
 a relative correction (the same at 5 m and 50 m), per pixel, at full resolution. Untrained
-(zero head), the output is the fill. With ``keep_returns``, the LiDAR returns that the fill
-kept as measured (``classic-refined`` keeps those the camera sees) are output unchanged. (A
-variant that could also move each pixel toward the farthest return within 2 px, against
-foreground bleeding, scored the same on validation: docs/EVALUATION.md.)
+(zero head), the output is the fill. (A variant that could also move each pixel toward the
+farthest return within 2 px, against foreground bleeding, scored the same on validation:
+docs/EVALUATION.md.)
 
 The depth is defined where the mask stream reaches, within ``REACH`` px of a LiDAR return (the
 sky above a LiDAR's top beam stays empty, as with the other networks); the confidence is the
@@ -86,7 +85,6 @@ class GuidedNet(DepthNetwork):
         max_depth: float = 100.0,
         attention_keep: float = 0.0,
         prefill: str = PREFILL,
-        keep_returns: bool = False,
     ) -> None:
         if len(channels) != 3:
             raise ValueError(f"channels must give 3 scales, got {channels}")
@@ -103,14 +101,12 @@ class GuidedNet(DepthNetwork):
                 "max_depth": max_depth,
                 "attention_keep": attention_keep,
                 "prefill": prefill,
-                "keep_returns": keep_returns,
             },
             support_margin=REACH + 3,
             support_multiple=16,
             receptive_radius=128,
         )
         self.depth_scale, self.max_depth, self.fill_method = depth_scale, max_depth, prefill
-        self.keep_returns = keep_returns
         c2, c3, c4 = channels
         # full resolution -> 1/4: image, fill and returns as 4 x 4 blocks (space to depth)
         self.stem = nn.Sequential(nn.Conv2d(16 * FULL_CHANNELS, c2, 1), nn.ReLU(inplace=True))
@@ -168,6 +164,4 @@ class GuidedNet(DepthNetwork):
         )
         out, reach = out[..., :h, :w], reach[..., :h, :w]
         dense = fill * torch.exp(out[:, :1].clamp(-3.0, 3.0))
-        if self.keep_returns:  # the returns the fill kept as measured stay so
-            dense = torch.where((mask > 0) & (fill == depth), fill, dense)
         return dense * reach, torch.sigmoid(out[:, 1:]) * reach * (fill > 0).to(fill.dtype)
