@@ -1,8 +1,9 @@
 """Other views of a frame's scene, for judging a depth image by the images it predicts:
 
 - temporal: the frames before and after in a sequence (KITTI raw: 10 Hz), the camera's motion
-  from registering the LiDAR sweeps (registration.py), each the nearest frame on its side
-  whose camera moved at least MIN_BASELINE (a standing car shows no parallax);
+  from the frame's LiDAR returns tracked into the other image (odometry.py), each the nearest
+  frame on its side whose camera moved at least MIN_BASELINE (a standing car shows no
+  parallax);
 - stereo: the other camera of a rectified pair, where the data set has one (KITTI raw's
   image_03 beside image_02), the motion from the two cameras' projection matrices.
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.datasets import Frame, KittiRawReader, load_rgb
-from .registration import camera_motion, register
+from .odometry import motion
 
 MIN_BASELINE = 0.3  # m the camera must have moved for a temporal view
 MAX_GAP = 10  # frames searched on each side
@@ -40,8 +41,7 @@ def camera_from_lidar(frame: Frame) -> np.ndarray:
 
 
 class TemporalViews:
-    """Temporal views of the frames of ``reader`` (a sequence: frame ids in time order), with
-    the consecutive sweeps' registrations cached."""
+    """Temporal views of the frames of ``reader`` (a sequence: frame ids in time order)."""
 
     def __init__(
         self,
@@ -55,43 +55,28 @@ class TemporalViews:
         self.min_baseline, self.max_gap = min_baseline, max_gap
         self.within = within or (0, len(self.ids))
         self._frames: dict[int, Frame] = {}
-        self._steps: dict[int, np.ndarray] = {}  # i -> T_lidar(i+1)<-lidar(i)
 
     def frame(self, i: int) -> Frame:
         if i not in self._frames:
             self._frames[i] = self.reader.read(self.ids[i])
         return self._frames[i]
 
-    def _step(self, i: int) -> np.ndarray:
-        if i not in self._steps:
-            self._steps[i] = register(self.frame(i).points, self.frame(i + 1).points).transform
-        return self._steps[i]
-
-    def _chained(self, i: int, j: int) -> np.ndarray:
-        """T_lidar(j)<-lidar(i) composed from the consecutive steps."""
-        t = np.eye(4)
-        for k in range(i, j) if j > i else range(i - 1, j - 1, -1):
-            t = (self._step(k) if j > i else np.linalg.inv(self._step(k))) @ t
-        return t
-
     def views(self, i: int) -> list[View]:
         """The nearest frame before and after frame index ``i`` whose camera moved at least
-        ``min_baseline``, each registered to ``i`` directly from the chained guess."""
+        ``min_baseline`` (frames whose motion cannot be found are passed over)."""
         target = self.frame(i)
         t_cam = camera_from_lidar(target)
+        points = target.points @ t_cam[:3, :3].T + t_cam[:3, 3]
         out = []
         for direction in (-1, 1):
             for j in range(i + direction, i + direction * (self.max_gap + 1), direction):
                 if not self.within[0] <= j < self.within[1]:
                     break
-                guess = self._chained(i, j)
-                if np.linalg.norm(camera_motion(t_cam, guess)[:3, 3]) < self.min_baseline:
-                    continue
-                lidar = register(target.points, self.frame(j).points, guess).transform
                 source = self.frame(j)
-                out.append(
-                    View(f"t{j - i:+d}", source.rgb, source.camera.K, camera_motion(t_cam, lidar))
-                )
+                found = motion(points, target.camera.K, target.rgb, source.rgb)
+                if found is None or np.linalg.norm(found.transform[:3, 3]) < self.min_baseline:
+                    continue
+                out.append(View(f"t{j - i:+d}", source.rgb, source.camera.K, found.transform))
                 break
         return out
 

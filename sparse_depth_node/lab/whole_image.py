@@ -9,11 +9,11 @@ moving object, a change of exposure — would score noise for all). Regions:
 - ``all``: those pixels;
 - ``between``: those without a LiDAR return (what the completion adds);
 - ``edges``: the EDGE_SHARE of them with the strongest image gradient (silhouettes).
-Sanity rows: the ``sanity`` method's depth x 1.05 and blurred (Gaussian, sigma 3 px, over the
-pixels it fills) must score worse than it. ``kept``: the share of LiDAR input pixels whose
-output is within 1 % of the input depth. ``striping``: metrics.striping of each method's depth
-on the pixels every method fills (a method that fills more, e.g. the sky with vertical streaks,
-is not credited for its own extra pixels).
+Sanity rows: the ``sanity`` method's depth x 1.05, x 0.95 and blurred (Gaussian, sigma 3 px,
+over the pixels it fills) must score worse than it. ``kept``: the share of LiDAR input pixels
+whose output is within 1 % of the input depth. ``striping``: metrics.striping of each method's
+depth on the pixels every method fills (a method that fills more, e.g. the sky with vertical
+streaks, is not credited for its own extra pixels).
 """
 
 from __future__ import annotations
@@ -45,8 +45,12 @@ def blurred(depth: np.ndarray, sigma: float = 3.0) -> np.ndarray:
 
 
 def sanity_rows(name: str, depth: np.ndarray) -> dict[str, np.ndarray]:
-    """The two depths that must score worse than ``depth``."""
-    return {f"sanity: {name} x 1.05": depth * 1.05, f"sanity: {name} blurred 3 px": blurred(depth)}
+    """The depths that must score worse than ``depth``: 5 % farther, 5 % nearer, blurred."""
+    return {
+        f"sanity: {name} x 1.05": depth * 1.05,
+        f"sanity: {name} x 0.95": depth * 0.95,
+        f"sanity: {name} blurred 3 px": blurred(depth),
+    }
 
 
 def frame_scores(
