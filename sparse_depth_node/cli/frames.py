@@ -45,8 +45,8 @@ def register(command) -> None:
         help="random:K (keep K of the points), lines:K (every K-th scan line), or photometric "
         "(the whole image: other views of the scene warped with each method's depth; a "
         "sequence such as KITTI raw, and the stereo camera where there is one; the first "
-        "method gives the sanity rows; the temporal poses come out a few %% short, so a "
-        "depth a few %% too near scores better: docs/EVALUATION.md)",
+        "method gives the sanity rows; the temporal poses come from the frame's LiDAR returns "
+        "tracked into the other image: docs/EVALUATION.md)",
     )
     p.add_argument(
         "--densities", default=None, help="density sweep instead, e.g. 0.05,0.1,0.2,0.5,1"

@@ -111,10 +111,9 @@ def parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         help="weight of the photometric loss: the neighbouring KITTI frames (the nearest each "
-        "side whose camera moved >= --baseline m, poses from ICP of the sweeps, within the "
-        "training frames) warped into the crop with its depth, Monodepth2's per-pixel minimum "
-        "and auto-mask. Caution: those poses come out a few %% short, so this loss rewards a "
-        "depth that is too near (docs/EVALUATION.md)",
+        "side whose camera moved >= --baseline m, poses from the frame's LiDAR returns tracked "
+        "into the other image, within the training frames) warped into the crop with its "
+        "depth, Monodepth2's per-pixel minimum and auto-mask (docs/EVALUATION.md)",
     )
     p.add_argument(
         "--baseline", type=float, default=0.2, help="least camera motion (m) of a neighbour"
