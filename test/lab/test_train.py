@@ -251,10 +251,10 @@ def test_photometric_and_keep_input_training_runs_on_the_sample(tmp_path, kitti_
         "--clean-targets",
         "0.1",
     ]
-    args[args.index("--train-frames") + 1] = "0:3"  # frame 0 has a view 0.25 m on: frame 2
+    args[args.index("--train-frames") + 1] = "0:3"  # ~0.25 m a frame: each has a view 0.2 m away
     assert train_main(args) == 0
     _, meta = load_checkpoint(out)
-    assert "photometric: 2 of the KITTI training frames" in meta["provenance"]["data"]
+    assert "photometric: 3 of the KITTI training frames" in meta["provenance"]["data"]
 
 
 def test_depth_weight_0_leaves_a_network_untouched_by_the_held_out_points(
