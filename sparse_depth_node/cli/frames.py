@@ -200,7 +200,7 @@ def _whole_image(args: argparse.Namespace, reader, ids: list[str], methods: dict
     temporal = TemporalViews(reader)
     index = {fid: i for i, fid in enumerate(reader.frame_ids())}
     frames = []
-    with progress(args, "register", len(ids)) as bar:
+    with progress(args, "views", len(ids)) as bar:
         for fid in ids:
             frame = temporal.frame(index[fid])
             views = temporal.views(index[fid])
