@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .metrics import gradient_magnitude
+
 MIN_DEPTH = 1.0  # m: nearer returns (the rig itself) are left out
 TEXTURE = 40.0  # least Sobel gradient magnitude (grey levels per pixel, 3 x 3) at a return
 ROUND_TRIP = 0.3  # px: largest forward-backward tracking error of a kept track
@@ -27,11 +29,20 @@ LK = {"winSize": (21, 21), "maxLevel": 3}
 @dataclass(frozen=True)
 class Motion:
     """T_view<-target (4, 4): target camera coordinates (optical frame, metres) into the other
-    view's; ``inliers`` of ``tracked`` returns agree with it within REPROJECTION."""
+    view's; ``inliers`` returns agree with it within REPROJECTION."""
 
     transform: np.ndarray
     inliers: int
-    tracked: int
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a target image brings to every motion from it: its grey image (H, W) uint8, its
+    returns on textured pixels (M, 3) (optical frame, metres) and their pixels (M, 2), float."""
+
+    grey: np.ndarray
+    points: np.ndarray
+    uv: np.ndarray
 
 
 def grey_levels(rgb: np.ndarray) -> np.ndarray:
@@ -39,22 +50,20 @@ def grey_levels(rgb: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
 
 
-def textured_returns(
-    points: np.ndarray, k: np.ndarray, grey: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def target(points: np.ndarray, k: np.ndarray, rgb: np.ndarray) -> Target:
     """The returns ``points`` (N, 3), camera optical frame, metres, at least MIN_DEPTH ahead,
-    that project inside ``grey`` (H, W) onto a pixel with gradient magnitude >= TEXTURE: the
-    points (M, 3) and their pixel coordinates (M, 2), float."""
+    that project inside the image ``rgb`` (H, W, 3) of a camera with intrinsics ``k`` (3, 3)
+    onto a pixel with gradient magnitude >= TEXTURE."""
+    grey = grey_levels(rgb)
     pts = points[points[:, 2] > MIN_DEPTH].astype(np.float64)
     uvw = pts @ k.T
     uv = uvw[:, :2] / uvw[:, 2:]
     h, w = grey.shape
     inside = (uv[:, 0] >= 0) & (uv[:, 0] < w - 1) & (uv[:, 1] >= 0) & (uv[:, 1] < h - 1)
     pts, uv = pts[inside], uv[inside]
-    magnitude = np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
     px = np.round(uv).astype(np.int64)
-    textured = magnitude[px[:, 1], px[:, 0]] >= TEXTURE
-    return pts[textured], uv[textured]
+    textured = gradient_magnitude(grey.astype(np.float32))[px[:, 1], px[:, 0]] >= TEXTURE
+    return Target(grey, pts[textured], uv[textured])
 
 
 def track(grey: np.ndarray, other: np.ndarray, uv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -67,18 +76,14 @@ def track(grey: np.ndarray, other: np.ndarray, uv: np.ndarray) -> tuple[np.ndarr
     return ahead.reshape(-1, 2).astype(np.float64), (ok_a[:, 0] == 1) & (ok_b[:, 0] == 1) & home
 
 
-def motion(
-    points: np.ndarray, k: np.ndarray, target_rgb: np.ndarray, view_rgb: np.ndarray
-) -> "Motion | None":
+def motion(first: Target, k: np.ndarray, view_rgb: np.ndarray) -> "Motion | None":
     """The motion T_view<-target of a camera with intrinsics ``k`` (3, 3) between the target
-    image (whose LiDAR returns are ``points`` (N, 3), its optical frame, metres) and the view
-    image (same camera), or None where fewer than MIN_INLIERS returns agree on one."""
-    grey, other = grey_levels(target_rgb), grey_levels(view_rgb)
-    pts, uv = textured_returns(points, k, grey)
-    if len(pts) < MIN_INLIERS:
+    ``first`` and the view image ``view_rgb`` (same camera), or None where fewer than
+    MIN_INLIERS returns agree on one."""
+    if len(first.points) < MIN_INLIERS:
         return None
-    tracks, ok = track(grey, other, uv)
-    pts, tracks = pts[ok], tracks[ok]
+    tracks, ok = track(first.grey, grey_levels(view_rgb), first.uv)
+    pts, tracks = first.points[ok], tracks[ok]
     if len(pts) < MIN_INLIERS:
         return None
     found, rvec, tvec, inliers = cv2.solvePnPRansac(
@@ -90,4 +95,4 @@ def motion(
     rvec, tvec = cv2.solvePnPRefineLM(pts[inliers], tracks[inliers], k, None, rvec, tvec)
     t = np.eye(4)
     t[:3, :3], t[:3, 3] = cv2.Rodrigues(rvec)[0], tvec[:, 0]
-    return Motion(t, len(inliers), len(pts))
+    return Motion(t, len(inliers))

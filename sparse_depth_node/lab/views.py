@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.datasets import Frame, KittiRawReader, load_rgb
-from .odometry import motion
+from .odometry import Target, motion, target
 
 MIN_BASELINE = 0.3  # m the camera must have moved for a temporal view
 MAX_GAP = 10  # frames searched on each side
@@ -38,6 +38,13 @@ def camera_from_lidar(frame: Frame) -> np.ndarray:
     """T_camera<-lidar (4, 4) into the optical frame of the frame's own image (the reference
     frame's transform with the camera's P offset applied)."""
     return frame.camera.optical_from_reference() @ frame.t_cam_from_lidar
+
+
+def returns_target(frame: Frame) -> Target:
+    """The frame's image and its LiDAR returns, as odometry.motion starts from them."""
+    t_cam = camera_from_lidar(frame)
+    points = frame.points @ t_cam[:3, :3].T + t_cam[:3, 3]
+    return target(points, frame.camera.K, frame.rgb)
 
 
 class TemporalViews:
@@ -64,16 +71,15 @@ class TemporalViews:
     def views(self, i: int) -> list[View]:
         """The nearest frame before and after frame index ``i`` whose camera moved at least
         ``min_baseline`` (frames whose motion cannot be found are passed over)."""
-        target = self.frame(i)
-        t_cam = camera_from_lidar(target)
-        points = target.points @ t_cam[:3, :3].T + t_cam[:3, 3]
+        first = returns_target(self.frame(i))
+        k = self.frame(i).camera.K
         out = []
         for direction in (-1, 1):
             for j in range(i + direction, i + direction * (self.max_gap + 1), direction):
                 if not self.within[0] <= j < self.within[1]:
                     break
                 source = self.frame(j)
-                found = motion(points, target.camera.K, target.rgb, source.rgb)
+                found = motion(first, k, source.rgb)
                 if found is None or np.linalg.norm(found.transform[:3, 3]) < self.min_baseline:
                     continue
                 out.append(View(f"t{j - i:+d}", source.rgb, source.camera.K, found.transform))

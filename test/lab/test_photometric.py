@@ -11,7 +11,7 @@ from photometric_oracle import SHIFT, H, W, Z, plane_pair
 
 from sparse_depth_node.core.completion import DepthCompleter
 from sparse_depth_node.data.datasets import KittiRawReader
-from sparse_depth_node.lab.odometry import motion
+from sparse_depth_node.lab.odometry import motion, target
 from sparse_depth_node.lab.photometric import (
     identity_error,
     photometric_error,
@@ -19,7 +19,7 @@ from sparse_depth_node.lab.photometric import (
     ssim,
     warp,
 )
-from sparse_depth_node.lab.views import TemporalViews, camera_from_lidar
+from sparse_depth_node.lab.views import TemporalViews, returns_target
 from sparse_depth_node.lab.whole_image import evaluate_whole_image, format_whole_image
 
 
@@ -95,13 +95,13 @@ def test_odometry_recovers_a_known_motion_and_takes_its_scale_from_the_returns()
     t = _known_motion()
     first, view, points = odometry_oracle.scene(t)
     k = odometry_oracle.K
-    got = motion(points, k, first, view)
+    got = motion(target(points, k, first), k, view)
     assert got.inliers > 0.8 * len(points)
     assert np.linalg.norm(got.transform[:3, 3] - t[:3, 3]) < 0.005  # 1 % of 0.5 m
     assert np.abs(got.transform[:3, :3] - t[:3, :3]).max() < 5e-4
-    farther = motion(points * 1.05, k, first, view)
+    farther = motion(target(points * 1.05, k, first), k, view)
     np.testing.assert_allclose(farther.transform[:3, 3], 1.05 * got.transform[:3, 3], rtol=1e-3)
-    assert motion(points, k, np.full_like(first, 128), view) is None
+    assert motion(target(points, k, np.full_like(first, 128)), k, view) is None
 
 
 def test_odometry_of_real_frames_chains_and_inverts(sample):
@@ -110,9 +110,7 @@ def test_odometry_of_real_frames_chains_and_inverts(sample):
     frames = [sample.read(i) for i in range(3)]
 
     def step(i: int, j: int) -> np.ndarray:
-        t_cam = camera_from_lidar(frames[i])
-        points = frames[i].points @ t_cam[:3, :3].T + t_cam[:3, 3]
-        return motion(points, frames[i].camera.K, frames[i].rgb, frames[j].rgb).transform
+        return motion(returns_target(frames[i]), frames[i].camera.K, frames[j].rgb).transform
 
     direct = step(0, 2)
     assert -0.55 < direct[2, 3] < -0.45 and np.linalg.norm(direct[:2, 3]) < 0.03  # forward
