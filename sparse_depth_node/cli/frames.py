@@ -42,7 +42,10 @@ def register(command) -> None:
     p.add_argument(
         "--protocol",
         default="random:0.5",
-        help="random:K (keep K of the points), lines:K (every K-th scan line), or photometric "
+        help="random:K (keep K of the points), lines:K (every K-th scan line), accumulated:N "
+        "(the whole sweep in; scored at the returns of the sweeps up to N frames each side, "
+        "moved by the camera's motion and kept where the frame's returns vouch for them: a "
+        "sequence such as KITTI raw), or photometric "
         "(the whole image: other views of the scene warped with each method's depth; a "
         "sequence such as KITTI raw, and the stereo camera where there is one; the first "
         "method gives the sanity rows; the temporal poses come from the frame's LiDAR returns "
@@ -158,11 +161,15 @@ def evaluate(args: argparse.Namespace) -> int:
     }
     if args.protocol == "photometric":
         return _whole_image(args, reader, ids, methods)
-    with progress(args, "read") as bar:
-        frames = []
-        for i in ids:
-            frames.append(reader.read(i))
-            bar.update(1)
+    splits = None
+    if args.protocol.startswith("accumulated:"):
+        frames, splits = _accumulated(args, reader, ids)
+    else:
+        with progress(args, "read") as bar:
+            frames = []
+            for i in ids:
+                frames.append(reader.read(i))
+                bar.update(1)
     densities = [float(d) for d in args.densities.split(",")] if args.densities else None
     with progress(args, "evaluate", len(densities or frames)) as bar:
         if densities:
@@ -178,7 +185,14 @@ def evaluate(args: argparse.Namespace) -> int:
             thresholds = CONFIDENCE_THRESHOLDS if args.confidence else None
             show = _preview_writer(Path(args.previews), args.protocol) if args.previews else None
             result = run_evaluation(
-                frames, methods, args.protocol, args.seed, thresholds, tick=bar.update, show=show
+                frames,
+                methods,
+                args.protocol,
+                args.seed,
+                thresholds,
+                tick=bar.update,
+                show=show,
+                splits=splits,
             )
     if not args.densities:
         print(format_table(result))
@@ -189,6 +203,36 @@ def evaluate(args: argparse.Namespace) -> int:
     if args.json:
         write_json(args.json, result)
     return 0
+
+
+def _accumulated(args: argparse.Namespace, reader, ids: list[str]) -> tuple[list, list]:
+    """``evaluate --protocol accumulated:N``: the frames that have a neighbour's motion, and
+    their splits (lab.accumulate.accumulated_split; the neighbours from the whole sequence)."""
+    from ..lab.accumulate import accumulated_split
+    from ..lab.views import TemporalViews
+
+    value = args.protocol.partition(":")[2]
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"--protocol accumulated:N needs a whole N >= 1, got '{value}'")
+    span = int(value)
+    temporal = TemporalViews(reader)
+    index = {fid: i for i, fid in enumerate(reader.frame_ids())}
+    frames, splits = [], []
+    with progress(args, "accumulate", len(ids)) as bar:
+        for fid in ids:
+            i = index[fid]
+            near = [j for j in range(i - span, i + span + 1) if j != i and 0 <= j < len(index)]
+            split = accumulated_split(temporal.frame(i), [temporal.frame(j) for j in near])
+            if split is not None:
+                frames.append(temporal.frame(i))
+                splits.append(split)
+            bar.update(1)
+    if not frames:
+        raise ValueError(
+            "--protocol accumulated: no frame has a neighbour whose motion was found; "
+            "it needs a sequence such as KITTI raw"
+        )
+    return frames, splits
 
 
 def _whole_image(args: argparse.Namespace, reader, ids: list[str], methods: dict) -> int:

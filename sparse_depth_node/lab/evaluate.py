@@ -8,6 +8,9 @@ Protocols:
   order (a new ring starts where the azimuth wraps, as KITTI stores HDL-64E sweeps).
 - density sweep: a fixed seeded 20 % of the pixels is the target; of the other 80 % a fraction
   D is the input, D from 5 % to 100 % (the paper's density experiment on our data).
+- ``accumulated:N``: the whole sweep is the input; the target is the returns of the sweeps up to
+  N frames each side of a sequence, moved into the frame and kept where its own returns vouch
+  for them (accumulate.py): measurements between the frame's own returns.
 
 Metrics are the KITTI devkit's, per image then averaged (``metrics.py``); pixels without an
 estimate are reported as coverage, not filled.
@@ -148,6 +151,7 @@ def evaluate(
     confidence_thresholds: "tuple[float, ...] | None" = None,
     tick: "Callable[[], object] | None" = None,
     show: "Callable[[Frame, np.ndarray, dict[str, np.ndarray]], object] | None" = None,
+    splits: "list[Split] | None" = None,
 ) -> dict:
     """The JSON-ready result: {"protocol", "frames", "seed", "common_coverage", "methods": {NAME:
     metrics + ms_per_frame + "common": the metrics on the target pixels that every method covers
@@ -160,7 +164,8 @@ def evaluate(
     The "common" metrics compare methods on the same pixels, whatever each one's coverage; the
     "paired" ones compare the first method with each other on the pixels the two cover.
     ``tick`` is called after each frame, ``show`` with each frame, its input depth (H, W)
-    metres and every method's prediction {NAME: (H, W) metres}."""
+    metres and every method's prediction {NAME: (H, W) metres}. ``splits``: the frames'
+    input/target splits, made elsewhere (default: split_frame under ``protocol``, seed + i)."""
     per = {name: [] for name in methods}
     common_per = {name: [] for name in methods}
     edge_per = {name: [] for name in methods}
@@ -172,7 +177,7 @@ def evaluate(
     covered_confidences = {name: [] for name in methods}
     common_share = []
     for i, frame in enumerate(frames):
-        split = split_frame(frame, protocol, seed + i)
+        split = splits[i] if splits is not None else split_frame(frame, protocol, seed + i)
         depth, target = split.depth[0, 0].numpy(), split.target_mask[0, 0].numpy() > 0
         near_edge = target & edge_mask(frame.rgb)
         preds = {}
