@@ -23,6 +23,8 @@ run rig "$DATA/pjlab_opencalib" kitti-object random:0.5
 run ddad "$DATA/ddad_test_scene/scene_02" ddad random:0.5
 run nuscenes "$DATA/nuscenes_demo" nuscenes random:0.5
 run nuscenes "$DATA/nuscenes_demo" nuscenes lines:2
+echo "== between the returns: the neighbouring sweeps accumulated (KITTI frames 0-19, 5 frames each side)"
+run kitti "$DATA/kitti_raw_2011_09_26" kitti-raw accumulated:5 --frames 0:20
 echo "== the whole image: photometric error of the neighbouring frames (KITTI frames 0-19, the car moving)"
 $SD evaluate --data "$DATA/kitti_raw_2011_09_26" --format kitti-raw --frames 0:20 --protocol photometric \
   --methods "classic-multiscale,${METHODS}" --device cpu --json out/eval/kitti-photometric.json \
