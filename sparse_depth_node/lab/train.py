@@ -20,7 +20,6 @@ from ..core.geometry import project_points
 from ..core.models import GOOD_FRACTION, build_model, save_checkpoint
 from ..core.models.checkpoint import read_checkpoint
 from ..data.datasets import open_dataset, parse_frame_range, resolve_frame_id
-from .accumulate import accumulated_target
 from .evaluate import MAX_DEPTH, MIN_DEPTH, evaluate, frame_rings
 from .metrics import random_holdout
 from .photometric import grey, identity_error, reprojection
@@ -84,16 +83,9 @@ def random_crop(
     h, w = min(h, hh), min(w, ww)
     y = rng.randint(min(top_min, hh - h), hh - h)
     x = rng.randint(0, ww - w)
-    place = (y, x, rng.random() < 0.5)
-    return crop_at(sample, place, h, w), place
-
-
-def crop_at(sample: torch.Tensor, place: tuple[int, int, bool], h: int, w: int) -> torch.Tensor:
-    """The crop (..., h, w) of ``sample`` (..., H, W) at ``place`` (top row, left column,
-    flipped left-right), as random_crop cuts it."""
-    y, x, flip = place
     crop = sample[..., y : y + h, x : x + w]
-    return crop.flip(-1) if flip else crop
+    flip = rng.random() < 0.5
+    return (crop.flip(-1) if flip else crop), (y, x, flip)
 
 
 @dataclass
@@ -206,13 +198,10 @@ def init_model(model: torch.nn.Module, path: str) -> str:
     return f"initialised from {path}: {len(taken)} tensors; new: {', '.join(missing) or 'none'}"
 
 
-def load_training_data(
-    args,
-) -> tuple[list, list, dict[str, list], str, dict[int, Neighbours], dict[int, torch.Tensor]]:
+def load_training_data(args) -> tuple[list, list, dict[str, list], str, dict[int, Neighbours]]:
     """(samples, samples with scan-line variants, {validation set: samples}, split text,
-    {sample index: Neighbours} with --photometric, {sample index: accumulated target depth
-    (1, 1, H, W) metres} with --accumulate). The KITTI frames come first in both sample lists,
-    in the same order."""
+    {sample index: Neighbours} with --photometric). The KITTI frames come first in both sample
+    lists, in the same order."""
     kitti = open_dataset(args.kitti, "kitti-raw")
     n = len(kitti.frame_ids())
     train_ids, val_ids = (
@@ -248,23 +237,6 @@ def load_training_data(
                 ring_train.append(torch.cat([sample, ring_inputs(f, MIN_DEPTH, MAX_DEPTH)], 1))
             except ValueError:  # no rings (DDAD's LiDAR does not scan ring by ring)
                 pass
-    accumulated = {}
-    if args.accumulate > 0:
-        by_index = dict(zip(train_ids, train_frames))
-        progress = tqdm(
-            train_ids, "accumulate", file=sys.stderr, leave=False, disable=args.quiet or None
-        )
-        for s, i in enumerate(progress):
-            span = range(i - args.accumulate, i + args.accumulate + 1)
-            acc = accumulated_target(
-                by_index[i], [by_index[j] for j in span if j != i and j in by_index]
-            )
-            if acc is not None:
-                accumulated[s] = torch.from_numpy(acc)[None, None]
-        split.append(
-            f"targets accumulated from the sweeps up to {args.accumulate} frames each side "
-            f"(within the training frames) for {len(accumulated)} KITTI training frames"
-        )
     neighbours = {}
     if args.photometric > 0:
         by_frame = training_neighbours(kitti, train_ids, args.baseline)
@@ -273,7 +245,7 @@ def load_training_data(
             f"photometric: {len(neighbours)} of the KITTI training frames have neighbours "
             f"(camera moved >= {args.baseline} m)"
         )
-    return train, ring_train, val, "; ".join(split), neighbours, accumulated
+    return train, ring_train, val, "; ".join(split), neighbours
 
 
 VALIDATION = ("random:0.5", "lines:4")  # the evaluation's protocols; lines only where rings exist
@@ -323,7 +295,7 @@ def main(argv: "list[str] | None" = None) -> int:
     rng = random.Random(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
     device = torch.device(args.device)
-    train, ring_train, val, split, neighbours, accumulated = load_training_data(args)
+    train, ring_train, val, split, neighbours = load_training_data(args)
     select = [k for k in args.select.split(",") if k in val] or ["kitti"]
     variants = (ring_train[0].shape[1] - 5) // 2 if ring_train else 0
     print(
@@ -390,18 +362,6 @@ def main(argv: "list[str] | None" = None) -> int:
             model.learned_confidence,
             args.l2_weight,
         )
-        if accumulated:
-            extra = torch.cat(
-                [
-                    crop_at(accumulated[i], place, *depth.shape[-2:])
-                    if i in accumulated
-                    else torch.zeros_like(depth[:1])
-                    for i, (_, place) in zip(chosen, crops)
-                ]
-            ).to(device)  # a mean of its own: 87 % of these lie within 10 m (own returns: 78 %)
-            loss = loss + args.depth_weight * masked_loss(
-                pred, conf, extra, (extra > 0).to(pred.dtype), args.loss, False, args.l2_weight
-            )
         if args.smoothness:
             loss = loss + args.smoothness * row_smoothness(pred, rgb.to(device))
         if args.keep_input:

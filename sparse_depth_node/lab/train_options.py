@@ -9,8 +9,9 @@ from ..core.methods import NETWORKS
 
 DESCRIPTION = """\
 Self-supervised training from LiDAR alone: the input is a random subset of a frame's
-projected points, the target the held-out rest (with --accumulate, and the neighbouring
-sweeps' returns at the pixels between).
+projected points, the target the held-out rest. (Targets accumulated from the neighbouring
+sweeps, on ICP poses and again on the camera's, were measured and lost; docs/EVALUATION.md keeps
+the figures.)
 
 With --ring-holdout, that share of the batches takes every 2nd or 4th scan line as input and
 the other lines as targets (the evaluation's lines:K protocol). A network that needs the image
@@ -124,14 +125,6 @@ def parser() -> argparse.ArgumentParser:
         default=0.0,
         help="drop held-out returns more than this fraction behind the nearest return within "
         "3 px (LiDAR-camera parallax: background the camera does not see); 0: keep all",
-    )
-    p.add_argument(
-        "--accumulate",
-        type=int,
-        default=0,
-        help="add to the held-out targets the returns of the KITTI training sweeps up to this "
-        "many frames each side, moved by the camera's motion and kept where the frame's own "
-        "returns vouch for them (lab/accumulate.py); 0: the frame's own returns only",
     )
     p.add_argument(
         "--depth-weight",
