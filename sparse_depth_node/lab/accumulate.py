@@ -1,12 +1,15 @@
-"""Targets accumulated from neighbouring sweeps, the recipe behind KITTI's depth-completion
-ground truth (Uhrig et al. accumulate 11 scans): each neighbouring sweep's returns moved into the
-frame's camera by the camera's motion (odometry.py: from the frame's own returns tracked into
-the neighbour's image), projected, and kept only where the frame's own sweep vouches for them:
+"""The neighbouring sweeps accumulated into a frame — the recipe behind KITTI's depth-completion
+ground truth (Uhrig et al. accumulate 11 scans) — as the targets of ``evaluate --protocol
+accumulated:N``: each neighbouring sweep's returns moved into the frame's camera by the camera's
+motion (odometry.py: from the frame's own returns tracked into the neighbour's image),
+projected, and kept only where the frame's own sweep vouches for them:
 
 - supported: an own return within SUPPORT px agrees with the point's depth within AGREE (a point
   of an object that moved between the sweeps, or of a pose gone wrong, finds none);
 - visible: not more than classic.HIDDEN behind the nearest point (own or accumulated) within
   classic.HIDDEN_RADIUS px (a surface the frame's camera sees in front of it: occlusion).
+
+(As training targets they lost, on ICP poses and on these: docs/EVALUATION.md.)
 """
 
 from __future__ import annotations
@@ -66,27 +69,20 @@ def neighbour_depth(frame: Frame, other: Frame, t_frame_other: np.ndarray) -> np
     return depth[0, 0].numpy()
 
 
-def accumulated_target(frame: Frame, others: list[Frame]) -> "np.ndarray | None":
-    """(H, W) metres: accumulate() of ``frame`` with the sweeps of ``others`` (neighbouring
-    frames of its sequence), each moved by the camera's motion from odometry.motion; None when
-    no neighbour's motion is found."""
+def accumulated_split(frame: Frame, others: list[Frame]) -> "Split | None":
+    """The evaluation's ``accumulated`` split of ``frame``: its whole sweep the input, the target
+    the points accumulate() keeps of the sweeps of ``others`` (neighbouring frames of its
+    sequence, each moved by the camera's motion from odometry.motion): independent
+    measurements at pixels between the frame's own returns. None when no neighbour's motion is
+    found."""
     first = returns_target(frame)
-    own, _ = project_lidar(frame, frame.points)
+    depth, mask = project_lidar(frame, frame.points)
     moved = []
     for other in others:
         found = motion(first, frame.camera.K, other.rgb)
         if found is not None:
             moved.append(neighbour_depth(frame, other, np.linalg.inv(found.transform)))
-    return accumulate(own[0, 0].numpy(), np.stack(moved)) if moved else None
-
-
-def accumulated_split(frame: Frame, others: list[Frame]) -> "Split | None":
-    """The evaluation's ``accumulated`` split of ``frame``: its whole sweep the input, the
-    neighbouring sweeps' points accumulate() keeps the target (independent measurements at
-    pixels between the frame's own returns); None without a neighbour's motion."""
-    target = accumulated_target(frame, others)
-    if target is None:
+    if not moved:
         return None
-    depth, mask = project_lidar(frame, frame.points)
-    extra = torch.from_numpy(target)[None, None]
+    extra = torch.from_numpy(accumulate(depth[0, 0].numpy(), np.stack(moved)))[None, None]
     return Split(depth + extra, depth, mask, (extra > 0).float(), image_tensor(frame.rgb))
