@@ -31,30 +31,36 @@ from .classic import FILLS, fill_tensor
 from .inference import autocast_dtype, downsample_sparse, support_window, upsample_dense
 from .methods import DEFAULT_METHOD, METHODS, NETWORKS
 from .models import DepthNetwork, build_model, load_checkpoint
+from .runtime import exact_float32_on_cuda
 from .settings import scale_factor
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` -> cuda if available else cpu; ``cpu``, ``cuda``, ``cuda:N`` as given.
+    """``auto`` -> cuda if available else cpu; ``cpu``, ``cuda``, ``cuda:N`` as given. A CUDA
+    device computes float32 as float32 from then on (runtime.exact_float32_on_cuda).
 
     Raises ValueError for an unknown name or a CUDA device that is not there.
     """
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         dev = torch.device(device)
     except RuntimeError as exc:
         raise ValueError(f"unknown device '{device}'") from exc
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"device '{device}' asked for but CUDA is not available")
+            raise ValueError(
+                f"device '{device}' asked for but CUDA is not available: use device cpu or auto, "
+                "or install a PyTorch built with CUDA"
+            )
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise ValueError(
                 f"device '{device}' asked for but only {torch.cuda.device_count()} CUDA "
                 "devices exist"
             )
+        exact_float32_on_cuda()
     elif dev.type != "cpu":
         raise ValueError(f"unsupported device '{device}' (auto, cpu, cuda, cuda:N)")
     return dev

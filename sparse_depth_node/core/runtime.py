@@ -1,5 +1,6 @@
 """Process-wide start-up settings, applied once by the node and the CLI before any work:
-the memory allocator and the CPU thread counts of torch and OpenCV."""
+the memory allocator and the CPU thread counts of torch and OpenCV; and float32 that is float32
+on CUDA (``exact_float32_on_cuda``, applied wherever a CUDA device is resolved)."""
 
 from __future__ import annotations
 
@@ -64,3 +65,19 @@ def configure_process(threads: int = 0) -> int:
     torch.set_num_threads(n)
     cv2.setNumThreads(n)
     return n
+
+
+def exact_float32_on_cuda() -> None:
+    """cuDNN's convolutions and cuBLAS's products in true float32 on CUDA. PyTorch lets cuDNN use
+    TF32 (a 10-bit mantissa) for float32 convolutions by default, which put the guided network's
+    depth up to 159 mm off the CPU's on an H200 (0.09 mm without it, at the same speed).
+    Process-wide; the new switches where PyTorch has them (2.9 and later), else the old ones."""
+    import torch
+
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    if conv is not None and hasattr(conv, "fp32_precision"):
+        torch.backends.cudnn.conv.fp32_precision = "ieee"
+        torch.backends.cuda.matmul.fp32_precision = "ieee"
+    else:
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
