@@ -112,3 +112,31 @@ def backproject_depth(
             raise ValueError(f"rgb is {tuple(rgb.shape[:2])} but depth is {(h, w)}")
         colours = rgb[::stride, ::stride].reshape(-1, 3).index_select(0, idx)
     return points, colours, valid
+
+
+def voxel_downsample(
+    points: torch.Tensor, size: float, rgb: "torch.Tensor | None" = None
+) -> tuple[torch.Tensor, "torch.Tensor | None"]:
+    """One point per occupied cube of ``size`` metres (axis-aligned in the points' frame): the
+    mean of the points (M, 3) in it, and of their colours (M, 3) uint8 when given, rounded.
+    The occupancy of any grid of cells of ``size`` or larger aligned with it is unchanged.
+    Returns (K, 3) float32 and (K, 3) uint8 or None, ordered by cube (x slowest, z fastest)."""
+    if not size > 0:
+        raise ValueError(f"voxel size must be > 0, got {size}")
+    if len(points) == 0:
+        return points, rgb
+    cells = torch.floor(points / size).to(torch.int64)
+    cells = cells - cells.min(dim=0).values
+    span = cells.max(dim=0).values + 1
+    key = (cells[:, 0] * span[1] + cells[:, 1]) * span[2] + cells[:, 2]
+    _, inverse = torch.unique(key, return_inverse=True)
+    k = int(inverse.max()) + 1
+    count = torch.zeros(k, dtype=torch.float32, device=points.device)
+    count.index_add_(0, inverse, torch.ones_like(points[:, 0]))
+    mean = torch.zeros(k, 3, dtype=torch.float32, device=points.device)
+    mean.index_add_(0, inverse, points.to(torch.float32)).div_(count[:, None])
+    if rgb is None:
+        return mean, None
+    colour = torch.zeros(k, 3, dtype=torch.float32, device=points.device)
+    colour.index_add_(0, inverse, rgb.to(torch.float32)).div_(count[:, None])
+    return mean, colour.round_().to(torch.uint8)

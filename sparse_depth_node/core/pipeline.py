@@ -1,31 +1,35 @@
 """The per-frame function: LiDAR points + camera (+ image) -> sparse, dense depth and a cloud.
 
 The same function serves the ROS node, offline bag processing, evaluation and the
-benchmarks. Inside, everything stays on the completer's device: one host->device copy of
-the points (and image) per frame and one device->host copy of the outputs, except for a
-network that corrects a classical prefill (``guided``): OpenCV computes that fill on the CPU,
-so on CUDA the sparse depth goes to the host and the fill comes back (two more copies).
+benchmarks. Everything stays on the completer's device: one host->device copy of the points
+and of the image per frame, projection, completion (a network's classical prefill included:
+classic_torch on a GPU) and back-projection there. ``run_frame`` leaves the outputs there (the
+frame path encodes its messages on the device and copies each message's bytes to the host
+once); ``process_frame`` copies them all to the host as numpy arrays.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import torch
 
 from .camera import PinholeCamera
 from .completion import DepthCompleter, image_tensor
-from .geometry import backproject_depth, project_points
+from .geometry import backproject_depth, project_points, voxel_downsample
 from .settings import resolve
 from .timing import Stopwatch
 
+A = TypeVar("A", torch.Tensor, np.ndarray)
+
 
 @dataclass
-class FrameResult:
-    """Outputs of one frame, on the host.
+class FrameResult(Generic[A]):
+    """Outputs of one frame: tensors on the completer's device (``run_frame``) or numpy arrays
+    on the host (``process_frame``, ``to_host``).
 
     sparse_depth, dense_depth: (H, W) float32 metres, 0 = no measurement / no estimate.
     mask: (H, W) bool, pixels with a LiDAR return. confidence: (H, W) float32 in [0, 1].
@@ -33,17 +37,35 @@ class FrameResult:
     maps into, i.e. the image's frame_id; P's translation column is undone); cloud_rgb: (M, 3)
     uint8 or None;
     cloud_pixels: (H', W') bool on the strided grid, True where a cloud point comes from
-    (row-major order of ``cloud``). timings_ms: per-stage wall time.
+    (row-major order of ``cloud``; with ``cloud_voxel`` the cloud holds one point per voxel
+    instead). timings_ms: per-stage wall time.
     """
 
-    sparse_depth: np.ndarray
-    mask: np.ndarray
-    dense_depth: np.ndarray
-    confidence: np.ndarray
-    cloud: np.ndarray
-    cloud_rgb: "np.ndarray | None"
-    cloud_pixels: np.ndarray
+    sparse_depth: A
+    mask: A
+    dense_depth: A
+    confidence: A
+    cloud: A
+    cloud_rgb: "A | None"
+    cloud_pixels: A
     timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def to_host(self: "FrameResult[torch.Tensor]") -> "FrameResult[np.ndarray]":
+        """Every output copied to the host (timed as ``to_host``)."""
+        timer = Stopwatch(cuda=self.dense_depth.device.type == "cuda")
+        host = FrameResult(
+            sparse_depth=self.sparse_depth.cpu().numpy(),
+            mask=self.mask.cpu().numpy(),
+            dense_depth=self.dense_depth.cpu().numpy(),
+            confidence=self.confidence.cpu().numpy(),
+            cloud=self.cloud.cpu().numpy(),
+            cloud_rgb=None if self.cloud_rgb is None else self.cloud_rgb.cpu().numpy(),
+            cloud_pixels=self.cloud_pixels.cpu().numpy(),
+            timings_ms=dict(self.timings_ms),
+        )
+        host.timings_ms["to_host"] = timer.lap("to_host")
+        host.timings_ms["total"] += host.timings_ms["to_host"]
+        return host
 
 
 def process_frame(
@@ -53,8 +75,20 @@ def process_frame(
     completer: DepthCompleter,
     rgb: "np.ndarray | None" = None,
     settings: "Mapping[str, Any] | None" = None,
-) -> FrameResult:
-    """Run projection, completion and back-projection on one frame.
+) -> FrameResult[np.ndarray]:
+    """``run_frame``, its outputs copied to the host."""
+    return run_frame(points, camera, t_cam_from_lidar, completer, rgb, settings).to_host()
+
+
+def run_frame(
+    points: np.ndarray,
+    camera: PinholeCamera,
+    t_cam_from_lidar: np.ndarray,
+    completer: DepthCompleter,
+    rgb: "np.ndarray | None" = None,
+    settings: "Mapping[str, Any] | None" = None,
+) -> FrameResult[torch.Tensor]:
+    """Run projection, completion and back-projection on one frame, on the completer's device.
 
     Args:
         points: (N, 3+) float LiDAR points (x, y, z first), LiDAR frame, metres.
@@ -64,7 +98,8 @@ def process_frame(
         rgb: optional (H, W, 3) uint8 image of the camera: the input of an image-guided
             completer (which needs it) and the cloud's colour.
         settings: the settings (core.settings) that differ from the defaults, or all of them;
-            per frame: min_depth, max_depth, confidence_threshold, cloud_stride, colorize_cloud.
+            per frame: min_depth, max_depth, confidence_threshold, cloud_stride, cloud_voxel,
+            colorize_cloud.
 
     Raises ValueError for malformed input (wrong shapes, an image that does not match the
     camera, a non-finite transform, settings out of range). Empty clouds give an empty, valid
@@ -85,7 +120,9 @@ def process_frame(
     device = completer.device
     timer = Stopwatch(cuda=device.type == "cuda")
     pts_t = torch.from_numpy(np.ascontiguousarray(pts[:, :3], dtype=np.float32)).to(device)
-    rgb_t = torch.tensor(rgb, dtype=torch.uint8, device=device) if rgb is not None else None
+    # a decoded image may be a read-only view of its message's bytes
+    host_rgb = None if rgb is None else np.require(rgb, np.uint8, ("C", "W"))
+    rgb_t = None if host_rgb is None else torch.from_numpy(host_rgb).to(device)
     timer.lap("to_device")
     sparse, mask = project_points(pts_t, camera, t, s["min_depth"], s["max_depth"])
     timer.lap("project")
@@ -100,17 +137,18 @@ def process_frame(
     )
     if any(camera.shift):  # back into the reference optical frame, the frame of t_cam_from_lidar
         cloud = cloud - torch.tensor(camera.shift, dtype=cloud.dtype, device=cloud.device)
+    if s["cloud_voxel"] > 0:
+        cloud, colours = voxel_downsample(cloud, s["cloud_voxel"], colours)
     timer.lap("backproject")
     result = FrameResult(
-        sparse_depth=sparse[0, 0].cpu().numpy(),
-        mask=mask[0, 0].cpu().numpy() > 0,
-        dense_depth=dense[0, 0].cpu().numpy(),
-        confidence=conf[0, 0].cpu().numpy(),
-        cloud=cloud.cpu().numpy(),
-        cloud_rgb=colours.cpu().numpy() if colours is not None else None,
-        cloud_pixels=kept.cpu().numpy(),
+        sparse_depth=sparse[0, 0],
+        mask=mask[0, 0] > 0,
+        dense_depth=dense[0, 0],
+        confidence=conf[0, 0],
+        cloud=cloud,
+        cloud_rgb=colours,
+        cloud_pixels=kept,
+        timings_ms=dict(timer.laps),
     )
-    timer.lap("to_host")
-    result.timings_ms = dict(timer.laps)
     result.timings_ms["total"] = sum(timer.laps.values())
     return result

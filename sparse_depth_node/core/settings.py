@@ -64,7 +64,7 @@ SETTINGS: tuple[Setting, ...] = (
         "what runs the network: auto (onnxruntime on the CPU at fp32 when it is installed, "
         "else torch), torch, onnxruntime (the network's exact ONNX export; CPU, or CUDA with "
         "onnxruntime-gpu) or tensorrt (ONNX Runtime's TensorRT provider: CUDA, fp32 or fp16); "
-        "the classical fillers run in OpenCV whatever it says",
+        "the classical fillers run in OpenCV on the CPU and in PyTorch on a GPU whatever it says",
         choices=("auto", *BACKENDS),
         read_only=True,
     ),
@@ -92,6 +92,14 @@ SETTINGS: tuple[Setting, ...] = (
         (0.0, 1.0),
     ),
     Setting("cloud_stride", 1, "keep every n-th row and column in depth/points", (1, 64)),
+    Setting(
+        "cloud_voxel",
+        0.0,
+        "depth/points keeps one point per cube of this size, m (the mean of its points): what a "
+        "planner's occupancy grid of that cell size or coarser sees, with far fewer points "
+        "(0: one point per pixel)",
+        (0.0, 10.0),
+    ),
     Setting("colorize_cloud", True, "add an rgb field (offset 16, point_step 32) to depth/points"),
     Setting("organized_cloud", False, "publish depth/points as an H x W cloud with NaN holes"),
     Setting(
@@ -215,8 +223,8 @@ def _problem(s: Setting, value: Any) -> "str | None":
 
 def problem(values: Mapping[str, Any]) -> "str | None":
     """Why ``values`` (a full set of settings) is not acceptable, or None: each value's type and
-    range, then the cross-checks (min_depth < max_depth, inference_scale = 1/n, a non-zero
-    rotation quaternion)."""
+    range, then the cross-checks (min_depth < max_depth, inference_scale = 1/n, no voxel
+    decimation of an organised cloud, a non-zero rotation quaternion)."""
     for name, value in values.items():
         if name not in BY_NAME:
             return f"unknown setting '{name}'"
@@ -229,6 +237,8 @@ def problem(values: Mapping[str, Any]) -> "str | None":
         scale_factor(float(values["inference_scale"]))
     except ValueError as exc:
         return str(exc)
+    if values["cloud_voxel"] > 0 and values["organized_cloud"]:
+        return "cloud_voxel and organized_cloud exclude each other: a voxel has no pixel"
     given = [math.isfinite(values[n][0]) for n in ("extrinsic.translation", "extrinsic.rotation")]
     if given[0] != given[1]:
         return "extrinsic.translation and extrinsic.rotation must be given together"

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..core.camera import PinholeCamera
 from ..core.completion import DepthCompleter
-from ..core.pipeline import process_frame
+from ..core.pipeline import run_frame
 from ..core.timing import Stopwatch
 from .kits import sensor_messages
 from .msgs import UndecodableImage, any_image_to_rgb, pointcloud2_to_xyz
@@ -48,7 +48,8 @@ def run_set(
 
     ``extrinsic(camera_frame, lidar_frame, stamp)`` gives T_camera<-lidar (4, 4) or None.
     Returns {topic: message} (stamped and framed as the image, REP 118) and the stage timings
-    (ms): decoding each message, the pipeline's stages, encoding each output. ``image`` is an
+    (ms): decoding each message, the pipeline's stages, encoding each output (on the
+    completer's device, with its one copy to the host). ``image`` is an
     Image or a CompressedImage. Raises ``Dropped`` for a malformed set (``rejected_input``), a
     compressed image that cannot be decoded (``undecodable_image``) or a missing transform
     (``tf_missing``); ``torch.cuda.OutOfMemoryError`` passes through for the caller to handle.
@@ -76,7 +77,7 @@ def run_set(
         )
     watch.lap("camera_and_extrinsic")
     try:
-        result = process_frame(points, camera, t_cam, completer, rgb, values)
+        result = run_frame(points, camera, t_cam, completer, rgb, values)
     except ValueError as exc:
         raise Dropped("rejected_input", str(exc)) from exc
     watch.restart()

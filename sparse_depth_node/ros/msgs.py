@@ -3,7 +3,9 @@
 Decoding is duck-typed: it reads rclpy messages and ``rosbags`` messages alike (``data`` may
 be an ``array.array``, ``bytes`` or a numpy array). Encoding fills message objects whose
 classes the caller passes in, so the same code builds rclpy messages for the node and
-``rosbags`` messages for bags. Every malformed message raises ValueError naming the problem.
+``rosbags`` messages for bags; the node's outputs are encoded on the frame's device by
+encode.py, with the layouts and containers defined here. Every malformed message raises
+ValueError naming the problem.
 """
 
 from __future__ import annotations
@@ -26,15 +28,15 @@ _FIELD_DTYPES = {
     FLOAT32: "f4",
     FLOAT64: "f8",
 }
-# 8-bit colour encodings: channels and the order of R, G, B in them
+# 8-bit image encodings: channels, and OpenCV's conversion to RGB (None: already RGB)
 _COLOUR = {
-    "rgb8": (3, (0, 1, 2)),
-    "bgr8": (3, (2, 1, 0)),
-    "rgba8": (4, (0, 1, 2)),
-    "bgra8": (4, (2, 1, 0)),
-    "mono8": (1, (0, 0, 0)),
-    "8UC1": (1, (0, 0, 0)),
-    "8UC3": (3, (2, 1, 0)),
+    "rgb8": (3, None),
+    "bgr8": (3, cv2.COLOR_BGR2RGB),
+    "rgba8": (4, cv2.COLOR_RGBA2RGB),
+    "bgra8": (4, cv2.COLOR_BGRA2RGB),
+    "mono8": (1, cv2.COLOR_GRAY2RGB),
+    "8UC1": (1, cv2.COLOR_GRAY2RGB),
+    "8UC3": (3, cv2.COLOR_BGR2RGB),
 }
 MAX_POINTS = 50_000_000  # a cloud larger than this is refused rather than allocated
 
@@ -107,11 +109,12 @@ def pointcloud2_to_xyz(msg: Any) -> np.ndarray:
 
 def image_to_rgb(msg: Any) -> np.ndarray:
     """An 8-bit Image (rgb8, bgr8, rgba8, bgra8, mono8) as (H, W, 3) uint8 RGB; honours
-    ``step``."""
+    ``step``. A tightly packed rgb8 image is returned as a view of the message's bytes (no
+    copy; read-only where they are); the others are converted by OpenCV."""
     enc = str(msg.encoding)
     if enc not in _COLOUR:
         raise ValueError(f"Image encoding '{enc}' is not supported (use one of {sorted(_COLOUR)})")
-    channels, rgb_order = _COLOUR[enc]
+    channels, conversion = _COLOUR[enc]
     h, w, step = int(msg.height), int(msg.width), int(msg.step)
     if h <= 0 or w <= 0:
         raise ValueError(f"Image has size {w}x{h}")
@@ -121,9 +124,11 @@ def image_to_rgb(msg: Any) -> np.ndarray:
     if buf.size < step * (h - 1) + w * channels:
         raise ValueError(f"Image data has {buf.size} bytes, expected {step * h}")
     rows = np.lib.stride_tricks.as_strided(
-        buf, shape=(h, w, channels), strides=(step, channels, 1)
+        buf, shape=(h, w, channels), strides=(step, channels, 1), writeable=False
     )
-    return np.ascontiguousarray(rows[..., list(rgb_order)])
+    if conversion is None:
+        return np.ascontiguousarray(rows)
+    return cv2.cvtColor(np.ascontiguousarray(rows), conversion)
 
 
 class UndecodableImage(ValueError):
@@ -188,37 +193,15 @@ def _uint8_array(a: np.ndarray) -> array.array:
     return out
 
 
-def fill_depth_image(msg: Any, depth: np.ndarray, header: Any, encoding: str = "32FC1") -> Any:
-    """Fill an Image with depth (H, W) metres, 0 or non-finite = no estimate.
-
-    32FC1: float32 metres, NaN where there is no estimate (REP 118). 16UC1: uint16
-    millimetres, 0 where there is none or the depth exceeds 65.535 m. Little-endian.
-    """
-    d = np.asarray(depth, dtype=np.float32)
-    valid = np.isfinite(d) & (d > 0)
-    if encoding == "32FC1":
-        data = np.where(valid, d, np.float32(np.nan)).astype("<f4")
-    elif encoding == "16UC1":
-        mm = np.round(np.where(valid, d, 0.0) * 1000.0)
-        data = np.where(mm <= 65535, mm, 0).astype("<u2")
-    else:
-        raise ValueError(f"depth encoding must be 32FC1 or 16UC1, got {encoding}")
-    msg.header = header
-    msg.height, msg.width = d.shape
-    msg.encoding = encoding
-    msg.is_bigendian = 0
-    msg.step = d.shape[1] * data.itemsize
-    msg.data = _as_data(msg, data)
-    return msg
-
-
-def _as_data(msg: Any, a: np.ndarray) -> Any:
-    """The right container for a message's uint8[] field: numpy for rosbags, array.array for
-    rclpy."""
+def as_data(msg: Any, a: np.ndarray, owned: bool = False) -> Any:
+    """The right container for a message's uint8[] field: numpy for rosbags (``a`` itself when
+    the message may keep it, ``owned``: nobody else writes to it), array.array for rclpy (its
+    only fast container, always a copy)."""
     if isinstance(getattr(msg, "data", None), np.ndarray) or type(msg).__module__.startswith(
         "rosbags"
     ):
-        return np.ascontiguousarray(a).view(np.uint8).reshape(-1).copy()
+        flat = np.ascontiguousarray(a).view(np.uint8).reshape(-1)
+        return flat if owned else flat.copy()
     return _uint8_array(a)
 
 
@@ -239,56 +222,6 @@ def cloud_dtype(colorize: bool) -> np.dtype:
     )
 
 
-def pack_rgb(rgb: np.ndarray) -> np.ndarray:
-    """(N, 3) uint8 -> (N,) float32 whose bits are 0x00RRGGBB (PCL's and RViz's ``rgb`` field)."""
-    rgb = np.asarray(rgb, dtype=np.uint32)
-    return ((rgb[:, 0] << 16) | (rgb[:, 1] << 8) | rgb[:, 2]).astype("<u4").view("<f4")
-
-
-def fill_pointcloud2(
-    msg: Any,
-    field_cls: type,
-    header: Any,
-    points: np.ndarray,
-    rgb: "np.ndarray | None" = None,
-    organized: "np.ndarray | None" = None,
-) -> Any:
-    """Fill a PointCloud2 with points (M, 3) float32 in the header's frame.
-
-    Unorganised (height 1; is_dense when every point is finite) by default. With
-    ``organized`` = the (H, W) boolean map of pixels the points came from (row-major), an
-    H x W cloud with NaN holes and is_dense false, as depth_image_proc publishes.
-    """
-    dtype = cloud_dtype(rgb is not None)
-    if organized is not None:
-        h, w = organized.shape
-        rec = np.zeros(h * w, dtype=dtype)
-        for n in ("x", "y", "z"):
-            rec[n] = np.nan
-        idx = np.flatnonzero(organized.reshape(-1))
-        if len(idx) != len(points):
-            raise ValueError(f"{len(points)} points for {len(idx)} organised pixels")
-    else:
-        h, w = 1, len(points)
-        rec = np.zeros(w, dtype=dtype)
-        idx = slice(None)
-    rec["x"][idx], rec["y"][idx], rec["z"][idx] = points[:, 0], points[:, 1], points[:, 2]
-    if rgb is not None:
-        rec["rgb"][idx] = pack_rgb(rgb)
-    msg.header = header
-    msg.height, msg.width = h, w
-    names = list(dtype.names)
-    msg.fields = [
-        field_cls(name=n, offset=dtype.fields[n][1], datatype=FLOAT32, count=1) for n in names
-    ]
-    msg.is_bigendian = False
-    msg.point_step = dtype.itemsize
-    msg.row_step = dtype.itemsize * w
-    msg.is_dense = bool(organized is None and np.isfinite(points).all())
-    msg.data = _as_data(msg, rec)
-    return msg
-
-
 def fill_cloud_from_array(msg: Any, field_cls: type, header: Any, points: np.ndarray) -> Any:
     """Fill a PointCloud2 with (N, K) float32 columns named x, y, z[, intensity] (point_step 4K),
     as a LiDAR driver publishes; unorganised."""
@@ -303,7 +236,7 @@ def fill_cloud_from_array(msg: Any, field_cls: type, header: Any, points: np.nda
     msg.point_step = 4 * pts.shape[1]
     msg.row_step = msg.point_step * pts.shape[0]
     msg.is_dense = bool(np.isfinite(pts[:, :3]).all())
-    msg.data = _as_data(msg, pts)
+    msg.data = as_data(msg, pts)
     return msg
 
 
@@ -314,7 +247,7 @@ def fill_rgb_image(msg: Any, header: Any, rgb: np.ndarray) -> Any:
     msg.encoding = "rgb8"
     msg.is_bigendian = 0
     msg.step = 3 * rgb.shape[1]
-    msg.data = _as_data(msg, np.ascontiguousarray(rgb, dtype=np.uint8))
+    msg.data = as_data(msg, np.ascontiguousarray(rgb, dtype=np.uint8))
     return msg
 
 

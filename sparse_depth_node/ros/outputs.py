@@ -1,7 +1,7 @@
 """The node's topics: its inputs, and the one output table (every topic it publishes, its
-message type, the parameter that enables it and how a frame's result becomes its message).
-Numpy only (no torch, no rclpy): the node, the frame path, the bag tools and the node's --help
-read it."""
+message type, the parameter that enables it and how a frame's result, tensors on the device,
+becomes its message: encode.py, imported when a frame is encoded). No torch at import, no
+rclpy: the node, the frame path, the bag tools and the node's --help read it."""
 
 from __future__ import annotations
 
@@ -11,11 +11,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
-
-from .msgs import fill_depth_image, fill_pointcloud2
-
 if TYPE_CHECKING:
+    import torch
+
     from ..core.pipeline import FrameResult
 
 IMAGE, CAMERA_INFO, POINTCLOUD2, COMPRESSED_IMAGE = (
@@ -55,7 +53,7 @@ class Output:
     topic: str
     msgtype: str
     enabled_by: "str | None"
-    encode: Callable[["FrameResult", Any, Any, Mapping[str, Any], MessageKit], Any]
+    encode: Callable[["FrameResult[torch.Tensor]", Any, Any, Mapping[str, Any], MessageKit], Any]
 
 
 def restamp(msg: Any, header: Any) -> Any:
@@ -67,44 +65,44 @@ def restamp(msg: Any, header: Any) -> Any:
     return out
 
 
+def _depth(
+    field: str, encoding: str = "32FC1"
+) -> Callable[[FrameResult[torch.Tensor], Any, Any, Mapping[str, Any], MessageKit], Any]:
+    """The encoder of a depth image of the result's ``field`` (REP 118)."""
+
+    def encode(
+        result: FrameResult[torch.Tensor], header: Any, _i: Any, _v: Any, kit: MessageKit
+    ) -> Any:
+        from .encode import fill_depth_image
+
+        return fill_depth_image(kit.new(IMAGE), getattr(result, field), header, encoding)
+
+    return encode
+
+
 def _cloud(
-    result: FrameResult, header: Any, _info: Any, values: Mapping[str, Any], kit: MessageKit
+    result: FrameResult[torch.Tensor],
+    header: Any,
+    _info: Any,
+    values: Mapping[str, Any],
+    kit: MessageKit,
 ) -> Any:
+    from .encode import fill_pointcloud2
+
     organized = result.cloud_pixels if values["organized_cloud"] else None
     return fill_pointcloud2(
         kit.new(POINTCLOUD2), kit.point_field, header, result.cloud, result.cloud_rgb, organized
     )
 
 
-def _confidence(
-    result: FrameResult, header: Any, _info: Any, _values: Mapping[str, Any], kit: MessageKit
-) -> Any:
-    conf = np.where(result.confidence > 0, result.confidence, np.nan)
-    return fill_depth_image(kit.new(IMAGE), conf, header)
-
-
 OUTPUTS: tuple[Output, ...] = (
-    Output(
-        "depth/image",
-        IMAGE,
-        None,
-        lambda r, h, i, v, kit: fill_depth_image(kit.new(IMAGE), r.dense_depth, h),
-    ),
+    Output("depth/image", IMAGE, None, _depth("dense_depth")),
     Output("depth/camera_info", CAMERA_INFO, None, lambda r, h, info, v, kit: restamp(info, h)),
     Output("depth/points", POINTCLOUD2, "publish_cloud", _cloud),
-    Output("depth/confidence", IMAGE, "publish_confidence", _confidence),
-    Output(
-        "depth/sparse",
-        IMAGE,
-        "publish_sparse",
-        lambda r, h, i, v, kit: fill_depth_image(kit.new(IMAGE), r.sparse_depth, h),
-    ),
-    Output(
-        "depth/image_raw",
-        IMAGE,
-        "publish_image_raw",
-        lambda r, h, i, v, kit: fill_depth_image(kit.new(IMAGE), r.dense_depth, h, "16UC1"),
-    ),
+    # confidence 0 (no estimate) becomes NaN, as a depth of 0 does
+    Output("depth/confidence", IMAGE, "publish_confidence", _depth("confidence")),
+    Output("depth/sparse", IMAGE, "publish_sparse", _depth("sparse_depth")),
+    Output("depth/image_raw", IMAGE, "publish_image_raw", _depth("dense_depth", "16UC1")),
 )
 
 

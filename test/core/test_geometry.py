@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from sparse_depth_node.core.camera import PinholeCamera
-from sparse_depth_node.core.geometry import backproject_depth, project_points
+from sparse_depth_node.core.geometry import backproject_depth, project_points, voxel_downsample
 from sparse_depth_node.core.transforms import (
     invert_transform,
     matrix_to_quaternion,
@@ -204,3 +204,31 @@ def test_quaternion_round_trip_and_inverse():
     )
     with pytest.raises(ValueError):
         quaternion_to_matrix([0, 0, 0, 0])
+
+
+def test_voxel_downsample_keeps_one_mean_point_per_occupied_cube(kitti_frame0):
+    """Hand-placed points: the mean per cube (numpy, by cube); KITTI frame 0's cloud: every
+    cube the full cloud occupies, and no other, holds one point."""
+    pts = np.array(
+        [[0.01, 0.02, 0.03], [0.05, 0.09, 0.01], [0.12, 0.0, 0.0], [-0.01, 0.0, 0.0]],
+        np.float32,
+    )
+    rgb = np.array([[10, 20, 30], [20, 40, 61], [1, 2, 3], [9, 9, 9]], np.uint8)
+    got, colours = voxel_downsample(torch.from_numpy(pts), 0.1, torch.from_numpy(rgb))
+    cubes = {}
+    for p, c in zip(pts, rgb):
+        cubes.setdefault(tuple(np.floor(p / 0.1).astype(int)), []).append((p, c))
+    expect = {k: np.mean([p for p, _ in v], axis=0) for k, v in cubes.items()}
+    assert len(got) == len(expect) == 3
+    for p, c in zip(got.numpy(), colours.numpy()):
+        key = tuple(np.floor(p / 0.1).astype(int))
+        np.testing.assert_allclose(p, expect[key], rtol=1e-6)
+        mean = np.mean([c for _, c in cubes[key]], axis=0)
+        np.testing.assert_array_equal(c, np.floor(mean + 0.5))
+    f = kitti_frame0
+    d, m = project_points(torch.from_numpy(f.points), f.camera, f.t_cam_from_lidar, 0.5, 100.0)
+    full, _, _ = backproject_depth(d, f.camera)
+    kept, none = voxel_downsample(full, 0.05)
+    occupied = {tuple(c) for c in np.floor(full.numpy() / 0.05).astype(np.int64)}
+    assert none is None and len(kept) == len(occupied) < len(full)
+    assert {tuple(c) for c in np.floor(kept.numpy() / 0.05).astype(np.int64)} == occupied

@@ -12,6 +12,7 @@ from sparse_depth_node.core.settings import resolve
 from sparse_depth_node.data.datasets import KittiRawReader
 from sparse_depth_node.lab.bench import frame_messages
 from sparse_depth_node.ros.frame import Dropped, run_set
+from sparse_depth_node.ros.msgs import pointcloud2_to_xyz
 from sparse_depth_node.ros.outputs import OUTPUTS, enabled_outputs
 
 
@@ -57,6 +58,38 @@ def test_a_set_of_messages_gives_the_pipelines_depth_restamped_as_the_image(samp
     assert {"cloud_msg_to_array", "image_msg_to_array", "complete", "encode depth/points"} <= set(
         timings
     )
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("model", ["classic-refined", "guided"])
+def test_on_cuda_the_frame_path_publishes_the_cpus_messages(model, kitti_dir):
+    """Every output made and encoded on the GPU (fills in torch, message bytes on the device,
+    one copy each) decodes to the CPU's, within 1 mm, on every sample frame."""
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU (none on this machine); the CPU path is tested above")
+    values = resolve({"publish_confidence": True, "publish_sparse": True, "organized_cloud": True})
+    topics, kit = enabled_outputs(values), BagKit()
+    reader = KittiRawReader(kitti_dir)
+    for i in reader.frame_ids():
+        f = reader.read(i)
+        out = {}
+        for device in ("cpu", "cuda"):
+            completer = DepthCompleter(model, device)
+            msgs = frame_messages(f)
+            out[device] = run_set(
+                *msgs, lambda *_: f.t_cam_from_lidar, completer, values, topics, kit
+            )[0]
+        for topic in ("depth/image", "depth/sparse", "depth/confidence"):
+            a, b = (np.frombuffer(out[d][topic].data.tobytes(), "<f4") for d in ("cpu", "cuda"))
+            both = np.isfinite(a) & np.isfinite(b)
+            assert both.sum() >= 0.999 * np.isfinite(a).sum(), topic
+            assert np.abs(a - b)[both].max() <= 1e-3, topic
+        a, b = (pointcloud2_to_xyz(out[d]["depth/points"]) for d in ("cpu", "cuda"))
+        both = np.isfinite(a).all(1) & np.isfinite(b).all(1)  # organised: pixel by pixel
+        assert both.sum() >= 0.999 * np.isfinite(a).all(1).sum()
+        assert np.abs(a - b)[both].max() <= 2e-3  # 1 mm of depth moves X, Y less (|u - cx| < fx)
 
 
 def test_malformed_sets_and_missing_transforms_are_dropped_with_a_counter(sample_frame):

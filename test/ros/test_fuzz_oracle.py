@@ -182,11 +182,14 @@ def test_focal_lengths_that_cannot_project_are_refused(which, bad):
 @SETTINGS
 @given(st.lists(st.tuples(*[st.floats(width=32) | COORD] * 3), max_size=20), st.booleans())
 def test_an_encoded_cloud_decodes_back_and_says_dense_only_when_every_point_is_finite(pts, rgb):
-    from sparse_depth_node.ros.msgs import fill_pointcloud2
+    import torch
+
+    from sparse_depth_node.ros.encode import fill_pointcloud2
 
     points = np.array(pts, np.float32).reshape(-1, 3)
-    colours = np.full((len(points), 3), 7, np.uint8) if rgb else None
-    msg = fill_pointcloud2(PointCloud2(), PointField, PointCloud2().header, points, colours)
+    colours = torch.full((len(points), 3), 7, dtype=torch.uint8) if rgb else None
+    header = PointCloud2().header
+    msg = fill_pointcloud2(PointCloud2(), PointField, header, torch.from_numpy(points), colours)
     assert msg.is_dense == bool(np.isfinite(points).all())
     np.testing.assert_array_equal(pointcloud2_to_xyz(msg), points)
 

@@ -5,19 +5,20 @@ import struct
 
 import numpy as np
 import pytest
+import torch
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
 from sparse_depth_node.core.camera import PinholeCamera
+from sparse_depth_node.ros.encode import fill_depth_image, fill_pointcloud2, pack_rgb
 from sparse_depth_node.ros.msgs import (
     depth_image_to_metres,
     fill_camera_info,
-    fill_depth_image,
-    fill_pointcloud2,
     image_to_rgb,
-    pack_rgb,
     pointcloud2_to_xyz,
 )
+
+tensor = torch.from_numpy
 
 F32, F64, U16, U8, U32 = 7, 8, 4, 2, 6
 PTS = np.array(
@@ -176,11 +177,11 @@ def test_mono8_and_bad_images():
 
 def test_depth_images_byte_for_byte():
     depth = np.array([[1.5, 0.0], [np.inf, 70.0]], np.float32)
-    f = fill_depth_image(Image(), depth, Header(frame_id="cam"))
+    f = fill_depth_image(Image(), tensor(depth), Header(frame_id="cam"))
     assert (f.encoding, f.height, f.width, f.step, f.is_bigendian) == ("32FC1", 2, 2, 8, 0)
     nan = struct.pack("<f", float("nan"))
     assert bytes(f.data) == struct.pack("<f", 1.5) + nan + nan + struct.pack("<f", 70.0)
-    r = fill_depth_image(Image(), depth, Header(), "16UC1")
+    r = fill_depth_image(Image(), tensor(depth), Header(), "16UC1")
     assert (r.encoding, r.step) == ("16UC1", 4) and bytes(r.data) == struct.pack(
         "<4H", 1500, 0, 0, 0
     )
@@ -208,15 +209,19 @@ def test_depth_images_decode_from_hand_packed_bytes():
 def test_cloud_output_layouts_and_rgb_packing():
     pts = PTS[[0, 1, 3]]
     rgb = np.array([[255, 0, 0], [0, 128, 0], [1, 2, 3]], np.uint8)
-    msg = fill_pointcloud2(PointCloud2(), PointField, Header(frame_id="cam"), pts, rgb)
+    msg = fill_pointcloud2(
+        PointCloud2(), PointField, Header(frame_id="cam"), tensor(pts), tensor(rgb)
+    )
     assert bytes(msg.data[:32]) == struct.pack("<fff4xI12x", *pts[0], 0xFF0000)
     np.testing.assert_array_equal(pointcloud2_to_xyz(msg), pts)
-    assert pack_rgb(rgb).view("<u4").tolist() == [0xFF0000, 0x008000, 0x010203]
-    plain = fill_pointcloud2(PointCloud2(), PointField, Header(), pts)
+    assert pack_rgb(tensor(rgb)).view(torch.int32).tolist() == [0xFF0000, 0x008000, 0x010203]
+    plain = fill_pointcloud2(PointCloud2(), PointField, Header(), tensor(pts))
     assert plain.point_step == 16 and [f.name for f in plain.fields] == ["x", "y", "z"]
     assert bytes(plain.data[16:32]) == struct.pack("<fff4x", *pts[1])
     organized = np.array([[True, False], [True, True]])
-    org = fill_pointcloud2(PointCloud2(), PointField, Header(), pts, organized=organized)
+    org = fill_pointcloud2(
+        PointCloud2(), PointField, Header(), tensor(pts), organized=tensor(organized)
+    )
     assert (org.height, org.width, org.is_dense, org.row_step) == (2, 2, False, 32)
     back = pointcloud2_to_xyz(org)
     assert np.isnan(back[1]).all() and np.array_equal(back[[0, 2, 3]], pts)
@@ -231,7 +236,9 @@ def test_rosbags_messages_decode_and_encode_the_same():
         stamp=T["builtin_interfaces/msg/Time"](sec=3, nanosec=5), frame_id="cam"
     )
     rgb = np.array([[255, 0, 0], [0, 128, 0], [1, 2, 3]], np.uint8)
-    ros_msg = fill_pointcloud2(PointCloud2(), PointField, Header(frame_id="cam"), PTS[:3], rgb)
+    ros_msg = fill_pointcloud2(
+        PointCloud2(), PointField, Header(frame_id="cam"), tensor(PTS[:3]), tensor(rgb)
+    )
     bag_msg = fill_pointcloud2(
         T["sensor_msgs/msg/PointCloud2"](
             header=hdr,
@@ -246,8 +253,8 @@ def test_rosbags_messages_decode_and_encode_the_same():
         ),
         T["sensor_msgs/msg/PointField"],
         hdr,
-        PTS[:3],
-        rgb,
+        tensor(PTS[:3]),
+        tensor(rgb),
     )
     assert isinstance(bag_msg.data, np.ndarray) and bag_msg.data.tobytes() == bytes(ros_msg.data)
     cdr = ts.serialize_cdr(bag_msg, "sensor_msgs/msg/PointCloud2")
