@@ -56,22 +56,27 @@ def warp(
     k_source: torch.Tensor,
     t_source_target: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The source image (B, C, H', W') seen from the target view, and where that is defined.
+    """The source images (B, C, H', W') seen from the target views, and where that is defined.
 
     ``depth`` (B, 1, H, W): target depth, metres along the optical axis, 0 = none; ``k_*``
-    (3, 3) intrinsics (pixel centres at integer coordinates); ``t_source_target`` (4, 4) maps
-    target camera coordinates into source camera coordinates. Returns the warped image
-    (B, C, H, W) and a mask (B, 1, H, W): depth given, in front of the source camera, and
-    projecting inside the source image (bilinear sampling needs all four neighbours)."""
+    (3, 3) or per image (B, 3, 3) intrinsics (pixel centres at integer coordinates);
+    ``t_source_target`` (4, 4) or (B, 4, 4) maps target camera coordinates into source camera
+    coordinates. Returns the warped images (B, C, H, W) and a mask (B, 1, H, W): depth given,
+    in front of the source camera, and projecting inside the source image (bilinear sampling
+    needs all four neighbours)."""
     b, _, h, w = depth.shape
     dev, dt = depth.device, depth.dtype
     v, u = torch.meshgrid(
         torch.arange(h, device=dev, dtype=dt), torch.arange(w, device=dev, dtype=dt), indexing="ij"
     )
-    k_t, k_s, t = (m.to(dev, torch.float64) for m in (k_target, k_source, t_source_target))
-    rays = torch.linalg.inv(k_t).to(dt) @ torch.stack([u, v, torch.ones_like(u)]).reshape(3, -1)
-    points = rays[None] * depth.reshape(b, 1, -1)  # (B, 3, N), target camera frame
-    moved = t[:3, :3].to(dt) @ points + t[:3, 3:].to(dt)
+    k_t, k_s, t = (
+        m.to(dev, torch.float64).expand(b, *m.shape[-2:])
+        for m in (k_target, k_source, t_source_target)
+    )
+    pixels = torch.stack([u, v, torch.ones_like(u)]).reshape(3, -1)
+    rays = torch.linalg.inv(k_t).to(dt) @ pixels  # (B, 3, N)
+    points = rays * depth.reshape(b, 1, -1)  # target camera frame
+    moved = t[:, :3, :3].to(dt) @ points + t[:, :3, 3:].to(dt)
     pix = k_s.to(dt) @ moved
     z = pix[:, 2:3]
     uv = pix[:, :2] / z.clamp(min=1e-6)

@@ -168,6 +168,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (crops, hold-outs, init)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument(
+        "--precision",
+        default="fp32",
+        choices=["fp32", "bf16"],
+        help="the network's forward pass in float32, or in bfloat16 under CUDA autocast (the "
+        "losses stay float32)",
+    )
     p.add_argument("--out", required=True, help="checkpoint path to write")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p

@@ -219,23 +219,30 @@ def test_parallax_cleaning_drops_the_background_returns_beside_a_nearer_edge():
 def test_photometric_loss_of_a_crop_is_zero_for_the_true_depth_and_the_same_flipped():
     """The plane pair of test_photometric: a crop of the target with the true depth warps the
     full source onto it exactly (the crop's K is shifted by its corner); a flipped crop (as
-    random_crop hands it) scores the same; a wrong depth scores worse."""
+    random_crop hands it) scores the same, in the same batch; a wrong depth scores worse; a crop
+    without views adds nothing."""
     from photometric_oracle import Z, plane_pair
 
-    from sparse_depth_node.lab.train import Neighbours, crop_photometric_loss
+    from sparse_depth_node.lab.train import Neighbours, batch_photometric_loss
 
     source, target, k, t = plane_pair()
     nb = Neighbours(k, source, t[None])
     y, x, h, w = 8, 20, 24, 48
     rgb = target[..., y : y + h, x : x + w].expand(1, 3, h, w)  # grey = the same values
     depth = torch.full((1, 1, h, w), Z)
-    total, count = crop_photometric_loss(depth, rgb, (y, x, False), nb)
+    total, count = batch_photometric_loss(depth, rgb, [(y, x, False)], [nb])
     assert int(count) > 0.5 * h * w and float(total / count) < 0.01
-    flipped = crop_photometric_loss(depth.flip(-1), rgb.flip(-1), (y, x, True), nb)
-    torch.testing.assert_close(flipped[0], total)
-    assert int(flipped[1]) == int(count)
-    wrong = crop_photometric_loss(depth * 1.2, rgb, (y, x, False), nb)
+    both = batch_photometric_loss(
+        torch.cat([depth, depth.flip(-1), depth]),
+        torch.cat([rgb, rgb.flip(-1), rgb]),
+        [(y, x, False), (y, x, True), (y, x, False)],
+        [nb, nb, None],
+    )
+    torch.testing.assert_close(both[0], 2 * total)
+    assert int(both[1]) == 2 * int(count)
+    wrong = batch_photometric_loss(depth * 1.2, rgb, [(y, x, False)], [nb])
     assert float(wrong[0] / wrong[1].clamp(min=1)) > 2 * float(total / count) + 0.01
+    assert batch_photometric_loss(depth, rgb, [(y, x, False)], [None])[1] == 0
 
 
 def test_photometric_and_keep_input_training_runs_on_the_sample(tmp_path, kitti_dir, ddad_dir):
@@ -275,3 +282,26 @@ def test_depth_weight_0_leaves_a_network_untouched_by_the_held_out_points(
         trained = load_checkpoint(out)[0].state_dict()
         unchanged = all(torch.equal(trained[n], v) for n, v in start.state_dict().items())
         assert unchanged == same, weight
+
+
+@pytest.mark.cuda
+def test_on_cuda_training_with_every_loss_follows_the_cpu(kitti_dir, ddad_dir):
+    """The same seed, data and options on the CPU and on CUDA (the data, the crops, every loss
+    on the device): the same losses step by step, within float rounding."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU (none on this machine); the CPU path is tested above")
+    from sparse_depth_node.lab.train import Trainer, load_training_data
+    from sparse_depth_node.lab.train_options import parser
+
+    base = few_steps(kitti_dir, ddad_dir) + ["--model", "guided", "--out", "unused"]
+    base[base.index("--train-frames") + 1] = "0:3"
+    base += ["--photometric", "10", "--keep-input", "1", "--smoothness", "1"]
+    base += ["--ring-holdout", "0.5", "--clean-targets", "0.1", "--batch", "4"]
+    losses = {}
+    for device in ("cpu", "cuda"):
+        args = parser().parse_args(base + ["--device", device])
+        torch.manual_seed(args.seed)
+        dev = torch.device(device)
+        trainer = Trainer(args, load_training_data(args, dev), dev)
+        losses[device] = [trainer.step() for _ in range(4)]
+    np.testing.assert_allclose(losses["cuda"], losses["cpu"], rtol=1e-3)
