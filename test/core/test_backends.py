@@ -174,13 +174,19 @@ cuda = pytest.mark.skipif(
 @pytest.mark.cuda
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime", "tensorrt"])
 def test_on_cuda_every_backend_gives_the_cpus_depth(backend, frames):
-    depth, mask, rgb = frames[0]
-    cpu = DepthCompleter("guided", "cpu", backend="torch").complete(depth, mask, rgb)[0]
-    gpu = DepthCompleter("guided", "cuda", backend=backend)
-    dense = gpu.complete(depth.cuda(), mask.cuda(), rgb.cuda())[0].cpu()
-    both = (dense > 0) & (cpu > 0)
-    assert both.sum() > 0.99 * (cpu > 0).sum()
-    assert float(np.abs((dense - cpu)[both].numpy()).max()) <= TOLERANCE_M
+    """fp32 on CUDA within 1 mm of the CPU on every bundled frame (cuDNN's TF32 off: it put
+    the guided depth 159 mm off on an H200); a backend whose packages are missing says so."""
+    try:
+        gpu = DepthCompleter("guided", "cuda", backend=backend)
+    except BackendUnavailable as exc:
+        pytest.skip(f"{backend} cannot run here: {exc}")
+    cpu = DepthCompleter("guided", "cpu", backend="torch")
+    for depth, mask, rgb in frames:
+        ref = cpu.complete(depth, mask, rgb)[0]
+        dense = gpu.complete(depth.cuda(), mask.cuda(), rgb.cuda())[0].cpu()
+        both = (dense > 0) & (ref > 0)
+        assert both.sum() > 0.99 * (ref > 0).sum()
+        assert float(np.abs((dense - ref)[both].numpy()).max()) <= TOLERANCE_M
 
 
 def test_tensorrts_shape_profile_names_exactly_the_graphs_inputs():
