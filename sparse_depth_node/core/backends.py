@@ -85,6 +85,69 @@ def example_inputs(
     return tuple(named[n] for n in graph_inputs(net))
 
 
+class CudaGraphs:
+    """``net`` on CUDA replayed from CUDA graphs: one graph per set of input shapes (a rig's
+    support windows take a few), captured at its first call, holding the same kernels as the
+    eager network, launched at once; eager PyTorch spends most of a small network's time on a
+    GPU launching them one by one. The classical prefill, which waits on the device, runs
+    eagerly before the graph. The last ``keep`` shapes' graphs are kept, sharing one memory
+    pool; a shape whose capture fails runs eagerly (said once). Outputs are the graph's own
+    buffers: valid until the next call. A completer's precision is fixed, so the autocast state
+    of the calls (which the graph records) is too."""
+
+    def __init__(self, net: DepthNetwork, keep: int = 8) -> None:
+        self.net, self.keep = net, keep
+        self.graphs: dict[tuple, tuple[list, tuple, Any]] = {}
+        self.eager: set[tuple] = set()
+        self.pool = None
+
+    def __call__(
+        self,
+        depth: torch.Tensor,
+        mask: torch.Tensor,
+        rgb: "torch.Tensor | None" = None,
+        fill: "torch.Tensor | None" = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if fill is None and self.net.has_prefill:
+            fill = self.net.prefill(depth, mask)
+        inputs = [depth, mask, rgb, fill]
+        key = tuple(None if x is None else (tuple(x.shape), x.dtype) for x in inputs)
+        if key in self.eager:
+            return self.net(*inputs)
+        if key not in self.graphs:
+            try:
+                self.graphs[key] = self._capture(inputs)
+            except RuntimeError as exc:
+                self.eager.add(key)
+                logging.getLogger(__name__).warning(
+                    "CUDA graph capture failed for inputs %s (%s): running eagerly", key, exc
+                )
+                return self.net(*inputs)
+            while len(self.graphs) > self.keep:
+                self.graphs.pop(next(iter(self.graphs)))
+        static, out, graph = self.graphs.pop(key)
+        self.graphs[key] = (static, out, graph)  # most recently used last
+        for s, x in zip(static, inputs):
+            if x is not None:
+                s.copy_(x)
+        graph.replay()
+        return out
+
+    def _capture(self, inputs: list) -> tuple[list, tuple, Any]:
+        static = [None if x is None else x.clone() for x in inputs]
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):  # warm-up off the capture: kernels chosen, memory held
+            for _ in range(2):
+                self.net(*static)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, pool=self.pool):
+            out = self.net(*static)
+        self.pool = graph.pool()
+        return static, out, graph
+
+
 def installed(module: str) -> bool:
     """Whether ``module`` imports here."""
     try:

@@ -17,7 +17,8 @@ OpenCV's operations as tensor operations:
 
 No window larger than 5 x 5 is ever unfolded (a 31 x 31 unfold of a KITTI image is 1.8 GB); the
 5 x 5 window filters run in bands of rows of at most BAND_PIXELS pixels (peak memory). Each
-fill runs on the box of its image's returns plus classic.CROP_MARGIN, as classic.py does.
+fill runs on the box of its image's returns plus classic.CROP_MARGIN, as classic.py does. On a
+GPU the cost is the number of operations, not their arithmetic: each is a kernel launch.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from .classic import (
     NEAR,
     VALID,
 )
+from .inference import support_box
 
 Tensor = torch.Tensor
 BAND_PIXELS = 1 << 18  # px per band of a 5 x 5 window filter (25 values each: ~26 MB a band)
@@ -76,24 +78,25 @@ def close_full(x: Tensor, size: int) -> Tensor:
     return erode_full(dilate_full(x, size), size)
 
 
-def in_bands(x: Tensor, padded: Tensor, fn: Callable[[list[Tensor]], Tensor]) -> Tensor:
-    """A 5 x 5 window filter of ``x`` (B, 1, H, W): ``fn`` takes the 25 shifted views (row-major
-    window order, each (B, 1, h, W)) of a band of ``padded`` (``x`` with 2 px of border) and
-    returns the band's output; bands of rows of at most BAND_PIXELS pixels."""
+def in_bands(x: Tensor, padded: Tensor, fn: Callable[[Tensor], Tensor]) -> Tensor:
+    """A 5 x 5 window filter of ``x`` (B, 1, H, W): ``fn`` takes the windows of a band of rows,
+    (B, 1, h, W, 25) in row-major window order (index 12 the centre), cut from ``padded``
+    (``x`` with 2 px of border), and returns the band's output (B, 1, h, W); bands of at most
+    BAND_PIXELS pixels."""
     h, w = x.shape[-2:]
     rows = max(1, BAND_PIXELS // max(w, 1))
     out = torch.empty_like(x)
     for a in range(0, h, rows):
         b = min(a + rows, h)
-        views = [padded[..., a + i : b + i, j : j + w] for i in range(5) for j in range(5)]
-        out[..., a:b, :] = fn(views)
+        windows = padded[..., a : b + 4, :].unfold(-2, 5, 1).unfold(-2, 5, 1)
+        out[..., a:b, :] = fn(windows.reshape(*windows.shape[:-2], 25))
     return out
 
 
 def median5(x: Tensor) -> Tensor:
     """``cv2.medianBlur(x, 5)`` of each image of (B, 1, H, W)."""
     padded = F.pad(x, (2, 2, 2, 2), mode="replicate")
-    return in_bands(x, padded, lambda v: torch.stack(v, dim=-1).sort(dim=-1).values[..., 12])
+    return in_bands(x, padded, lambda w: w.sort(dim=-1).values[..., 12])
 
 
 GAUSS5 = (1 / 16, 4 / 16, 6 / 16, 4 / 16, 1 / 16)  # OpenCV's 5-tap Gaussian for sigma 0
@@ -124,12 +127,12 @@ def bilateral5(x: Tensor, sigma_color: float, sigma_space: float) -> Tensor:
             [math.exp((i * i + j * j) * -0.5 / sigma_space**2) for i, j in taps],
             dtype=torch.float32,
             device=x.device,
-        ).view(-1, 1, 1, 1, 1)
-        offsets = [(i + 2) * 5 + (j + 2) for i, j in taps]
+        )
+        offsets = torch.tensor([(i + 2) * 5 + (j + 2) for i, j in taps], device=x.device)
 
-        def band(views: list[Tensor]) -> Tensor:
-            centre = views[12]
-            vals = torch.stack([views[k] for k in offsets])
+        def band(windows: Tensor) -> Tensor:
+            centre = windows[..., 12:13]
+            vals = windows.index_select(-1, offsets)
             alpha = (vals - centre).abs_().mul_(scale)
             idx = alpha.floor()
             alpha.sub_(idx)
@@ -137,7 +140,7 @@ def bilateral5(x: Tensor, sigma_color: float, sigma_space: float) -> Tensor:
             below = lut[idx]
             w = (lut[idx + 1] - below).mul_(alpha).add_(below).mul_(space)
             # the centre's own weight is 1 (distance 0, difference 0)
-            return (vals.mul(w).sum(0) + centre) / (w.sum(0) + 1.0)
+            return (vals.mul(w).sum(-1) + centre[..., 0]) / (w.sum(-1) + 1.0)
 
         padded = F.pad(img, (2, 2, 2, 2), mode="reflect")
         out.append(torch.where(span < FLT_EPSILON, img, in_bands(img, padded, band)))
@@ -252,15 +255,11 @@ def refine(fill: Tensor, depth: Tensor) -> Tensor:
 
 def on_support(fill: Callable[[Tensor], Tensor], depth: Tensor) -> Tensor:
     """classic.on_support for each image of (B, 1, H, W): ``fill`` on the box of its valid
-    pixels plus CROP_MARGIN, pasted into zeros (the box's bounds come to the host: one
-    synchronisation per image)."""
+    pixels plus CROP_MARGIN, pasted into zeros."""
     out = torch.zeros_like(depth)
     for b, img in enumerate(depth.split(1)):
-        has = img[0, 0] > VALID
-        rows, cols = torch.nonzero(has.any(dim=1)), torch.nonzero(has.any(dim=0))
-        if len(rows):
-            y0, y1 = max(int(rows[0]) - CROP_MARGIN, 0), int(rows[-1]) + 1 + CROP_MARGIN
-            x0, x1 = max(int(cols[0]) - CROP_MARGIN, 0), int(cols[-1]) + 1 + CROP_MARGIN
+        y0, y1, x0, x1 = support_box(img[0, 0] > VALID, CROP_MARGIN)
+        if y1 > y0:
             out[b : b + 1, :, y0:y1, x0:x1] = fill(img[..., y0:y1, x0:x1])
     return out
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .backends import OnnxNetwork, resolve_backend
+from .backends import CudaGraphs, OnnxNetwork, resolve_backend
 from .classic import FILLS, fill_tensor
 from .inference import autocast_dtype, downsample_sparse, support_window, upsample_dense
 from .methods import DEFAULT_METHOD, METHODS, NETWORKS
@@ -171,12 +171,15 @@ class DepthCompleter:
         self.method = method
         # what runs the network: itself, or its export in ONNX Runtime (a classical filler
         # imports neither ONNX Runtime nor the exporter)
-        self.backend, self.backend_reason = "torch", "a classical filler: OpenCV"
+        self.backend, self.backend_reason = "torch", "a classical filler: OpenCV or PyTorch"
         self.runner = self.model
         if self.model is not None:
             self.backend, self.backend_reason = resolve_backend(backend, self.device, precision)
             if self.backend != "torch":
                 self.runner = OnnxNetwork(self.model, self.backend, self.device, precision)
+            elif self.device.type == "cuda":
+                self.runner = CudaGraphs(self.model)
+                self.backend_reason += "; replayed from CUDA graphs"
 
     def replace(self, **changes: Any) -> "DepthCompleter":
         """This completer with some of its ``options`` changed (``device``, ``precision``,
@@ -314,6 +317,7 @@ class DepthCompleter:
                 self.device.type,
                 dtype=self.autocast or torch.float32,
                 enabled=self.autocast is not None and self.backend == "torch",
+                cache_enabled=False,  # a CUDA graph must not capture cached weight casts
             ):
                 d, c = self.runner(
                     depth[..., ya:yb, x0:x1],

@@ -52,9 +52,12 @@ def project_points(
     u = torch.floor(camera.fx * cam[:, 0] / z_safe + camera.cx + 0.5)
     v = torch.floor(camera.fy * cam[:, 1] / z_safe + camera.cy + 0.5)
     keep &= (u >= 0) & (u < w) & (v >= 0) & (v < h)
-    index = (v[keep] * w + u[keep]).to(torch.int64)
-    flat = torch.full((h * w,), float("inf"), dtype=torch.float32, device=device)
-    flat.scatter_reduce_(0, index, z[keep], reduce="amin", include_self=True)
+    # points not kept go to one extra slot past the image (no boolean indexing: on a GPU that
+    # would wait for the device to say how many points are kept)
+    index = torch.where(keep, v * w + u, h * w).to(torch.int64)
+    flat = torch.full((h * w + 1,), float("inf"), dtype=torch.float32, device=device)
+    flat.scatter_reduce_(0, index, z, reduce="amin", include_self=True)
+    flat = flat[: h * w]
     mask = torch.isfinite(flat)
     depth = torch.where(mask, flat, torch.zeros_like(flat))
     return depth.view(1, 1, h, w), mask.to(torch.float32).view(1, 1, h, w)

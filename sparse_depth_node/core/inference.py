@@ -15,6 +15,27 @@ from .settings import PRECISIONS
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+def support_box(valid: torch.Tensor, margin: int) -> tuple[int, int, int, int]:
+    """Rows y0:y1 and columns x0:x1 of the (H, W) bool ``valid``'s set pixels plus ``margin``
+    px, clipped to the image at the top and left (slicing clips the rest); (0, 0, 0, 0) when
+    none is set. One synchronisation with the device."""
+    h, w = valid.shape
+    rows, cols = valid.any(dim=1), valid.any(dim=0)
+    r, c = torch.arange(h, device=valid.device), torch.arange(w, device=valid.device)
+    bounds = torch.stack(
+        [
+            torch.where(rows, r, h).amin(),
+            torch.where(rows, r, -1).amax(),
+            torch.where(cols, c, w).amin(),
+            torch.where(cols, c, -1).amax(),
+        ]
+    ).tolist()
+    if bounds[1] < 0:
+        return 0, 0, 0, 0
+    y0, y1, x0, x1 = bounds
+    return max(y0 - margin, 0), y1 + 1 + margin, max(x0 - margin, 0), x1 + 1 + margin
+
+
 def support_window(
     mask: torch.Tensor, margin: int, multiple: int = 1
 ) -> tuple[int, int, int, int]:
@@ -27,12 +48,8 @@ def support_window(
     mask gives an empty window (0, 0, 0, 0).
     """
     h, w = mask.shape[-2:]
-    rows = torch.nonzero(mask.reshape(h, w).any(dim=1)).flatten()
-    if len(rows) == 0:
-        return 0, 0, 0, 0
-    cols = torch.nonzero(mask.reshape(h, w).any(dim=0)).flatten()
-    y0, y1 = max(int(rows[0]) - margin, 0), min(int(rows[-1]) + 1 + margin, h)
-    x0, x1 = max(int(cols[0]) - margin, 0), min(int(cols[-1]) + 1 + margin, w)
+    y0, y1, x0, x1 = support_box(mask.reshape(h, w) > 0, margin)
+    y1, x1 = min(y1, h), min(x1, w)
     return y0 - y0 % multiple, y1, x0 - x0 % multiple, x1
 
 

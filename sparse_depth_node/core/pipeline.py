@@ -68,6 +68,18 @@ class FrameResult(Generic[A]):
         return host
 
 
+def to_device(a: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A host array as a tensor on ``device``: on the CPU the array itself (copied only when
+    it is read-only or strided, as a decoded message's bytes can be); on a GPU copied once into
+    pinned memory and uploaded from there without waiting."""
+    if device.type == "cpu":
+        return torch.from_numpy(np.require(a, requirements=("C", "W")))
+    dtype = torch.from_numpy(np.empty(0, a.dtype)).dtype
+    host = torch.empty(a.shape, dtype=dtype, pin_memory=True)
+    host.numpy()[...] = a
+    return host.to(device, non_blocking=True)
+
+
 def process_frame(
     points: np.ndarray,
     camera: PinholeCamera,
@@ -119,10 +131,8 @@ def run_frame(
         )
     device = completer.device
     timer = Stopwatch(cuda=device.type == "cuda")
-    pts_t = torch.from_numpy(np.ascontiguousarray(pts[:, :3], dtype=np.float32)).to(device)
-    # a decoded image may be a read-only view of its message's bytes
-    host_rgb = None if rgb is None else np.require(rgb, np.uint8, ("C", "W"))
-    rgb_t = None if host_rgb is None else torch.from_numpy(host_rgb).to(device)
+    pts_t = to_device(np.asarray(pts[:, :3], dtype=np.float32), device)
+    rgb_t = None if rgb is None else to_device(np.asarray(rgb, dtype=np.uint8), device)
     timer.lap("to_device")
     sparse, mask = project_points(pts_t, camera, t, s["min_depth"], s["max_depth"])
     timer.lap("project")

@@ -1,7 +1,8 @@
 """The GPU check (scripts/gpu_check.sh): what the product does on this machine's GPU, in four
 tables, on the bundled frames.
 
-1. Precision: one network with every device, backend and precision the machine can run: the
+1. Precision: one network with every device, backend and precision the machine can run (on
+   CUDA torch replays CUDA graphs; torch-eager is the same network launched op by op): the
    completion alone and the node's frame path end to end (median ms), the classical prefill,
    the largest |depth - the CPU's torch depth| and the share of the CPU's pixels covered, the
    held-out accuracy (random 50 % of the returns, seed 0) and the peak CUDA memory.
@@ -54,6 +55,7 @@ ROWS = (
     ("cpu", "torch", "fp32"),
     ("cpu", "onnxruntime", "fp32"),
     ("cuda", "torch", "fp32"),
+    ("cuda", "torch-eager", "fp32"),  # the same without CUDA graphs: launched op by op
     ("cuda", "torch", "bf16"),
     ("cuda", "torch", "fp16"),
     ("cuda", "onnxruntime", "fp32"),
@@ -82,10 +84,14 @@ def precision_rows(model: str, frames: list[Frame], iterations: int) -> list[dic
             row["unavailable"] = NO_CUDA
             continue
         try:
-            completer = DepthCompleter(model, device, precision=precision, backend=backend)
+            completer = DepthCompleter(
+                model, device, precision=precision, backend=backend.replace("-eager", "")
+            )
         except ValueError as exc:
             row["unavailable"] = str(exc)
             continue
+        if backend.endswith("-eager"):
+            completer.runner = completer.model
         if completer.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(completer.device)
         dense, diff, cover = depth_against(frames, completer, reference)

@@ -58,12 +58,14 @@ def test_the_export_equals_eager_torch_on_every_bundled_frame_and_at_odd_sizes(
     runner = OnnxNetwork(net, "onnxruntime", CPU, path=path)
     crops = [tuple(t[..., ys, xs] for t in f) for f in frames[:1] for ys, xs in ODD_CROPS]
     assert all(c[1].sum() > 50 for c in crops)  # each crop holds returns: the test can fail
-    assert largest_difference(net, runner, frames + crops) <= TOLERANCE_M
-    with torch.inference_mode():  # and the confidence too
-        for depth, mask, rgb in frames[:1] + crops:
+    with torch.inference_mode():
+        for depth, mask, rgb in frames + crops:
             image = rgb if net.needs_image else None
-            a, b = net(depth, mask, image)[1], runner(depth, mask, image)[1]
-            assert float((a - b).abs().max()) <= 1e-4
+            (a, conf_a), (b, conf_b) = net(depth, mask, image), runner(depth, mask, image)
+            # 1 mm, and 0.1 mm a metre beyond 10 m: float32 sums in another order (oneDNN's
+            # kernels follow the buffers' alignment) differ by more in a far pixel's depth
+            assert bool(((a - b).abs() <= TOLERANCE_M + 1e-4 * a.abs()).all())
+            assert float((conf_a - conf_b).abs().max()) <= 1e-4
 
 
 def test_largest_difference_sees_a_wrong_export(frames, tmp_path):
@@ -187,6 +189,26 @@ def test_on_cuda_every_backend_gives_the_cpus_depth(backend, frames):
         both = (dense > 0) & (ref > 0)
         assert both.sum() > 0.99 * (ref > 0).sum()
         assert float(np.abs((dense - ref)[both].numpy()).max()) <= TOLERANCE_M
+
+
+@cuda
+@pytest.mark.cuda
+def test_on_cuda_graphs_replay_the_eager_network_exactly(frames):
+    """The CUDA-graph runner against the eager network on each frame's support window and on
+    crops of it (new shapes: new graphs, the oldest dropped beyond ``keep``): the same bytes."""
+    from sparse_depth_node.core.backends import CudaGraphs
+
+    net = DepthCompleter("guided", "cuda").model
+    graphs = CudaGraphs(net, keep=2)
+    with torch.inference_mode():
+        for depth, mask, rgb in frames:
+            for ys, xs in ((slice(None), slice(None)), *ODD_CROPS):
+                d, m, i = (t[..., ys, xs].cuda() for t in (depth, mask, rgb))
+                eager = net(d, m, i)
+                for _ in range(2):  # captured, then replayed
+                    got = graphs(d, m, i)
+                    assert all(torch.equal(a, b) for a, b in zip(got, eager))
+    assert len(graphs.graphs) == 2 and not graphs.eager
 
 
 def test_tensorrts_shape_profile_names_exactly_the_graphs_inputs():
