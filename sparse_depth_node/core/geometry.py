@@ -96,19 +96,24 @@ def backproject_depth(
     if (h, w) != (camera.height, camera.width):
         raise ValueError(f"depth is {w}x{h} but the camera is {camera.width}x{camera.height}")
     d = d[::stride, ::stride]
-    valid = torch.isfinite(d) & (d > 0) & (d >= min_depth) & (d <= max_depth)
+    # NaN fails every comparison; the upper bound is finite, so +inf fails it too
+    valid = (d > 0) & (d >= min_depth) & (d <= min(max_depth, torch.finfo(torch.float32).max))
     if confidence is not None:
         c = confidence.reshape(h, w)[::stride, ::stride]
         valid &= (c >= confidence_threshold) & (c > 0)
-    # one gather of the kept pixels by flat index (boolean indexing of each array costs more)
+    # one gather of the kept pixels by flat index, of their depth and of X / Z and Y / Z (a
+    # per-column and a per-row factor, broadcast over the grid)
+    hs, ws = d.shape
     idx = torch.nonzero(valid.reshape(-1)).squeeze(1)
     z = d.reshape(-1).index_select(0, idx)
-    cols = d.shape[1]
-    u = (idx % cols).to(torch.float32) * stride
-    v = torch.div(idx, cols, rounding_mode="floor").to(torch.float32) * stride
-    x = (u - camera.cx) * z / camera.fx
-    y = (v - camera.cy) * z / camera.fy
-    points = torch.stack([x, y, z], dim=1).to(torch.float32)
+    dev = d.device
+    grid = torch.arange(0, max(h, w), stride, device=dev, dtype=torch.float32)
+    x_over_z = ((grid[:ws] - camera.cx) / camera.fx).expand(hs, ws).reshape(-1)
+    y_over_z = ((grid[:hs] - camera.cy) / camera.fy)[:, None].expand(hs, ws).reshape(-1)
+    points = torch.empty(len(z), 3, dtype=torch.float32, device=dev)
+    points[:, 0] = x_over_z.index_select(0, idx) * z
+    points[:, 1] = y_over_z.index_select(0, idx) * z
+    points[:, 2] = z
     colours = None
     if rgb is not None:
         if tuple(rgb.shape[:2]) != (h, w):

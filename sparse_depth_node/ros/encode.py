@@ -40,13 +40,14 @@ def depth_payload(depth: torch.Tensor, encoding: str = "32FC1") -> torch.Tensor:
     millimetres with 0 where there is none or the depth exceeds 65.535 m; (H, W, itemsize)
     uint8."""
     d = depth.to(torch.float32)
-    valid = torch.isfinite(d) & (d > 0)
+    valid = (d > 0) & (d <= torch.finfo(torch.float32).max)  # NaN and +inf fail one of them
     if encoding == "32FC1":
         return torch.where(valid, d, float("nan")).view(torch.uint8).view(*d.shape, 4)
     if encoding == "16UC1":
         mm = torch.round(torch.where(valid, d, 0.0) * 1000.0)
         mm = torch.where(mm <= 65535, mm, 0.0).to(torch.int32)
-        return mm.view(torch.uint8).view(*d.shape, 4)[..., :2]  # the low two bytes
+        # int16 keeps an int32's low 16 bits: the uint16's bytes (torch has no uint16 kernels)
+        return mm.to(torch.int16).view(torch.uint8).view(*d.shape, 2)
     raise ValueError(f"depth encoding must be 32FC1 or 16UC1, got {encoding}")
 
 
@@ -63,36 +64,33 @@ def fill_depth_image(msg: Any, depth: torch.Tensor, header: Any, encoding: str =
     return msg
 
 
-def pack_rgb(rgb: torch.Tensor) -> torch.Tensor:
-    """(N, 3) uint8 -> (N,) float32 whose bits are 0x00RRGGBB (PCL's and RViz's ``rgb`` field)."""
-    c = rgb.to(torch.int32)
-    return ((c[:, 0] << 16) | (c[:, 1] << 8) | c[:, 2]).view(torch.float32)
-
-
 def cloud_payload(
     points: torch.Tensor,
     rgb: "torch.Tensor | None" = None,
     organized: "torch.Tensor | None" = None,
 ) -> torch.Tensor:
     """The PointCloud2 records (msgs.cloud_dtype) of points (M, 3) float32, with their colours
-    (M, 3) uint8 when given, as (rows, point_step) uint8 on the points' device. With
-    ``organized`` (H, W) bool, the pixels the points came from (row-major), H x W records with
-    NaN x, y, z where no point is."""
+    (M, 3) uint8 when given, as (rows, point_step) uint8 on the points' device. The colour is
+    PCL's and RViz's ``rgb`` field, a float32 whose bits are 0x00RRGGBB: little-endian, the
+    bytes B, G, R, 0. With ``organized`` (H, W) bool, the pixels the points came from
+    (row-major), H x W records with NaN x, y, z where no point is."""
     layout = cloud_dtype(rgb is not None)
-    words = layout.itemsize // 4
     rows = len(points) if organized is None else organized.numel()
-    out = torch.zeros(rows, words, dtype=torch.float32, device=points.device)
+    out = torch.zeros(rows, layout.itemsize, dtype=torch.uint8, device=points.device)
+    words = out.view(torch.float32)
     at = slice(None)
     if organized is not None:
         at = torch.nonzero(organized.reshape(-1)).squeeze(1)
         if len(at) != len(points):
             raise ValueError(f"{len(points)} points for {len(at)} organised pixels")
-        out[:, :3] = float("nan")
-    xyz = [layout.fields[n][1] // 4 for n in ("x", "y", "z")]
-    out[at, xyz[0] : xyz[2] + 1] = points.to(torch.float32)
+        words[:, :3] = float("nan")
+    x = layout.fields["x"][1] // 4
+    words[at, x : x + 3] = points.to(torch.float32)  # x, y, z are consecutive
     if rgb is not None:
-        out[at, layout.fields["rgb"][1] // 4] = pack_rgb(rgb)
-    return out.view(torch.uint8)
+        offset = layout.fields["rgb"][1]
+        for byte, channel in enumerate((2, 1, 0)):  # B, G, R
+            out[at, offset + byte] = rgb[:, channel]
+    return out
 
 
 def fill_pointcloud2(
@@ -108,7 +106,10 @@ def fill_pointcloud2(
     holes and is_dense false with ``organized``, as depth_image_proc publishes."""
     dtype = cloud_dtype(rgb is not None)
     h, w = (1, len(points)) if organized is None else tuple(organized.shape)
-    dense = organized is None and bool(torch.isfinite(points).all())
+    # every coordinate finite iff the smallest and the largest are (NaN propagates)
+    dense = organized is None and (
+        len(points) == 0 or all(bool(torch.isfinite(x)) for x in torch.aminmax(points))
+    )
     data = host_bytes(cloud_payload(points, rgb, organized))
     msg.header = header
     msg.height, msg.width = h, w

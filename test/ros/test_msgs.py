@@ -10,7 +10,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
 from sparse_depth_node.core.camera import PinholeCamera
-from sparse_depth_node.ros.encode import fill_depth_image, fill_pointcloud2, pack_rgb
+from sparse_depth_node.ros.encode import fill_depth_image, fill_pointcloud2
 from sparse_depth_node.ros.msgs import (
     depth_image_to_metres,
     fill_camera_info,
@@ -214,7 +214,8 @@ def test_cloud_output_layouts_and_rgb_packing():
     )
     assert bytes(msg.data[:32]) == struct.pack("<fff4xI12x", *pts[0], 0xFF0000)
     np.testing.assert_array_equal(pointcloud2_to_xyz(msg), pts)
-    assert pack_rgb(tensor(rgb)).view(torch.int32).tolist() == [0xFF0000, 0x008000, 0x010203]
+    words = [struct.unpack_from("<I", bytes(msg.data), 32 * i + 16)[0] for i in range(3)]
+    assert words == [0xFF0000, 0x008000, 0x010203]  # 0x00RRGGBB, as PCL and RViz read it
     plain = fill_pointcloud2(PointCloud2(), PointField, Header(), tensor(pts))
     assert plain.point_step == 16 and [f.name for f in plain.fields] == ["x", "y", "z"]
     assert bytes(plain.data[16:32]) == struct.pack("<fff4x", *pts[1])
