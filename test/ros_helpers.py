@@ -4,12 +4,18 @@ a spinning loop that waits for what a subscriber receives, and a bag player with
 import contextlib
 import os
 import random
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import rclpy
+from conftest import REPO
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import SingleThreadedExecutor
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import Image
 
 from sparse_depth_node.ros.extrinsics import extrinsic_parameters as ros_extrinsic_parameters
 from sparse_depth_node.ros.kits import RclpyKit, sensor_messages
@@ -61,6 +67,82 @@ def spin_until(executor, done, timeout: float, step=None, period: float = 0.3) -
     return done()
 
 
+def node_process(tmp_path, frame, *params, env=None):
+    """The installed executable with the shipped YAML, ``frame``'s extrinsic and ``params``
+    (NAME:=VALUE); its log in tmp_path/node.log."""
+    exe = Path(sys.executable).with_name("sparse_depth_node")
+    ext = extrinsic_parameters(frame)
+    cmd = [str(exe), "--ros-args", "--params-file", str(REPO / "config" / "sparse_depth.yaml")]
+    for p in (
+        "use_tf:=false",
+        "device:=cpu",
+        f"extrinsic.translation:={ext['extrinsic.translation']}",
+        f"extrinsic.rotation:={ext['extrinsic.rotation']}",
+        *params,
+    ):
+        cmd += ["-p", p]
+    return subprocess.Popen(
+        cmd,
+        stdout=open(tmp_path / "node.log", "w"),
+        stderr=subprocess.STDOUT,
+        env=dict(os.environ, **(env or {})),
+    )
+
+
+class Driver:
+    """A driver with Fast DDS's defaults in this process: publishes the three inputs with
+    ``qos`` and counts depth images received by a reliable and a best-effort subscriber."""
+
+    def __init__(self, qos):
+        self.ctx = rclpy.Context()
+        rclpy.init(context=self.ctx)
+        self.node = rclpy.create_node("driver", context=self.ctx)
+        self.pubs = input_publishers(self.node, qos)
+        self.got = {"reliable": [], "best_effort": []}
+        for name, q in (("reliable", RELIABLE), ("best_effort", qos_profile_sensor_data)):
+            self.node.create_subscription(
+                Image, "depth/image", lambda m, n=name: self.got[n].append(time.monotonic()), q
+            )
+        self.diagnostics = []
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 10)
+        self.ex = SingleThreadedExecutor(context=self.ctx)
+        self.ex.add_node(self.node)
+
+    def wait_for_node(self, proc, log):
+        assert spin_until(
+            self.ex,
+            lambda: (
+                all(p.get_subscription_count() for p in self.pubs)
+                and self.node.count_publishers("depth/image") > 0
+                or proc.poll() is not None
+            ),
+            120.0,
+        )
+        assert proc.poll() is None, log.read_text()
+        spin_until(self.ex, lambda: False, 2.0)  # the node matches its input QoS (1 Hz)
+
+    def publish_at(self, frames, hz, n, sent=None, start_ns=10**9):
+        """Publish ``n`` sets at ``hz`` (frames in turn), stamped from ``start_ns`` on,
+        spinning in between."""
+        start = time.monotonic()
+        for i in range(n):
+            spin_until(self.ex, lambda i=i: time.monotonic() >= start + i / hz, 5.0)
+            msgs = frame_messages(frames[i % len(frames)], start_ns + int(i * 1e9 / hz))
+            if sent is not None:
+                sent.append(time.monotonic())
+            for pub, msg in zip(self.pubs, msgs):
+                pub.publish(msg)
+
+    def counters(self):
+        values = {kv.key: kv.value for kv in self.diagnostics[-1].status[0].values}
+        return {k[6:]: int(v) for k, v in values.items() if k.startswith("count.")}
+
+    def close(self):
+        self.ex.shutdown()
+        self.node.destroy_node()
+        rclpy.shutdown(context=self.ctx)
+
+
 @contextlib.contextmanager
 def playing(bag, listener_overrides=None, **player_options):
     """An isolated DDS context with a listening node (``listener_overrides``: its parameters)
@@ -92,6 +174,8 @@ def playing(bag, listener_overrides=None, **player_options):
 
 
 __all__ = [
+    "Driver",
+    "node_process",
     "isolate_dds",
     "frame_messages",
     "extrinsic_parameters",

@@ -48,6 +48,26 @@ def missing_scan(tmp_path):
     return d
 
 
+def empty_scan(tmp_path):
+    d = _sample_copy(tmp_path, "emptyscan")
+    (d / "velodyne_points" / "data" / "0000000000.bin").write_bytes(b"")
+    return d
+
+
+def malformed_weights(tmp_path):
+    """A loadable checkpoint (plain data) whose config makes the network fail its first frame."""
+    import torch
+
+    from sparse_depth_node.core.models import SparseConvNet
+    from sparse_depth_node.core.models.checkpoint import FORMAT
+
+    net, path = SparseConvNet(), tmp_path / "bad.pt"
+    config = {**net.config, "depth_scale": "abc"}
+    ckpt = {"format": FORMAT, "model": "sparseconv", "config": config, "provenance": {}}
+    torch.save({**ckpt, "state_dict": net.state_dict()}, str(path))
+    return path
+
+
 def plain_file(tmp_path):
     f = tmp_path / "plain"
     f.write_text("not a bag")
@@ -93,6 +113,25 @@ CASES = [  # (name, arguments; {tmp} and {made} are filled in, made by the funct
         ["train", "--model", "sparseconv", "--prefill", "classic-refined", "--out", OUT],
         None,
         "--prefill apply only to --model guided: drop them or add --model guided",
+    ),
+    (
+        "train, a missing KITTI folder names train's own option",
+        ["train", "--kitti", "{tmp}/nope", "--out", OUT],
+        None,
+        "data folder {tmp}/nope does not exist: pass --kitti",
+    ),
+    (
+        "complete, an empty (0-byte) LiDAR scan",
+        ["complete", "--data", "{made}", "--format", "kitti-raw", "--frame", "0", "--out", OUT],
+        empty_scan,
+        "velodyne_points/data/0000000000.bin is empty (0 bytes): no points",
+    ),
+    (
+        "complete, --weights a malformed but loadable checkpoint",
+        ["complete", "--data", str(SAMPLE), "--format", "kitti-raw", "--weights", "{made}"]
+        + ["--out", OUT],
+        malformed_weights,
+        "is unusable: it fails on a test frame: TypeError",
     ),
     (
         "complete, --data missing",

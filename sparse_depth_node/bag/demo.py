@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -129,8 +128,6 @@ def run_demo(
         images[stamp_ns(msg.header)] = any_image_to_rgb(msg)
     reader.close()
     node_args = node_command(bag, inputs, model, device, *ENABLE_ALL)
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the node below is stopped too
     log(f"demo: starting the node ({model} on {device}); its log: {out / 'node.log'}")
     node_log = open(out / "node.log", "w")
     proc = subprocess.Popen(
@@ -202,7 +199,8 @@ def run_demo(
         executor.shutdown()
         player.close()
         node.destroy_node()
-        rclpy.shutdown(context=context)
+        if context.ok():  # a signal may have shut it down already
+            rclpy.shutdown(context=context)
         spinner.join(timeout=5)
     _write_outputs(out / "outputs", received)
     _write_previews(out, received, images)

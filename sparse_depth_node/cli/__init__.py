@@ -13,6 +13,7 @@ terminal (``--quiet`` silences it). Each command imports its modules only when i
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from . import bags, frames, lab, live
@@ -37,8 +38,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(signum: int, _frame: object) -> None:
+    """SIGINT and SIGTERM unwind the command as KeyboardInterrupt(signum): outputs are closed
+    on the way out and the command ends with the conventional 128 + signum."""
+    raise KeyboardInterrupt(signum)
+
+
 def main(argv: "list[str] | None" = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _interrupt)
     parser = build_parser()
     if argv[:1] and argv[0] in PASS_THROUGH:
         func = lab.train if argv[0] == "train" else live.node
@@ -61,6 +70,8 @@ def main(argv: "list[str] | None" = None) -> int:
         )
         print(f"sparse-depth {args.command}: error: {message}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"sparse-depth {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        signum = exc.args[0] if exc.args and isinstance(exc.args[0], int) else signal.SIGINT
+        name = signal.Signals(signum).name
+        print(f"sparse-depth {args.command}: interrupted ({name})", file=sys.stderr)
+        return 128 + signum

@@ -128,7 +128,7 @@ def process(args: argparse.Namespace) -> int:
                 f"interrupted after {len(done)} frames: {args.out_bag} holds them (a closed, "
                 "readable bag)"
             )
-            return 130
+            raise
     print("inputs: " + ", ".join(f"{k} <- {v}" for k, v in report.inputs.items()))
     print(f"T_camera<-lidar: {report.extrinsic_source}")
     print(report.table())

@@ -80,11 +80,15 @@ def play(args: argparse.Namespace) -> int:
         time.sleep(0.5)  # let the last (and transient-local) messages go out
         print(f"published {n} messages from {args.bag}")
         player.close()
-    except KeyboardInterrupt:
-        pass
+    except Exception:
+        if rclpy.ok():
+            raise
+        # a signal shut the context down mid-publish; its KeyboardInterrupt follows (cli main)
+        raise KeyboardInterrupt from None
     finally:
         ros_node.destroy_node()
-        rclpy.shutdown()
+        if rclpy.ok():
+            rclpy.shutdown()
     return 0
 
 

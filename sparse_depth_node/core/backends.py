@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from .models import DepthNetwork
+from .models.base import probe_frame
 from .settings import BACKENDS
 
 # what each backend needs beside torch, as the one line that says how to get it
@@ -71,17 +72,12 @@ class GraphForward(nn.Module):
         return self.net(given["depth"], given["mask"], given.get("rgb"), given.get("fill"))
 
 
-def example_inputs(
-    net: DepthNetwork, height: int = 75, width: int = 141
-) -> tuple[torch.Tensor, ...]:
-    """Inputs to trace the export with: 5 % of the pixels hold a return (seed 0), a random image,
-    the network's own prefill. The size is arbitrary (the graph's H and W are dynamic); odd, so
-    that no size-dependent padding is traced as zero."""
-    g = torch.Generator().manual_seed(0)
-    mask = (torch.rand(1, 1, height, width, generator=g) < 0.05).float()
-    depth = (2.0 + 60.0 * torch.rand(1, 1, height, width, generator=g)) * mask
-    named = {"depth": depth, "mask": mask, "rgb": torch.rand(1, 3, height, width, generator=g)}
-    named["fill"] = net.prefill(depth, mask) if net.has_prefill else None
+def example_inputs(net: DepthNetwork) -> tuple[torch.Tensor, ...]:
+    """Inputs to trace the export with: base.probe_frame (its size is arbitrary, the graph's H
+    and W are dynamic; odd, so that no size-dependent padding is traced as zero) and the
+    network's own prefill."""
+    named: dict = probe_frame()
+    named["fill"] = net.prefill(named["depth"], named["mask"]) if net.has_prefill else None
     return tuple(named[n] for n in graph_inputs(net))
 
 
@@ -355,10 +351,19 @@ class OnnxNetwork:
         # waiting threads sleep (as torch's and OpenCV's do with the node's settings)
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
-        path = export_cache(net, announce=True) if path is None else path
-        self.session = ort.InferenceSession(
-            str(path), options, providers=session_providers(backend, device, precision, self.names)
-        )
+        try:
+            path = export_cache(net, announce=True) if path is None else path
+            self.session = ort.InferenceSession(
+                str(path),
+                options,
+                providers=session_providers(backend, device, precision, self.names),
+            )
+        except BackendUnavailable:
+            raise
+        except Exception as exc:  # an exporter or a runtime that cannot take this network
+            raise BackendUnavailable(
+                f"backend {backend} cannot run this network: {type(exc).__name__}: {exc}"
+            ) from exc
         self.providers = self.session.get_providers()
 
     def __call__(

@@ -9,6 +9,7 @@ Adding a per-frame setting: one ``Setting`` here, and the code that reads it
 
 from __future__ import annotations
 
+import array
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -133,6 +134,24 @@ SETTINGS: tuple[Setting, ...] = (
         read_only=True,
     ),
     Setting(
+        "max_points",
+        4_000_000,
+        "the most points an input cloud may hold; a larger one is refused, counted "
+        "(rejected_input) and said before it is decoded. With max_image_pixels it bounds the "
+        "node's memory (docs/RELIABILITY.md)",
+        (1, 50_000_000),
+        read_only=True,
+    ),
+    Setting(
+        "max_image_pixels",
+        3840 * 2160,
+        "the most pixels (width x height) an image, a camera_info or warmup_size may have; a "
+        "larger message is refused, counted (rejected_input) and said before anything is "
+        "allocated for it, and no side may exceed 16384 px",
+        (1, 16384 * 16384),
+        read_only=True,
+    ),
+    Setting(
         "warmup_size",
         [0, 0],
         "image size [width, height], px, at which the network is warmed up before the node "
@@ -202,7 +221,8 @@ def _problem(s: Setting, value: Any) -> "str | None":
             return f"{s.name} must be in [{s.bounds[0]}, {s.bounds[1]}], got {value}"
         return None
     if isinstance(default, list):
-        if not isinstance(value, (list, tuple)) or len(value) != len(default):
+        # rclpy hands array parameters as array.array ('d' or 'q'), as ros2 param set sends them
+        if not isinstance(value, (list, tuple, array.array)) or len(value) != len(default):
             return f"{s.name} must be a list of {len(default)} numbers, got {value!r}"
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
             return f"{s.name} must hold numbers, got {list(value)}"
@@ -237,6 +257,12 @@ def problem(values: Mapping[str, Any]) -> "str | None":
         scale_factor(float(values["inference_scale"]))
     except ValueError as exc:
         return str(exc)
+    width, height = values["warmup_size"]
+    if width * height > values["max_image_pixels"]:
+        return (
+            f"warmup_size {list(values['warmup_size'])} has more pixels than max_image_pixels "
+            f"({values['max_image_pixels']})"
+        )
     if values["cloud_voxel"] > 0 and values["organized_cloud"]:
         return "cloud_voxel and organized_cloud exclude each other: a voxel has no pixel"
     given = [math.isfinite(values[n][0]) for n in ("extrinsic.translation", "extrinsic.rotation")]

@@ -139,6 +139,8 @@ def _read_float32_cloud(path: Path, columns: int) -> np.ndarray:
     if not path.is_file():
         raise ValueError(f"LiDAR scan {path} does not exist")
     raw = np.fromfile(path, dtype=np.float32)
+    if raw.size == 0:
+        raise ValueError(f"LiDAR scan {path} is empty ({path.stat().st_size} bytes): no points")
     if raw.size % columns:
         raise ValueError(f"{path}: {raw.size} floats is not a multiple of {columns}")
     return raw.reshape(-1, columns)
@@ -311,14 +313,15 @@ LAYOUTS = {
 }
 
 
-def check_layout(root: Path, fmt: str) -> None:
-    """ValueError naming the problem and the fix when ``root`` is not a ``fmt`` folder."""
+def check_layout(root: Path, fmt: str, option: str = "--data") -> None:
+    """ValueError naming the problem and the fix (``option``: the command's option that names
+    the folder) when ``root`` is not a ``fmt`` folder."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format '{fmt}', expected one of {', '.join(FORMATS)}")
     pattern, layout = LAYOUTS[fmt]
     if not root.is_dir():
         raise ValueError(
-            f"data folder {root} does not exist: pass --data with a {fmt} folder ({layout})"
+            f"data folder {root} does not exist: pass {option} with a {fmt} folder ({layout})"
         )
     if not any(root.glob(pattern)):
         guess = next((f for f in FORMATS if f != fmt and any(root.glob(LAYOUTS[f][0]))), None)
@@ -330,10 +333,12 @@ def check_layout(root: Path, fmt: str) -> None:
         raise ValueError(f"{root} is not a {fmt} folder: {hint}")
 
 
-def open_dataset(root: "str | Path", fmt: str, camera: "str | None" = None):
-    """A reader for ``fmt`` (one of FORMATS) at ``root``; ValueError (problem and fix) when
-    ``root`` does not hold that format."""
-    check_layout(Path(root), fmt)
+def open_dataset(
+    root: "str | Path", fmt: str, camera: "str | None" = None, option: str = "--data"
+):
+    """A reader for ``fmt`` (one of FORMATS) at ``root``; ValueError (problem and fix: pass
+    ``option``) when ``root`` does not hold that format."""
+    check_layout(Path(root), fmt, option)
     if fmt == "kitti-raw":
         return KittiRawReader(root, int(camera) if camera else 2)
     if fmt == "kitti-object":

@@ -261,7 +261,7 @@ class TrainingData:
 
 def load_training_data(args, device: torch.device) -> TrainingData:
     """The frames ``args`` name, projected once and moved to ``device`` once."""
-    kitti = open_dataset(args.kitti, "kitti-raw")
+    kitti = open_dataset(args.kitti, "kitti-raw", option="--kitti")
     n = len(kitti.frame_ids())
     train_ids, val_ids = (
         list(range(*parse_frame_range(spec, option, n)))
@@ -274,18 +274,18 @@ def load_training_data(args, device: torch.device) -> TrainingData:
     val = {"kitti": read_frames(kitti, val_ids)}
     split = [f"KITTI raw {args.kitti} frames {args.train_frames} (train), {args.val_frames} (val)"]
     if args.ddad:
-        ddad = open_dataset(args.ddad, "ddad")
+        ddad = open_dataset(args.ddad, "ddad", option="--ddad")
         train_frames += read_frames(ddad, ddad.frame_ids())
         split.append(f"DDAD {args.ddad} (train)")
     if args.extra:
-        extra = open_dataset(args.extra, "kitti-object")
+        extra = open_dataset(args.extra, "kitti-object", option="--extra")
         ids = extra.frame_ids()
         held = [resolve_frame_id(ids, i) for i in args.extra_val.split(",") if i]
         train_frames += read_frames(extra, [i for i in ids if i not in held])
         val["extra"] = read_frames(extra, held)
         split.append(f"KITTI object {args.extra}: {', '.join(held)} (val), the rest (train)")
     if args.rig:
-        rig = open_dataset(args.rig, "kitti-object")
+        rig = open_dataset(args.rig, "kitti-object", option="--rig")
         val["rig"] = read_frames(rig, rig.frame_ids())
         split.append(f"other rig {args.rig} (val)")
     train = [project_frame(f, MIN_DEPTH, MAX_DEPTH) for f in train_frames]

@@ -35,16 +35,26 @@ def load_completer(values: Mapping[str, Any]) -> tuple[DepthCompleter, "Exceptio
     if device != "cpu":
         cpu = dict(device="cpu", precision=cpu_precision(precision), backend=cpu_backend(backend))
         attempts.append(dict(method=model, **cpu))
-    attempts.append(dict(method=FALLBACK_METHOD, device="cpu", precision="fp32", backend="torch"))
     first_error = None
     for attempt in attempts:
         try:
             return DepthCompleter.from_settings(values, **attempt), first_error
-        except ValueError as exc:
+        except Exception as exc:  # at any stage: loading, building, exporting, the test frame
             if values["strict"]:
-                raise
+                raise (
+                    exc
+                    if isinstance(exc, ValueError)
+                    else ValueError(f"{type(exc).__name__}: {exc}")
+                ) from exc
             first_error = first_error or exc
-    raise first_error  # unreachable: the classical filler on the CPU always loads
+    return fallback_completer(values), first_error
+
+
+def fallback_completer(values: Mapping[str, Any]) -> DepthCompleter:
+    """The last fallback: the classical filler on the CPU (always loads)."""
+    return DepthCompleter.from_settings(
+        values, method=FALLBACK_METHOD, device="cpu", precision="fp32", backend="torch"
+    )
 
 
 def on_cpu(completer: DepthCompleter) -> DepthCompleter:

@@ -18,6 +18,7 @@ from ..core.camera import PinholeCamera
 from ..core.completion import DepthCompleter
 from ..core.pipeline import run_frame
 from ..core.timing import Stopwatch
+from .admit import size_problem
 from .kits import sensor_messages
 from .msgs import UndecodableImage, any_image_to_rgb, pointcloud2_to_xyz
 from .outputs import OUTPUTS, MessageKit
@@ -50,12 +51,17 @@ def run_set(
     Returns {topic: message} (stamped and framed as the image, REP 118) and the stage timings
     (ms): decoding each message, the pipeline's stages, encoding each output (on the
     completer's device, with its one copy to the host). ``image`` is an
-    Image or a CompressedImage. Raises ``Dropped`` for a malformed set (``rejected_input``), a
-    compressed image that cannot be decoded (``undecodable_image``) or a missing transform
+    Image or a CompressedImage. Raises ``Dropped`` for a malformed set or one larger than the
+    caps (``rejected_input``, admit.py), a compressed image that cannot be decoded
+    (``undecodable_image``) or a missing transform
     (``tf_missing``); ``torch.cuda.OutOfMemoryError`` passes through for the caller to handle.
     """
     watch = Stopwatch()
     try:
+        for stream, msg in (("cloud", cloud), ("image", image), ("info", info)):
+            problem = size_problem(stream, msg, values)
+            if problem:
+                raise ValueError(problem)
         points = pointcloud2_to_xyz(cloud)
         watch.lap("cloud_msg_to_array")
         rgb = any_image_to_rgb(image)

@@ -25,14 +25,15 @@ from rclpy.node import Node
 from ..core.runtime import configure_process, release_freed_memory
 from ..core.settings import BY_NAME, problem
 from . import parameters
+from .admit import size_problem
 from .dds import PROFILE, profile_in_use, receive_buffer_problem
 from .diagnostics import pipeline_status
 from .extrinsics import ExtrinsicSource, TfExtrinsics, tf2_available
-from .fallback import load_completer, on_cpu
+from .fallback import fallback_completer, load_completer, on_cpu
 from .frame import Dropped, run_set, warm_up
 from .inputs import InputSubscriptions
 from .kits import RclpyKit
-from .msgs import stamp_seconds
+from .msgs import UndecodableImage, stamp_seconds
 from .outputs import enabled_outputs
 from .publishers import OutputPublishers
 from .stats import PipelineStats
@@ -51,6 +52,7 @@ class SparseDepthNode(Node):
         self._warm_size: "tuple[int, int] | None" = None  # requested by the first camera_info
         self._warm_requested = False  # once: at warmup_size, or at the first camera_info's
         self._warm_done = threading.Event()
+        self._warm_error: "Exception | None" = None
         self._stop = False
         self._worker: "threading.Thread | None" = None
         self._last_size: "tuple[int, int] | None" = None
@@ -61,6 +63,7 @@ class SparseDepthNode(Node):
         if process_wide:
             configure_process(int(self.values()["threads"]))
         self.stats = PipelineStats()
+        self._caps = {k: self.values()[k] for k in ("max_points", "max_image_pixels")}  # fixed
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.completer, error = load_completer(self.values())
         if error is not None:
@@ -93,6 +96,8 @@ class SparseDepthNode(Node):
         self._worker.start()
         if all(size):  # the worker (whose thread runs every frame) warms up before we subscribe
             self._warm_done.wait()
+            if self._warm_error is not None:  # strict: the model cannot run its first frame
+                raise ValueError(f"model cannot run its first frame: {self._warm_error}")
         self.inputs = InputSubscriptions(self, self._kit, self.values(), self.stats, self._offer)
         self.create_timer(1.0, self._every_second)
         self.get_logger().info(
@@ -116,11 +121,30 @@ class SparseDepthNode(Node):
 
     def _warm_up(self, size: "tuple[int, int]") -> float:
         """Run a synthetic frame of ``size`` (width, height) through the frame path, on the
-        worker's thread (the kernels chosen are the calling thread's); ms."""
+        worker's thread (the kernels chosen are the calling thread's); ms. A model that fails
+        it is replaced by the classical filler on the CPU, said in one line (with ``strict``
+        the error is kept for the constructor to raise, or said if the node is running)."""
         v = self.values()
-        return self._on_cpu_after_oom(
-            lambda: warm_up(self.completer, v, enabled_outputs(v), self._kit, *size)
-        )
+
+        def run() -> float:
+            return self._on_cpu_after_oom(
+                lambda: warm_up(self.completer, v, enabled_outputs(v), self._kit, *size)
+            )
+
+        try:
+            return run()
+        except Exception as exc:  # a model that cannot run its first frame
+            if v["strict"] or self.completer.model is None:
+                self._warm_error = exc
+                raise
+            failed = self.completer.description
+            self.completer = fallback_completer(v)
+            self.stats.count("model_fallback")
+            self.get_logger().error(
+                f"model {failed} failed its first frame ({type(exc).__name__}: {exc}); falling "
+                f"back to {self.completer.description} (strict:=true fails instead)"
+            )
+            return run()
 
     def values(self) -> dict[str, Any]:
         return parameters.values(self)
@@ -152,6 +176,16 @@ class SparseDepthNode(Node):
 
     def _offer(self, stream: str, msg: Any) -> None:
         self.stats.count(f"in_{stream}")
+        try:
+            refused = size_problem(stream, msg, self._caps)
+        except UndecodableImage as exc:
+            refused, counter = str(exc), "undecodable_image"
+        else:
+            counter = "rejected_input"
+        if refused:  # never queued, never decoded: nothing allocated for it
+            self.stats.count(counter)
+            self.get_logger().warning(f"input dropped: {refused}", throttle_duration_sec=5.0)
+            return
         with self._lock:
             if stream == "info" and not self._warm_requested and msg.width > 0 and msg.height > 0:
                 self._warm_size, self._warm_requested = (int(msg.width), int(msg.height)), True

@@ -3,6 +3,7 @@ ranges and read-only flags as ``ros2 param describe`` shows them."""
 
 from __future__ import annotations
 
+import array
 from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
@@ -35,5 +36,7 @@ def declare(node: Any) -> None:
 
 
 def values(node: Any) -> dict[str, Any]:
-    """The node's current value of every setting."""
-    return {s.name: node.get_parameter(s.name).value for s in SETTINGS}
+    """The node's current value of every setting (arrays, which rclpy holds as array.array, as
+    lists)."""
+    out = {s.name: node.get_parameter(s.name).value for s in SETTINGS}
+    return {k: list(v) if isinstance(v, array.array) else v for k, v in out.items()}

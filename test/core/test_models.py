@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from sparse_depth_node.core.completion import DepthCompleter
 from sparse_depth_node.core.methods import NETWORKS
 from sparse_depth_node.core.models import (
     DepthNetwork,
@@ -230,6 +231,59 @@ def test_missing_or_misshapen_tensors_are_refused(tmp_path):
     bent = {k: (v[..., :1] if v.ndim == 4 else v) for k, v in state.items()}
     with pytest.raises(ValueError, match="does not fit"):
         load_checkpoint(_checkpoint(tmp_path, "bent", state_dict=bent))
+
+
+def _state(change) -> dict:
+    """A real SparseConvNet's state dict with ``change(state)`` applied."""
+    state = SparseConvNet().state_dict()
+    change(state)
+    return state
+
+
+MALFORMED = [  # loadable (plain data), safe, and wrong: what each must be refused for
+    (
+        "non_tensor",
+        {"state_dict": _state(lambda s: s.update({"head.bias": "abc"}))},
+        "real floating",
+    ),
+    (
+        "integer",
+        {
+            "state_dict": _state(
+                lambda s: s.update({"head.bias": torch.zeros(1, dtype=torch.int64)})
+            )
+        },
+        "real floating",
+    ),
+    (
+        "complex",
+        {
+            "state_dict": _state(
+                lambda s: s.update({"head.bias": torch.zeros(1, dtype=torch.complex64)})
+            )
+        },
+        "real floating",
+    ),
+    ("nan", {"state_dict": _state(lambda s: s["head.weight"].fill_(float("nan")))}, "not finite"),
+    ("no_layers", {"config": {"kernels": []}}, "does not fit"),
+    ("scale_text", {"config": {"depth_scale": "abc"}}, "fails on a test frame: TypeError"),
+    ("scale_zero", {"config": {"depth_scale": 0.0}}, "not finite"),
+    ("channels_zero", {"config": {"channels": 0}}, "does not fit|cannot be built|fails"),
+]
+
+
+@pytest.mark.parametrize("name, changes, reason", MALFORMED, ids=[m[0] for m in MALFORMED])
+def test_a_malformed_but_loadable_checkpoint_is_refused_before_its_first_frame(
+    tmp_path, name, changes, reason
+):
+    """Refused at load (ValueError naming the file and why), so that the node falls back and
+    ``complete --weights`` says one line; the network is run on a test frame before use."""
+    path = _checkpoint(tmp_path, name, **changes)
+    with pytest.raises(ValueError, match=reason) as err:
+        load_checkpoint(path)
+    assert str(path) in str(err.value)
+    with pytest.raises(ValueError):
+        DepthCompleter(str(path), "cpu")
 
 
 @pytest.mark.parametrize("name", sorted(NETWORKS))

@@ -4,26 +4,21 @@ Fast DDS's defaults, KITTI frames at 10 Hz; lost samples counted and said; input
 the publishers; compressed images; the first frame as fast as the others."""
 
 import io
-import os
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO
-from diagnostic_msgs.msg import DiagnosticArray
 from PIL import Image as PILImage
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from ros_helpers import (
     RELIABLE,
+    Driver,
     extrinsic_parameters,
     frame_messages,
     input_publishers,
     isolate_dds,
+    node_process,
     rclpy,
     spin_until,
 )
@@ -37,81 +32,6 @@ from sparse_depth_node.ros.node import SparseDepthNode
 
 isolate_dds()
 BEST_EFFORT = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
-
-
-def node_process(tmp_path, frame, *params, env=None):
-    """The installed executable with the shipped YAML, ``frame``'s extrinsic and ``params``
-    (NAME:=VALUE); its log in tmp_path/node.log."""
-    exe = Path(sys.executable).with_name("sparse_depth_node")
-    ext = extrinsic_parameters(frame)
-    cmd = [str(exe), "--ros-args", "--params-file", str(REPO / "config" / "sparse_depth.yaml")]
-    for p in (
-        "use_tf:=false",
-        "device:=cpu",
-        f"extrinsic.translation:={ext['extrinsic.translation']}",
-        f"extrinsic.rotation:={ext['extrinsic.rotation']}",
-        *params,
-    ):
-        cmd += ["-p", p]
-    return subprocess.Popen(
-        cmd,
-        stdout=open(tmp_path / "node.log", "w"),
-        stderr=subprocess.STDOUT,
-        env=dict(os.environ, **(env or {})),
-    )
-
-
-class Driver:
-    """A driver with Fast DDS's defaults in this process: publishes the three inputs with
-    ``qos`` and counts depth images received by a reliable and a best-effort subscriber."""
-
-    def __init__(self, qos):
-        self.ctx = rclpy.Context()
-        rclpy.init(context=self.ctx)
-        self.node = rclpy.create_node("driver", context=self.ctx)
-        self.pubs = input_publishers(self.node, qos)
-        self.got = {"reliable": [], "best_effort": []}
-        for name, q in (("reliable", RELIABLE), ("best_effort", qos_profile_sensor_data)):
-            self.node.create_subscription(
-                Image, "depth/image", lambda m, n=name: self.got[n].append(time.monotonic()), q
-            )
-        self.diagnostics = []
-        self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 10)
-        self.ex = SingleThreadedExecutor(context=self.ctx)
-        self.ex.add_node(self.node)
-
-    def wait_for_node(self, proc, log):
-        assert spin_until(
-            self.ex,
-            lambda: (
-                all(p.get_subscription_count() for p in self.pubs)
-                and self.node.count_publishers("depth/image") > 0
-                or proc.poll() is not None
-            ),
-            120.0,
-        )
-        assert proc.poll() is None, log.read_text()
-        spin_until(self.ex, lambda: False, 2.0)  # the node matches its input QoS (1 Hz)
-
-    def publish_at(self, frames, hz, n, sent=None):
-        """Publish ``n`` sets at ``hz`` (frames in turn), spinning in between."""
-        start = time.monotonic()
-        for i in range(n):
-            spin_until(self.ex, lambda i=i: time.monotonic() >= start + i / hz, 5.0)
-            msgs = frame_messages(frames[i % len(frames)], 10**9 + int(i * 1e9 / hz))
-            if sent is not None:
-                sent.append(time.monotonic())
-            for pub, msg in zip(self.pubs, msgs):
-                pub.publish(msg)
-
-    def counters(self):
-        values = {kv.key: kv.value for kv in self.diagnostics[-1].status[0].values}
-        return {k[6:]: int(v) for k, v in values.items() if k.startswith("count.")}
-
-    def close(self):
-        self.ex.shutdown()
-        self.node.destroy_node()
-        rclpy.shutdown(context=self.ctx)
 
 
 @pytest.fixture(scope="module")

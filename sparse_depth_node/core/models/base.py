@@ -75,3 +75,33 @@ class DepthNetwork(nn.Module):
         self, depth: Tensor, mask: Tensor, rgb: MaybeTensor = None, fill: MaybeTensor = None
     ) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
+
+
+def probe_frame(height: int = 75, width: int = 141) -> dict[str, Tensor]:
+    """A small synthetic frame: ``depth`` and ``mask`` (1, 1, H, W) with a return at 5 % of the
+    pixels (seed 0) at 2-62 m, and ``rgb`` (1, 3, H, W) random; an odd size, on no network's
+    grid. What a network is checked on before it is used, and traced with for its export."""
+    g = torch.Generator().manual_seed(0)
+    mask = (torch.rand(1, 1, height, width, generator=g) < 0.05).float()
+    depth = (2.0 + 60.0 * torch.rand(1, 1, height, width, generator=g)) * mask
+    return {"depth": depth, "mask": mask, "rgb": torch.rand(1, 3, height, width, generator=g)}
+
+
+def probe_problem(net: DepthNetwork) -> "str | None":
+    """Why ``net`` cannot complete ``probe_frame`` as the contract says, or None: it raises,
+    or its depth and confidence are not finite (1, 1, H, W) tensors. Catches what a malformed
+    but loadable checkpoint does at its first frame (a config value of the wrong type or zero,
+    missing layers, NaN weights)."""
+    frame = probe_frame()
+    size = (1, 1, *frame["depth"].shape[-2:])
+    try:
+        with torch.no_grad():
+            dense, conf = net(frame["depth"], frame["mask"], frame["rgb"])
+    except Exception as exc:  # whatever a malformed network raises: said, never raised on
+        return f"it fails on a test frame: {type(exc).__name__}: {exc}"
+    for name, t in (("depth", dense), ("confidence", conf)):
+        if not isinstance(t, torch.Tensor) or tuple(t.shape) != size:
+            return f"its {name} on a test frame is not a {size} tensor"
+        if not bool(torch.isfinite(t).all()):
+            return f"its {name} on a test frame is not finite (NaN or infinite weights?)"
+    return None

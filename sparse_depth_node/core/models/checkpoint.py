@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from ..methods import NETWORKS
-from .base import DepthNetwork
+from .base import DepthNetwork, probe_problem
 
 FORMAT = "sparse_depth_node/checkpoint/1"
 
@@ -75,8 +75,10 @@ def load_checkpoint(
     """The model stored at ``path`` and the checkpoint's dict (without the state dict).
 
     Raises ValueError naming the file when it is missing, not a checkpoint, names an unknown
-    model, holds a config the model cannot be built from, or tensors whose names or shapes do
-    not fit that model (checked on the meta device first, so no config allocates memory).
+    model, holds a config the model cannot be built from, entries that are not real
+    floating-point tensors or whose names or shapes do not fit that model (checked on the meta
+    device first, so no config allocates memory), or when the network built cannot complete a
+    test frame (base.probe_problem: a config value of the wrong type or zero, NaN weights).
     """
     path = Path(path)
     ckpt = read_checkpoint(path, map_location)
@@ -86,11 +88,19 @@ def load_checkpoint(
     try:
         with torch.device("meta"):  # built without memory first: a huge config costs nothing
             shapes = {k: tuple(v.shape) for k, v in build_model(name, config).state_dict().items()}
-    except (TypeError, ValueError, RuntimeError) as exc:
+    except Exception as exc:  # a constructor given odd values may raise anything
         raise ValueError(
             f"weights file {path}: model '{name}' cannot be built from its config {config}: {exc}"
         ) from None
-    stored = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
+    odd = sorted(
+        k for k, v in state.items() if not isinstance(v, torch.Tensor) or not v.is_floating_point()
+    )
+    if odd:
+        raise ValueError(
+            f"weights file {path}: {', '.join(odd[:3])}{' ...' if len(odd) > 3 else ''} "
+            "not real floating-point tensors"
+        )
+    stored = {k: tuple(v.shape) for k, v in state.items()}
     if stored != shapes:
         wrong = sorted(set(shapes) ^ set(stored)) or sorted(
             k for k in shapes if shapes[k] != stored[k]
@@ -101,5 +111,8 @@ def load_checkpoint(
         )
     model = build_model(name, config)
     model.load_state_dict(state)
+    problem = probe_problem(model.eval())
+    if problem:
+        raise ValueError(f"weights file {path}: model '{name}' is unusable: {problem}")
     meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
     return model, meta

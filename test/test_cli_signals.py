@@ -1,0 +1,78 @@
+"""Every long-running command stops cleanly on Ctrl-C (SIGINT to its process group) and SIGTERM:
+no traceback, exit status 128 + the signal's number (130, 143) with one line saying so, or 0
+when the work was already done, and outputs closed and readable. The node's own executable is
+tested the same way in test/ros/test_shutdown.py (it exits 0, as a ROS node does)."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import REPO, SAMPLE
+
+from sparse_depth_node.bag.io import open_bag
+
+BAG = REPO / "sample" / "kitti_2011_09_26_sample"
+CLI = [sys.executable, "-m", "sparse_depth_node.cli"]
+
+
+def commands(tmp: Path) -> dict[str, tuple[list[str], float, "Path | None"]]:
+    """{name: (command, seconds to let it work before the signal, bag it writes)}."""
+    train = ["--kitti", str(SAMPLE), "--ddad", "", "--extra", "", "--rig", ""]
+    train += ["--train-frames", "0:2", "--val-frames", "2:3", "--steps", "100000"]
+    train += ["--batch", "1", "--crop", "64", "128", "--quiet", "--out", str(tmp / "w.pt")]
+    (tmp / "slow.yaml").write_text("/**:\n  ros__parameters:\n    model: multiscale\n")
+    bags = [tmp / "bags" / name for name in ("a", "b", "c")]
+    for b in bags:
+        shutil.copytree(BAG, b)
+    fleet = [*map(str, bags), str(tmp / "fleet"), "--workers", "1", "--params"]
+    return {
+        "play": (CLI + ["play", str(BAG), "--loop", "--wait", "0", "--quiet"], 4.0, None),
+        "process": (
+            CLI + ["process", str(BAG), str(tmp / "out"), "--params", str(tmp / "slow.yaml")],
+            6.0,
+            tmp / "out",
+        ),
+        "demo": (CLI + ["demo", "--bag", str(BAG), "--out", str(tmp / "demo")], 8.0, None),
+        "train": (CLI + ["train", *train, "--model", "sparseconv"], 6.0, None),
+        "fleet": (CLI + ["process", *fleet, str(tmp / "slow.yaml"), "--quiet"], 20.0, None),
+    }
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("name", ["play", "process", "demo", "train", "fleet"])
+def test_a_signal_stops_a_command_cleanly(name, sig, tmp_path):
+    cmd, wait, bag = commands(tmp_path)[name]
+    env = dict(os.environ, ROS_DOMAIN_ID=str(60 + os.getpid() % 30))
+    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        cwd=tmp_path,
+        env=env,
+    )
+    time.sleep(wait)
+    if sig == signal.SIGINT:
+        os.killpg(proc.pid, sig)  # Ctrl-C: the terminal signals the whole group
+    else:
+        proc.send_signal(sig)  # launch, systemd: the process alone
+    out, _ = proc.communicate(timeout=120)
+    assert "Traceback" not in out, out[-3000:]
+    assert proc.returncode in (0, 128 + sig), out[-3000:]
+    if proc.returncode:
+        assert f"interrupted ({sig.name})" in out, out[-3000:]
+    if bag is not None and bag.exists():  # closed and readable, whatever it holds
+        reader = open_bag(bag)
+        assert all(c.msgcount >= 0 for c in reader.connections)
+        reader.close()
+    leftovers = subprocess.run(
+        ["pgrep", "-s", str(proc.pid)], capture_output=True, text=True
+    ).stdout.split()
+    assert not leftovers, f"processes left behind: {leftovers}"
