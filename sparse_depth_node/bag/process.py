@@ -15,23 +15,11 @@ from rosbags.rosbag2 import Writer
 from ..core.completion import DepthCompleter
 from ..core.settings import resolve
 from ..core.timing import summary
-from ..ros.extrinsics import ExtrinsicSource
 from ..ros.frame import Dropped, run_set
-from ..ros.msgs import stamp_ns, stamp_seconds
-from ..ros.outputs import INPUTS, OUTPUTS, enabled_outputs
-from ..ros.sync import ApproximateSync
-from .io import (
-    TYPESTORE,
-    BagKit,
-    DamagedBag,
-    deserialize,
-    open_bag,
-    qos,
-    read_messages,
-    resolve_inputs,
-    storage_plugin,
-)
-from .tf_tree import TfTree
+from ..ros.msgs import stamp_ns
+from ..ros.outputs import OUTPUTS, enabled_outputs
+from .io import TYPESTORE, BagKit, DamagedBag, open_bag, qos, read_messages, storage_plugin
+from .sets import BagSets
 
 
 @dataclass
@@ -88,14 +76,9 @@ def process_bag(
     to bag); default: built here.
     """
     values = resolve(params)
-    remaps = remaps or {}
     completer = completer or DepthCompleter.from_settings(values)
-    sync = ApproximateSync.from_settings(values)
-    topics = enabled_outputs(values)
-    kit = BagKit()
     t0 = time.perf_counter()
-    out_bag = Path(out_bag)
-    partial = out_bag.with_name(out_bag.name + ".partial")
+    out_bag, partial = Path(out_bag), Path(out_bag).with_name(Path(out_bag).name + ".partial")
     if out_bag.exists():
         raise ValueError(f"{out_bag} exists: choose another output folder or remove it")
     if partial.exists():
@@ -103,90 +86,24 @@ def process_bag(
         if notice is not None:
             notice(f"process: replaced {partial}, left by an earlier run that did not finish")
     reader = open_bag(in_bag)
-    # the node's policy (ros.extrinsics): TF when use_tf and the bag records TF, else extrinsic.*
-    tree = TfTree()
-    has_tf = any(c.msgtype == "tf2_msgs/msg/TFMessage" for c in reader.connections)
-    extrinsics = ExtrinsicSource(
-        lambda: values,
-        (lambda cam, lidar, _stamp: tree.lookup(cam, lidar)) if has_tf else None,
-        "the bag's /tf_static and /tf",
-    )
-    report = ProcessReport(extrinsic_source=extrinsics.description)
-    interrupted = None
+    interrupted, report = None, ProcessReport()
     try:
-        report.inputs = resolve_inputs(reader.connections, remaps, values["image_transport"])
-        if extrinsics.problem():
-            raise ValueError(f"{in_bag}: {extrinsics.problem()}")
-        if extrinsics.ignored() and notice is not None:
-            notice(f"process: {extrinsics.ignored()}")
-        streams = {report.inputs[topic]: stream for topic, _, stream in INPUTS}
+        sets = BagSets(reader, in_bag, values, remaps)
+        report.inputs, report.extrinsic_source = sets.inputs, sets.extrinsics.description
+        if sets.extrinsics.ignored() and notice is not None:
+            notice(f"process: {sets.extrinsics.ignored()}")
         # written under OUT.partial and renamed when closed: an interrupted run (Ctrl-C) leaves a
         # closed, readable bag with the frames done so far; a killed one leaves no OUT at all
         with Writer(partial, version=8, storage_plugin=storage_plugin(storage)) as writer:
-            passthrough = {}
-            for c in reader.connections:
-                if c.topic in passthrough:
-                    continue
-                passthrough[c.topic] = writer.add_connection(
-                    c.topic,
-                    c.msgtype,
-                    msgdef=c.msgdef.data,
-                    rihs01=c.digest,
-                    offered_qos_profiles=getattr(c.ext, "offered_qos_profiles", []) or [qos()],
-                )
-            types = {o.topic: o.msgtype for o in OUTPUTS}
-            outs = {
-                t: writer.add_connection(
-                    "/" + t, types[t], typestore=TYPESTORE, offered_qos_profiles=[qos()]
-                )
-                for t in topics
-            }
             try:
-                for conn, t_ns, raw in read_messages(reader, in_bag):
-                    writer.write(passthrough[conn.topic], t_ns, raw)
-                    if conn.msgtype == "tf2_msgs/msg/TFMessage":
-                        if extrinsics.tf is not None:
-                            tree.add_message(deserialize(reader, raw, conn.msgtype, in_bag))
-                        continue
-                    stream = streams.get(conn.topic)
-                    if stream is None:
-                        continue
-                    msg = deserialize(reader, raw, conn.msgtype, in_bag)
-                    if stream == "image":
-                        report.frames_in += 1
-                    matched = sync.add(stream, msg, stamp_seconds(msg.header))
-                    if matched is None:
-                        continue
-                    try:
-                        messages, timings = run_set(
-                            matched.cloud,
-                            matched.image,
-                            matched.info,
-                            extrinsics.lookup,
-                            completer,
-                            values,
-                            topics,
-                            kit,
-                        )
-                    except Dropped as exc:
-                        report.skip(f"{exc.counter}: {exc}")
-                        continue
-                    stamp = stamp_ns(matched.image.header)
-                    for topic, out in messages.items():
-                        writer.write(
-                            outs[topic], stamp, TYPESTORE.serialize_cdr(out, types[topic])
-                        )
-                    for stage, ms in timings.items():
-                        report.timings_ms.setdefault(stage, []).append(ms)
-                    report.frames_out += 1
-                    if progress is not None:
-                        progress(report)
+                write_outputs(writer, reader, in_bag, sets, completer, report, progress)
             except (KeyboardInterrupt, DamagedBag) as exc:  # close what is done, then stop
                 interrupted = exc
     finally:
         reader.close()
         if (partial / "metadata.yaml").exists():  # the writer closed it: complete or interrupted
             _rename_bag(partial, out_bag)
+    report.frames_in = sets.images_in
     if isinstance(interrupted, DamagedBag):
         raise DamagedBag(
             f"{interrupted}; {out_bag} holds the {report.frames_out} frames before "
@@ -199,6 +116,65 @@ def process_bag(
         report.skipped["no matching cloud or camera_info within sync_slop"] = unpaired
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def write_outputs(
+    writer: Writer,
+    reader: Any,
+    in_bag: "str | Path",
+    sets: BagSets,
+    completer: DepthCompleter,
+    report: ProcessReport,
+    progress: "Callable[[ProcessReport], None] | None",
+) -> None:
+    """Copy every message of the bag to ``writer`` and add the outputs of each set, counted in
+    ``report``."""
+    values = sets.values
+    passthrough = {}
+    for c in reader.connections:
+        if c.topic not in passthrough:
+            passthrough[c.topic] = writer.add_connection(
+                c.topic,
+                c.msgtype,
+                msgdef=c.msgdef.data,
+                rihs01=c.digest,
+                offered_qos_profiles=getattr(c.ext, "offered_qos_profiles", []) or [qos()],
+            )
+    topics, kit = enabled_outputs(values), BagKit()
+    types = {o.topic: o.msgtype for o in OUTPUTS}
+    outs = {
+        t: writer.add_connection(
+            "/" + t, types[t], typestore=TYPESTORE, offered_qos_profiles=[qos()]
+        )
+        for t in topics
+    }
+    for conn, t_ns, raw in read_messages(reader, in_bag):
+        writer.write(passthrough[conn.topic], t_ns, raw)
+        matched = sets.feed(conn, raw)
+        if matched is None:
+            continue
+        try:
+            messages, timings = run_set(
+                matched.cloud,
+                matched.image,
+                matched.info,
+                sets.extrinsics.lookup,
+                completer,
+                values,
+                topics,
+                kit,
+            )
+        except Dropped as exc:
+            report.skip(f"{exc.counter}: {exc}")
+            continue
+        stamp = stamp_ns(matched.image.header)
+        for topic, out in messages.items():
+            writer.write(outs[topic], stamp, TYPESTORE.serialize_cdr(out, types[topic]))
+        for stage, ms in timings.items():
+            report.timings_ms.setdefault(stage, []).append(ms)
+        report.frames_out += 1
+        if progress is not None:
+            progress(report)
 
 
 def _rename_bag(src: Path, dst: Path) -> None:

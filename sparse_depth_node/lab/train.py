@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import random
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
@@ -20,6 +24,7 @@ from ..core.geometry import project_points
 from ..core.models import GOOD_FRACTION, build_model, save_checkpoint
 from ..core.models.checkpoint import read_checkpoint
 from ..data.datasets import open_dataset, parse_frame_range, resolve_frame_id
+from ..data.depth_io import colorize_depth
 from .evaluate import MAX_DEPTH, MIN_DEPTH, evaluate, frame_rings
 from .metrics import random_holdout
 from .photometric import grey, photometric_error, warp, window_valid
@@ -154,15 +159,18 @@ def batch_photometric_loss(
     return torch.where(use, best, 0.0).sum(), use.sum()
 
 
-def training_neighbours(reader, ids: list[int], baseline: float) -> dict[int, Neighbours]:
-    """{frame index: Neighbours} of the KITTI frames ``ids`` (indices into ``reader``) that
-    have a view on either side within ``ids`` (views.TemporalViews)."""
-    views = TemporalViews(reader, min_baseline=baseline, within=(min(ids), max(ids) + 1))
+def training_neighbours(reader, ids: list, baseline: float) -> dict[Any, Neighbours]:
+    """{frame id: Neighbours} of the frames ``ids`` of ``reader`` (a contiguous run of its
+    frames) that have a view on either side within ``ids`` (views.TemporalViews)."""
+    order = reader.frame_ids()
+    first, last = order.index(ids[0]), order.index(ids[-1])
+    views = TemporalViews(reader, min_baseline=baseline, within=(first, last + 1))
     out = {}
-    for i in ids:
+    for fid in ids:
+        i = order.index(fid)
         found = views.views(i)
         if found:
-            out[i] = Neighbours(
+            out[fid] = Neighbours(
                 torch.from_numpy(views.frame(i).camera.K),
                 torch.cat([grey(image_tensor(v.rgb)) for v in found]),
                 torch.stack([torch.from_numpy(v.t_view_target) for v in found]),
@@ -170,7 +178,7 @@ def training_neighbours(reader, ids: list[int], baseline: float) -> dict[int, Ne
     return out
 
 
-def masked_loss(
+def depth_terms(
     pred: torch.Tensor,
     conf: torch.Tensor,
     target: torch.Tensor,
@@ -178,29 +186,29 @@ def masked_loss(
     kind: str,
     learned_confidence: bool,
     l2_weight: float = 1.0,
-) -> torch.Tensor:
-    """Mean L1, L2 or L1 + L2 depth error (metres; the L2 term times ``l2_weight``) over target
-    pixels the network reaches (conf > 0);
-    for a network with a learned confidence, plus the binary cross-entropy of that confidence
-    against "the error is within GOOD_FRACTION of the depth" (the depth is not pushed by it)."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The sum and count of the L1, L2 or L1 + L2 depth error (metres; the L2 term times
+    ``l2_weight``) over target pixels the network reaches (conf > 0): their mean is the loss;
+    for a network with a learned confidence the sum adds the binary cross-entropy of that
+    confidence against "the error is within GOOD_FRACTION of the depth" (the depth is not pushed
+    by it)."""
     w = target_mask * (conf > 0).to(pred.dtype)
     diff = (pred - target) * w
-    n = w.sum().clamp(min=1)
-    loss = sum(
-        (diff.abs() if k == "l1" else l2_weight * diff**2).sum() / n for k in kind.split("+")
-    )
+    total = sum((diff.abs() if k == "l1" else l2_weight * diff**2).sum() for k in kind.split("+"))
     if learned_confidence:
         good = ((pred.detach() - target).abs() <= GOOD_FRACTION * target).to(pred.dtype)
         bce = F.binary_cross_entropy(conf.clamp(1e-6, 1 - 1e-6), good, reduction="none")
-        loss = loss + (bce * w).sum() / n
-    return loss
+        total = total + (bce * w).sum()
+    return total, w.sum()
 
 
-def row_smoothness(pred: torch.Tensor, rgb: torch.Tensor, sigma: float = 0.05) -> torch.Tensor:
-    """Edge-aware vertical smoothness: the mean |second difference along y| of the log of
-    ``pred`` (B, 1, H, W) metres (0 = none), each weighted by exp(-|grey step| / sigma), the
-    step of the image (B, 3, H, W) in [0, 1] across the same three rows, so that depth may
-    change where the image does.
+def row_smoothness(
+    pred: torch.Tensor, rgb: torch.Tensor, sigma: float = 0.05
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Edge-aware vertical smoothness, as a sum and a count whose ratio is the mean |second
+    difference along y| of the log of ``pred`` (B, 1, H, W) metres (0 = none), each weighted by
+    exp(-|grey step| / sigma), the step of the image (B, 3, H, W) in [0, 1] across the same three
+    rows, so that depth may change where the image does.
     Row-to-row alternation between scan lines (stripes) costs most; a plane seen in
     perspective, whose depth changes smoothly with the row, costs little."""
     have = (pred > 0).to(pred.dtype)
@@ -210,7 +218,7 @@ def row_smoothness(pred: torch.Tensor, rgb: torch.Tensor, sigma: float = 0.05) -
     step = (grey[..., 2:, :] - grey[..., :-2, :]).abs()
     valid = have[..., :-2, :] * have[..., 1:-1, :] * have[..., 2:, :]
     weight = torch.exp(-step / sigma) * valid
-    return (second * weight).sum() / valid.sum().clamp(min=1)
+    return (second * weight).sum(), valid.sum()
 
 
 def visible(depth: torch.Tensor, mask: torch.Tensor, margin: float) -> torch.Tensor:
@@ -240,13 +248,14 @@ def init_model(model: torch.nn.Module, path: str) -> str:
 class TrainingData:
     """What training draws from, on the training device: ``samples`` (1, 5, H, W) (sparse depth
     metres, mask, RGB in [0, 1]) and ``ring_samples`` (1, 5 + 2 V, H, W) (the same with the
-    scan-line input variants: ring_inputs), each with the first row holding a return
-    (``tops``, ``ring_tops``); ``neighbours`` {sample index: Neighbours} for the photometric
-    loss; ``validation`` {set: Frame list} (host); ``split`` the text that says what is what.
-    The KITTI frames come first in both sample lists, in the same order."""
+    scan-line input variants: ring_inputs) of the frames that have rings, ``ring_of`` the sample
+    each is; the first row holding a return of each (``tops``, ``ring_tops``); ``neighbours``
+    {sample index: Neighbours} for the photometric loss; ``validation`` {set: Frame list}
+    (host); ``split`` the text that says what is what."""
 
     samples: list[torch.Tensor]
     ring_samples: list[torch.Tensor]
+    ring_of: list[int]
     tops: list[int]
     ring_tops: list[int]
     neighbours: dict[int, Neighbours]
@@ -259,58 +268,132 @@ class TrainingData:
         return (self.ring_samples[0].shape[1] - 5) // 2 if self.ring_samples else 0
 
 
-def load_training_data(args, device: torch.device) -> TrainingData:
-    """The frames ``args`` name, projected once and moved to ``device`` once."""
+@dataclass
+class Source:
+    """One recording or data set folder: its ``reader`` (a data set reader or bag.BagFrames),
+    the frame ids to ``train`` and to validate (``val``, the validation set ``name``) on,
+    whether its training frames are a sequence whose neighbours the photometric loss may warp
+    (``sequence``), and the text that says so."""
+
+    name: str
+    reader: Any
+    train: list
+    val: list
+    sequence: bool
+    text: str
+
+
+def folder_sources(args) -> list[Source]:
+    """The data set folders of ``args``: a KITTI raw drive (--train-frames, --val-frames), a
+    DDAD scene (training), KITTI object frames of other drives (--extra-val validate, the rest
+    train), another rig (validation)."""
     kitti = open_dataset(args.kitti, "kitti-raw", option="--kitti")
-    n = len(kitti.frame_ids())
-    train_ids, val_ids = (
-        list(range(*parse_frame_range(spec, option, n)))
+    ids = kitti.frame_ids()
+    train, val = (
+        ids[slice(*parse_frame_range(spec, option, len(ids)))]
         for spec, option in (
             (args.train_frames, "--train-frames"),
             (args.val_frames, "--val-frames"),
         )
     )
-    train_frames = read_frames(kitti, train_ids)
-    val = {"kitti": read_frames(kitti, val_ids)}
-    split = [f"KITTI raw {args.kitti} frames {args.train_frames} (train), {args.val_frames} (val)"]
+    text = f"KITTI raw {args.kitti} frames {args.train_frames} (train), {args.val_frames} (val)"
+    out = [Source("kitti", kitti, train, val, True, text)]
     if args.ddad:
         ddad = open_dataset(args.ddad, "ddad", option="--ddad")
-        train_frames += read_frames(ddad, ddad.frame_ids())
-        split.append(f"DDAD {args.ddad} (train)")
+        out.append(Source("ddad", ddad, ddad.frame_ids(), [], False, f"DDAD {args.ddad} (train)"))
     if args.extra:
         extra = open_dataset(args.extra, "kitti-object", option="--extra")
-        ids = extra.frame_ids()
-        held = [resolve_frame_id(ids, i) for i in args.extra_val.split(",") if i]
-        train_frames += read_frames(extra, [i for i in ids if i not in held])
-        val["extra"] = read_frames(extra, held)
-        split.append(f"KITTI object {args.extra}: {', '.join(held)} (val), the rest (train)")
+        held = [resolve_frame_id(extra.frame_ids(), i) for i in args.extra_val.split(",") if i]
+        rest = [i for i in extra.frame_ids() if i not in held]
+        text = f"KITTI object {args.extra}: {', '.join(held)} (val), the rest (train)"
+        out.append(Source("extra", extra, rest, held, False, text))
     if args.rig:
         rig = open_dataset(args.rig, "kitti-object", option="--rig")
-        val["rig"] = read_frames(rig, rig.frame_ids())
-        split.append(f"other rig {args.rig} (val)")
-    train = [project_frame(f, MIN_DEPTH, MAX_DEPTH) for f in train_frames]
-    ring_train = []
-    if args.ring_holdout > 0:
-        for f, sample in zip(train_frames, train):
-            try:
-                ring_train.append(torch.cat([sample, ring_inputs(f, MIN_DEPTH, MAX_DEPTH)], 1))
-            except ValueError:  # no rings (DDAD's LiDAR does not scan ring by ring)
-                pass
-    neighbours = {}
+        out.append(Source("rig", rig, [], rig.frame_ids(), False, f"other rig {args.rig} (val)"))
+    return out
+
+
+def time_split(stamps: list[float], val_fraction: float, gap: float) -> tuple[range, range]:
+    """Indices of a recording's frames (``stamps`` in time order, s) to train and to validate
+    on: the last ``val_fraction`` validates, the frames up to ``gap`` s before it train, so
+    that no two neighbouring frames fall on both sides. ValueError when either side is empty."""
+    n_val = max(1, round(val_fraction * len(stamps)))
+    first_val = len(stamps) - n_val
+    last_train = first_val
+    while last_train > 0 and stamps[last_train - 1] > stamps[first_val] - gap:
+        last_train -= 1
+    if last_train == 0:
+        raise ValueError(
+            f"{len(stamps)} frames leave none to train on before the last {n_val} "
+            f"(--val-fraction {val_fraction}) less --gap {gap} s: record longer or lower them"
+        )
+    return range(last_train), range(first_val, len(stamps))
+
+
+def bag_sources(args, tick=None) -> list[Source]:
+    """The recordings of ``args.bags`` (bags, or folders of bags), each decoded once into the
+    frame cache (bag.frames) under the node parameters ``args.params`` and ``args.remap``, split
+    by time (``time_split``)."""
+    from ..bag.fleet import expand_bags
+    from ..bag.frames import BagFrames, cache_frames
+    from ..bag.io import load_parameters, parse_remaps
+
+    params = load_parameters(args.params) if args.params else {}
+    out = []
+    for bag in expand_bags(args.bags):
+        frames = BagFrames(cache_frames(bag, params, parse_remaps(args.remap), tick=tick))
+        train, val = time_split(frames.stamps, args.val_fraction, args.gap)
+        ids = frames.frame_ids()
+        text = (
+            f"bag {bag}: frames 0:{len(train)} (train), {val.start}:{val.stop} (val), "
+            f"{args.gap} s apart"
+        )
+        out.append(
+            Source("bags", frames, [ids[i] for i in train], [ids[i] for i in val], True, text)
+        )
+    return out
+
+
+def load_training_data(args, device: torch.device) -> TrainingData:
+    """The frames of the sources ``args`` name (bags with --bags, else data set folders),
+    projected once and moved to ``device`` once; training frames in source order."""
+    sources = bag_sources(args) if args.bags else folder_sources(args)
+    split = [s.text for s in sources]
+    samples, ring_samples, ring_of, neighbours = [], [], [], {}
+    validation: dict[str, list] = {}
+    for source in sources:
+        if source.val:
+            validation.setdefault(source.name, []).extend(read_frames(source.reader, source.val))
+        first = len(samples)
+        for fid in source.train:
+            frame = source.reader.read(fid)
+            sample = project_frame(frame, MIN_DEPTH, MAX_DEPTH)
+            if args.ring_holdout > 0:
+                try:
+                    rings = ring_inputs(frame, MIN_DEPTH, MAX_DEPTH)
+                    ring_samples.append(torch.cat([sample, rings], 1).to(device))
+                    ring_of.append(len(samples))
+                except ValueError:  # no rings (DDAD's LiDAR does not scan ring by ring)
+                    pass
+            samples.append(sample.to(device))
+        if args.photometric > 0 and source.sequence:
+            by_frame = training_neighbours(source.reader, source.train, args.baseline)
+            for k, fid in enumerate(source.train):
+                if fid in by_frame:
+                    neighbours[first + k] = by_frame[fid].to(device)
     if args.photometric > 0:
-        by_frame = training_neighbours(kitti, train_ids, args.baseline)
-        neighbours = {s: by_frame[i].to(device) for s, i in enumerate(train_ids) if i in by_frame}
         split.append(
-            f"photometric: {len(neighbours)} of the KITTI training frames have neighbours "
+            f"photometric: {len(neighbours)} of the training frames have neighbours "
             f"(camera moved >= {args.baseline} m)"
         )
     return TrainingData(
-        samples=[t.to(device) for t in train],
-        ring_samples=[t.to(device) for t in ring_train],
-        tops=[first_row(t) for t in train],
-        ring_tops=[first_row(t) for t in ring_train],
+        samples=samples,
+        ring_samples=ring_samples,
+        ring_of=ring_of,
+        tops=[first_row(t) for t in samples],
+        ring_tops=[first_row(t) for t in ring_samples],
         neighbours=neighbours,
-        validation=val,
+        validation=validation,
         split="; ".join(split),
     )
 
@@ -338,17 +421,28 @@ class Trainer:
     (random crops of random samples: ``rng`` for the crops, ``gen`` for the colour jitter, the
     global torch generator for the hold-outs, all on the CPU so that any device draws the same)
     and takes one optimiser step of the loss ``args`` describe; ``precision`` bf16 runs the
-    network under autocast (the losses in float32)."""
+    network under autocast (the losses in float32).
+
+    Distributed (torch.distributed initialised, e.g. under ``torchrun``): every process draws
+    the same global batch of ``args.batch`` crops and keeps its share, the network is wrapped in
+    DistributedDataParallel, and ``combine`` normalises every loss over the global batch, so
+    that N processes take the step one process takes (``net`` is the network itself)."""
 
     def __init__(self, args, data: TrainingData, device: torch.device) -> None:
         self.args, self.data, self.device = args, data, device
+        self.world = dist.get_world_size() if dist.is_initialized() else 1
+        self.rank = dist.get_rank() if dist.is_initialized() else 0
         config = {"attention_keep": args.attention_keep} if args.attention_keep else {}
         config.update({"prefill": args.prefill} if args.prefill else {})
-        self.model = build_model(args.model, config).to(device)
+        self.net = build_model(args.model, config).to(device)
+        self.model = self.net
+        if self.world > 1:
+            ids = [device.index] if device.type == "cuda" else None
+            self.model = torch.nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
         params = list(
-            self.model.confidence_parameters()
+            self.net.confidence_parameters()
             if args.train == "confidence"
-            else self.model.parameters()
+            else self.net.parameters()
         )
         if not params:
             raise ValueError(
@@ -377,10 +471,22 @@ class Trainer:
         else:
             inp, inp_mask, _ = random_holdout(depth, mask, rng.uniform(*args.keep))
         places = [place for _, place in crops]
-        return Batch(depth, mask, inp, inp_mask, rgb, batch[:, 2:5], chosen, places, lines)
+        full = Batch(depth, mask, inp, inp_mask, rgb, batch[:, 2:5], chosen, places, lines)
+        return full if self.world == 1 else self.share(full)
+
+    def share(self, b: Batch) -> Batch:
+        """This process's share of the global batch ``b``: a contiguous slice of its crops."""
+        lo, hi = (
+            self.rank * len(b.chosen) // self.world,
+            (self.rank + 1) * len(b.chosen) // self.world,
+        )
+        cut = {
+            k: getattr(b, k)[lo:hi] for k in ("depth", "mask", "inp", "inp_mask", "rgb", "raw_rgb")
+        }
+        return Batch(**cut, chosen=b.chosen[lo:hi], places=b.places[lo:hi], lines=b.lines)
 
     def loss(self, b: Batch) -> torch.Tensor:
-        """The weighted sum of the losses ``args`` switch on, for one batch."""
+        """The weighted sum of the losses ``args`` switch on, for one batch (``combine``)."""
         args, model = self.args, self.model
         with torch.autocast(
             self.device.type, dtype=self.autocast or torch.float32, enabled=bool(self.autocast)
@@ -388,34 +494,55 @@ class Trainer:
             pred, conf = model(b.inp, b.inp_mask, b.rgb)
         pred, conf = pred.float(), conf.float()
         targets = b.mask * (1 - b.inp_mask) * visible(b.depth, b.mask, args.clean_targets)
-        loss = args.depth_weight * masked_loss(
-            pred, conf, b.depth, targets, args.loss, model.learned_confidence, args.l2_weight
-        )
+        learned = self.net.learned_confidence
+        terms = [
+            (
+                args.depth_weight,
+                *depth_terms(pred, conf, b.depth, targets, args.loss, learned, args.l2_weight),
+            )
+        ]
         if args.smoothness:
-            loss = loss + args.smoothness * row_smoothness(pred, b.rgb)
+            terms.append((args.smoothness, *row_smoothness(pred, b.rgb)))
         if args.keep_input:
             at = (b.inp_mask > 0) & (pred > 0)
             kept = torch.log(pred.clamp(min=0.1)) - torch.log(b.inp.clamp(min=0.1))
-            loss = loss + args.keep_input * kept.abs()[at].mean()
+            terms.append((args.keep_input, kept.abs()[at].sum(), at.sum()))
         if self.data.neighbours:
-            views = [self.data.neighbours.get(i) for i in b.chosen]
-            total, count = batch_photometric_loss(pred, b.raw_rgb, b.places, views)
-            loss = loss + args.photometric * total / count.clamp(min=1)
-        return loss
+            samples = [self.data.ring_of[i] for i in b.chosen] if b.lines else b.chosen
+            views = [self.data.neighbours.get(i) for i in samples]
+            terms.append(
+                (args.photometric, *batch_photometric_loss(pred, b.raw_rgb, b.places, views))
+            )
+        return self.combine(terms)
+
+    def combine(self, terms: list[tuple[float, torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        """The sum of weight x total / count over ``terms``, each count over the global batch:
+        in a distributed run the processes' counts are summed, and the loss is scaled by their
+        number (DDP averages the gradients), so that N processes take exactly the step one
+        process takes with the whole batch."""
+        counts = torch.stack([n.to(torch.float32) for _, _, n in terms])
+        if self.world > 1:
+            dist.all_reduce(counts)
+        loss = sum(w * t / n.clamp(min=1) for (w, t, _), n in zip(terms, counts))
+        return loss * self.world
 
     def step(self) -> float:
-        """One optimiser step; the loss (a float: the device is synchronised)."""
+        """One optimiser step; the loss of the global batch (a float: the device is
+        synchronised)."""
         loss = self.loss(self.batch())
         self.opt.zero_grad()
         loss.backward()
         self.opt.step()
         self.sched.step()
-        return loss.item()
+        value = loss.detach() / self.world
+        if self.world > 1:
+            dist.all_reduce(value)
+        return value.item()
 
     def completer(self) -> DepthCompleter:
         """The network as it is now, in evaluation mode, as a completer on the training device."""
         return DepthCompleter(
-            self.args.model, str(self.device), model=self.model.eval(), channels_last=False
+            self.args.model, str(self.device), model=self.net.eval(), channels_last=False
         )
 
 
@@ -463,36 +590,163 @@ def check_options(args) -> None:
         raise ValueError("--precision bf16 trains under CUDA autocast: add --device cuda")
 
 
+def state_path(out: "str | Path") -> Path:
+    """Where a run writing ``out`` keeps its training state (``--resume`` reads it)."""
+    return Path(f"{out}.state")
+
+
+def save_state(trainer: Trainer, out: "str | Path", progress: dict) -> None:
+    """The network, optimiser, schedule and random generators with ``progress`` (step,
+    history, best, running loss, seconds), written atomically beside ``out``."""
+    state = {
+        "net": trainer.net.state_dict(),
+        "opt": trainer.opt.state_dict(),
+        "sched": trainer.sched.state_dict(),
+        "rng": trainer.rng.getstate(),
+        "gen": trainer.gen.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        **progress,
+    }
+    path = state_path(out)
+    torch.save(state, str(path) + ".partial")
+    os.replace(str(path) + ".partial", path)
+
+
+def load_state(trainer: Trainer, out: "str | Path") -> dict:
+    """The progress saved beside ``out``, with the trainer put back where it was."""
+    path = state_path(out)
+    if not path.is_file():
+        raise ValueError(f"--resume: {path} does not exist (no earlier run wrote {out})")
+    state = torch.load(str(path), map_location=trainer.device, weights_only=True)
+    trainer.net.load_state_dict(state["net"])
+    trainer.opt.load_state_dict(state["opt"])
+    trainer.sched.load_state_dict(state["sched"])
+    trainer.rng.setstate(tuple(x if not isinstance(x, list) else tuple(x) for x in state["rng"]))
+    trainer.gen.set_state(state["gen"].cpu())
+    torch.set_rng_state(state["torch_rng"].cpu())
+    return {k: state[k] for k in ("step", "history", "best", "running", "seconds")}
+
+
+class RunLog:
+    """What a run says, from its first process only: lines on stdout, a progress bar, and
+    TensorBoard event files beside the checkpoint (``<out>.tensorboard/``: the loss of every
+    step, each validation's errors and score, and a preview of the first validation frame's
+    depth) when tensorboard is installed (else one line says so)."""
+
+    def __init__(self, args, rank: int, start: int) -> None:
+        self.on = rank == 0
+        self.writer = None
+        self.bar = tqdm(
+            total=args.steps,
+            initial=start,
+            desc="train",
+            unit="step",
+            file=sys.stderr,
+            leave=False,
+            disable=True if (args.quiet or not self.on) else None,
+        )
+        if not self.on:
+            return
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            self.line("train: no TensorBoard event files (pip install tensorboard)")
+        else:
+            self.writer = SummaryWriter(log_dir=f"{args.out}.tensorboard", purge_step=start + 1)
+
+    def line(self, text: str) -> None:
+        if self.on:
+            print(text, flush=True)
+
+    def step(self, step: int, loss: float) -> None:
+        self.bar.update(1)
+        if self.writer is not None:
+            self.writer.add_scalar("train/loss", loss, step)
+
+    def validation(self, step: int, metrics: dict, value: float, preview: np.ndarray) -> None:
+        if self.writer is None:
+            return
+        for name, m in metrics.items():
+            for key in ("rmse_mm", "mae_mm", "coverage"):
+                self.writer.add_scalar(f"val/{name}/{key}", m[key], step)
+        self.writer.add_scalar("val/score", value, step)
+        self.writer.add_image("val/depth", preview, step, dataformats="HWC")
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.bar.close()
+        if self.writer is not None:
+            self.writer.close()
+
+
+def preview(completer: DepthCompleter, frame) -> np.ndarray:
+    """The first validation frame's dense depth, coloured (H, W, 3) uint8."""
+    with torch.inference_mode():
+        sample = project_frame(frame, MIN_DEPTH, MAX_DEPTH).to(completer.device)
+        dense, _ = completer.complete(sample[:, :1], sample[:, 1:2], sample[:, 2:5])
+    return colorize_depth(dense[0, 0].cpu().numpy())
+
+
+def init_distributed(args) -> str:
+    """Under torchrun (WORLD_SIZE > 1): join the process group (NCCL on CUDA, gloo on the CPU)
+    and return this process's device (cuda:LOCAL_RANK on CUDA); else ``args.device``."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return args.device
+    cuda = args.device.startswith("cuda")
+    dist.init_process_group("nccl" if cuda else "gloo")
+    return f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if cuda else args.device
+
+
 def main(argv: "list[str] | None" = None) -> int:
     args = parser().parse_args(argv)
     check_options(args)
-    device = resolve_device(args.device)
+    device = resolve_device(init_distributed(args))
+    try:
+        return train(args, device, argv)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def train(args, device: torch.device, argv: "list[str] | None") -> int:
+    """Load the data, train (from the saved state with --resume), write the checkpoint."""
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     data = load_training_data(args, device)
-    select = [k for k in args.select.split(",") if k in data.validation] or ["kitti"]
-    print(
+    first = next(iter(data.validation))  # the training recording's own held-out frames
+    select = [k for k in args.select.split(",") if k in data.validation] or [first]
+    trainer = Trainer(args, data, device)
+    if args.init:
+        message = init_model(trainer.net, args.init)
+    progress = load_state(trainer, args.out) if args.resume else None
+    log = RunLog(args, trainer.rank, progress["step"] if progress else 0)
+    log.line(
         f"train frames {len(data.samples)}, validation frames "
         + ", ".join(f"{k} {len(v)}" for k, v in data.validation.items())
         + (
             f"; {data.variants} scan-line inputs per frame of {len(data.ring_samples)}"
             if data.variants
             else ""
-        ),
-        flush=True,
+        )
+        + (f"; {trainer.world} processes" if trainer.world > 1 else "")
     )
-    trainer = Trainer(args, data, device)
     if args.init:
-        print(init_model(trainer.model, args.init), flush=True)
+        log.line(message)
+    if progress:
+        log.line(f"resumed at step {progress['step']} from {state_path(args.out)}")
     reference = validate(DepthCompleter(REFERENCE, "cpu"), data.validation, args.seed)
-    print(
+    log.line(
         f"{REFERENCE} val rmse / mae mm: "
-        + ", ".join(f"{k} {m['rmse_mm']:.0f} / {m['mae_mm']:.0f}" for k, m in reference.items()),
-        flush=True,
+        + ", ".join(f"{k} {m['rmse_mm']:.0f} / {m['mae_mm']:.0f}" for k, m in reference.items())
     )
-    history, best = run(trainer, reference, select)
-    trainer.model.load_state_dict(best[2])
+    try:
+        history, best = run(trainer, reference, select, log, progress)
+    finally:
+        log.close()
+    if trainer.rank:
+        return 0
+    trainer.net.load_state_dict(best[2])
     kept = next(h for h in history if h["step"] == best[1])
     provenance = {
         "command": "sparse-depth train " + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -513,54 +767,62 @@ def main(argv: "list[str] | None" = None) -> int:
         f"{', '.join(select)}",
         "metrics": json.dumps(
             {
-                "model": {"step": best[1], **kept["kitti random:0.5"]},
+                "model": {"step": best[1], **kept[f"{first} random:0.5"]},
                 "sets": kept,
                 REFERENCE: reference,
             }
         ),
         "history": json.dumps(history),
     }
-    save_checkpoint(args.out, args.model, trainer.model.cpu(), provenance)
-    print(f"kept step {best[1]} (score {best[0]:.3f}); wrote {args.out}", flush=True)
+    save_checkpoint(args.out, args.model, trainer.net.cpu(), provenance)
+    log.line(f"kept step {best[1]} (score {best[0]:.3f}); wrote {args.out}")
     return 0
 
 
-def run(trainer: Trainer, reference: dict, select: list[str]) -> tuple[list[dict], tuple]:
-    """The training loop: ``args.steps`` steps with a validation every ``args.eval_every`` (and
-    at the last); the history of validations and the best (score, step, weights)."""
+def run(
+    trainer: Trainer, reference: dict, select: list[str], log: RunLog, progress: "dict | None"
+) -> tuple[list[dict], tuple]:
+    """The training loop: ``args.steps`` steps (from ``progress`` on: a resumed run) with a
+    validation every ``args.eval_every`` (and at the last) by the first process, which saves
+    the training state then; the history of validations and the best (score, step, weights)."""
     args = trainer.args
-    history: list[dict] = []
-    best = None
-    t0, running = time.time(), 0.0
-    bar = tqdm(
-        total=args.steps,
-        desc="train",
-        unit="step",
-        file=sys.stderr,
-        leave=False,
-        disable=True if args.quiet else None,
-    )
-    for step in range(1, args.steps + 1):
-        bar.update(1)
-        running += trainer.step()
-        if step % args.eval_every and step != args.steps:
+    progress = progress or {"step": 0, "history": [], "best": None, "running": 0.0, "seconds": 0}
+    history, best, running = progress["history"], progress["best"], progress["running"]
+    t0 = time.time() - progress["seconds"]
+    for step in range(progress["step"] + 1, args.steps + 1):
+        loss = trainer.step()
+        running += loss
+        log.step(step, loss)
+        if (step % args.eval_every and step != args.steps) or trainer.rank:
             continue
-        metrics = validate(trainer.completer(), trainer.data.validation, args.seed)
+        completer = trainer.completer()
+        metrics = validate(completer, trainer.data.validation, args.seed)
+        image = preview(completer, next(iter(trainer.data.validation.values()))[0])
         trainer.model.train()
         value = score(metrics, reference, select)
         seconds = round(time.time() - t0, 1)
-        loss = running / args.eval_every
-        history.append({"step": step, "loss": loss, "score": value, "seconds": seconds, **metrics})
+        mean = running / args.eval_every
+        history.append({"step": step, "loss": mean, "score": value, "seconds": seconds, **metrics})
         if best is None or value < best[0]:
-            best = (value, step, copy.deepcopy(trainer.model.state_dict()))
-        print(
-            f"step {step:5d} loss {loss:.4f} val rmse / mae mm "
+            best = (value, step, copy.deepcopy(trainer.net.state_dict()))
+        log.line(
+            f"step {step:5d} loss {mean:.4f} val rmse / mae mm "
             + ", ".join(f"{k} {m['rmse_mm']:.0f} / {m['mae_mm']:.0f}" for k, m in metrics.items())
-            + f"; score {value:.3f}{' (best)' if best[1] == step else ''} ({seconds:.0f} s)",
-            flush=True,
+            + f"; score {value:.3f}{' (best)' if best[1] == step else ''} ({seconds:.0f} s)"
         )
+        log.validation(step, metrics, value, image)
         running = 0.0
-    bar.close()
+        save_state(
+            trainer,
+            args.out,
+            {
+                "step": step,
+                "history": history,
+                "best": best,
+                "running": running,
+                "seconds": seconds,
+            },
+        )
     return history, best
 
 

@@ -34,6 +34,31 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument(
+        "--bags",
+        nargs="+",
+        default=None,
+        help="train on these rosbag2 recordings (bags, or folders of bags) instead of the data "
+        "set folders below: each decoded once into a frame cache as the node reads its topics "
+        "(--params, --remap), the last --val-fraction of each by time validates",
+    )
+    p.add_argument("--params", default=None, help="node parameter YAML for --bags (topics, TF)")
+    p.add_argument(
+        "--remap", nargs="*", default=[], help="input topics of --bags, e.g. lidar/points:=/velo"
+    )
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.2,
+        help="share of each bag's frames, its last by time, that validates",
+    )
+    p.add_argument(
+        "--gap",
+        type=float,
+        default=1.0,
+        help="seconds between a bag's last training frame and its first validation frame (no "
+        "neighbouring frames on both sides)",
+    )
+    p.add_argument(
         "--kitti",
         default="../shared/data/kitti_raw_2011_09_26",
         help="KITTI raw drive folder (training and validation frames)",
@@ -176,5 +201,11 @@ def parser() -> argparse.ArgumentParser:
         "losses stay float32)",
     )
     p.add_argument("--out", required=True, help="checkpoint path to write")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run that writes --out from its last validation (OUT.state, saved at "
+        "each); the same options as that run",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p

@@ -10,6 +10,7 @@ makes the blank outputs of either kind; what is published comes from the output 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,27 +36,26 @@ class Dropped(Exception):
 ExtrinsicLookup = Callable[[str, str, Any], "np.ndarray | None"]
 
 
-def run_set(
-    cloud: Any,
-    image: Any,
-    info: Any,
-    extrinsic: ExtrinsicLookup,
-    completer: DepthCompleter,
-    values: Mapping[str, Any],
-    topics: "list[str]",
-    kit: MessageKit,
-) -> tuple[dict[str, Any], dict[str, float]]:
-    """Decode a synchronised set, run the per-frame pipeline and encode the outputs ``topics``.
+@dataclass
+class DecodedSet:
+    """A synchronised set as arrays: points (N, 3) float32 in the LiDAR frame, metres; the image
+    (H, W, 3) uint8 RGB; its camera; T_camera<-lidar (4, 4); the stage timings (ms)."""
 
-    ``extrinsic(camera_frame, lidar_frame, stamp)`` gives T_camera<-lidar (4, 4) or None.
-    Returns {topic: message} (stamped and framed as the image, REP 118) and the stage timings
-    (ms): decoding each message, the pipeline's stages, encoding each output (on the
-    completer's device, with its one copy to the host). ``image`` is an
-    Image or a CompressedImage. Raises ``Dropped`` for a malformed set or one larger than the
-    caps (``rejected_input``, admit.py), a compressed image that cannot be decoded
-    (``undecodable_image``) or a missing transform
-    (``tf_missing``); ``torch.cuda.OutOfMemoryError`` passes through for the caller to handle.
-    """
+    points: np.ndarray
+    rgb: np.ndarray
+    camera: PinholeCamera
+    t_cam_from_lidar: np.ndarray
+    timings_ms: dict[str, float]
+
+
+def decode_set(
+    cloud: Any, image: Any, info: Any, extrinsic: ExtrinsicLookup, values: Mapping[str, Any]
+) -> DecodedSet:
+    """The messages of a synchronised set as arrays, each checked against the caps first
+    (admit.py). ``extrinsic(camera_frame, lidar_frame, stamp)`` gives T_camera<-lidar (4, 4) or
+    None; ``image`` is an Image or a CompressedImage. Raises ``Dropped`` for a malformed set or
+    one larger than the caps (``rejected_input``), a compressed image that cannot be decoded
+    (``undecodable_image``) or a missing transform (``tf_missing``)."""
     watch = Stopwatch()
     try:
         for stream, msg in (("cloud", cloud), ("image", image), ("info", info)):
@@ -82,17 +82,46 @@ def run_set(
             "tf_missing", f"no transform {cloud.header.frame_id} -> {image.header.frame_id}"
         )
     watch.lap("camera_and_extrinsic")
+    return DecodedSet(points, rgb, camera, t_cam, dict(watch.laps))
+
+
+def run_set(
+    cloud: Any,
+    image: Any,
+    info: Any,
+    extrinsic: ExtrinsicLookup,
+    completer: DepthCompleter,
+    values: Mapping[str, Any],
+    topics: "list[str]",
+    kit: MessageKit,
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """Decode a synchronised set (``decode_set``, whose ``Dropped`` it raises), run the
+    per-frame pipeline and encode the outputs ``topics``.
+
+    Returns {topic: message} (stamped and framed as the image, REP 118) and the stage timings
+    (ms): decoding each message, the pipeline's stages, encoding each output (on the
+    completer's device, with its one copy to the host). ``torch.cuda.OutOfMemoryError`` passes
+    through for the caller to handle.
+    """
+    decoded = decode_set(cloud, image, info, extrinsic, values)
     try:
-        result = run_frame(points, camera, t_cam, completer, rgb, values)
+        result = run_frame(
+            decoded.points,
+            decoded.camera,
+            decoded.t_cam_from_lidar,
+            completer,
+            decoded.rgb,
+            values,
+        )
     except ValueError as exc:
         raise Dropped("rejected_input", str(exc)) from exc
-    watch.restart()
+    watch = Stopwatch()
     by_topic = {o.topic: o for o in OUTPUTS}
     messages = {}
     for t in topics:
         messages[t] = by_topic[t].encode(result, image.header, info, values, kit)
         watch.lap(f"encode {t}")
-    return messages, {**result.timings_ms, **watch.laps}
+    return messages, {**decoded.timings_ms, **result.timings_ms, **watch.laps}
 
 
 def warm_up(
