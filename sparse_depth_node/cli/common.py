@@ -59,11 +59,14 @@ def speed_options(p: argparse.ArgumentParser) -> None:
         setting_option(p, name)
 
 
-def data_options(p: argparse.ArgumentParser, data_default: "str | None" = None) -> None:
-    """--data, --format and --camera: a data set folder (required unless ``data_default``)."""
+def data_options(
+    p: argparse.ArgumentParser, data_default: "str | None" = None, required: bool = True
+) -> None:
+    """--data, --format and --camera: a data set folder (required unless ``data_default`` or
+    not ``required``: another option can name the data)."""
     from ..data.datasets import FORMATS
 
-    required = data_default is None
+    required = required and data_default is None
     p.add_argument(
         "--data",
         required=required,

@@ -34,8 +34,24 @@ def register(command) -> None:
         help="run a network without trained weights (random initialisation)",
     )
 
-    p = command("evaluate", "score methods on held-out LiDAR points", evaluate)
-    data_options(p)
+    p = command(
+        "evaluate",
+        "score methods on held-out LiDAR points of a data set, or judge them on a robot's own "
+        "recordings (--bags: every judge, and which model to run)",
+        evaluate,
+    )
+    data_options(p, required=False)
+    p.add_argument(
+        "--bags",
+        nargs="+",
+        default=None,
+        help="instead of --data: rosbag2 recordings never trained on (bags, or folders of bags), "
+        "read as the node reads its topics (--params, --remap); every method judged held out, "
+        "between the returns (accumulated) and on the whole image (photometric), then one line "
+        "says which to run on this robot and by how much",
+    )
+    p.add_argument("--params", default=None, help="node parameter YAML for --bags (topics, TF)")
+    p.add_argument("--remap", nargs="*", default=[], help="input topics of --bags")
     p.add_argument(
         "--frames", default=None, help="A:B (indices; A: or :B too) or id,id,... (default: all)"
     )
@@ -147,8 +163,8 @@ def evaluate(args: argparse.Namespace) -> int:
     from ..lab.evaluate import evaluate as run_evaluation
     from ..lab.report import write_json
 
-    reader = open_dataset(args.data, args.format, args.camera)
-    ids = select_frames(reader.frame_ids(), args.frames, "--frames")
+    if (args.bags is None) == (args.data is None):
+        raise ValueError("pass --data with --format (a data set folder) or --bags (recordings)")
     methods = {
         Path(name).stem if name.endswith(".pt") else name: DepthCompleter(
             name,
@@ -159,6 +175,12 @@ def evaluate(args: argparse.Namespace) -> int:
         )
         for name in args.methods.split(",")
     }
+    if args.bags:
+        return _recordings(args, methods)
+    if args.format is None:
+        raise ValueError("--data needs --format (one of the data set layouts)")
+    reader = open_dataset(args.data, args.format, args.camera)
+    ids = select_frames(reader.frame_ids(), args.frames, "--frames")
     if args.protocol == "photometric":
         return _whole_image(args, reader, ids, methods)
     splits = None
@@ -205,28 +227,47 @@ def evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _recordings(args: argparse.Namespace, methods: dict) -> int:
+    """``evaluate --bags``: every judge on the recordings (lab.recordings), the three tables and
+    the verdict line."""
+    from ..bag.fleet import expand_bags
+    from ..bag.frames import BagFrames, cache_frames
+    from ..bag.io import load_parameters, parse_remaps
+    from ..lab.evaluate import format_table
+    from ..lab.recordings import judge_recordings, verdict
+    from ..lab.report import write_json
+    from ..lab.whole_image import format_whole_image
+
+    params = load_parameters(args.params) if args.params else {}
+    bags = expand_bags(args.bags)
+    readers = []
+    with progress(args, "decode", len(bags), unit="bag") as bar:
+        for bag in bags:
+            readers.append(BagFrames(cache_frames(bag, params, parse_remaps(args.remap))))
+            bar.update(1)
+    frames = sum(len(r.frame_ids()) for r in readers)
+    with progress(args, "judge", 3 * frames, unit="frame") as bar:
+        result = judge_recordings(readers, methods, args.seed, bar.update)
+    for name in ("held_out", "accumulated"):
+        if name in result:
+            print(format_table(result[name]))
+    print(format_whole_image(result["photometric"], reference="classic-multiscale"))
+    networks = [n for n, c in methods.items() if c.model is not None]
+    result["verdict"] = verdict(result, networks)
+    print(result["verdict"])
+    if args.json:
+        write_json(args.json, result)
+    return 0
+
+
 def _accumulated(args: argparse.Namespace, reader, ids: list[str]) -> tuple[list, list]:
     """``evaluate --protocol accumulated:N``: the frames that have a neighbour's motion, and
-    their splits (lab.accumulate.accumulated_split; the neighbours from the whole sequence)."""
-    from ..lab.accumulate import accumulated_split
-    from ..lab.views import TemporalViews
+    their splits (lab.accumulate.accumulated_frames)."""
+    from ..lab.accumulate import accumulated_frames
 
-    value = args.protocol.partition(":")[2]
-    if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"--protocol accumulated:N needs a whole N >= 1, got '{value}'")
-    span = int(value)
-    temporal = TemporalViews(reader)
-    index = {fid: i for i, fid in enumerate(reader.frame_ids())}
-    frames, splits = [], []
+    span = accumulated_span(args.protocol)
     with progress(args, "accumulate", len(ids)) as bar:
-        for fid in ids:
-            i = index[fid]
-            near = [j for j in range(i - span, i + span + 1) if j != i and 0 <= j < len(index)]
-            split = accumulated_split(temporal.frame(i), [temporal.frame(j) for j in near])
-            if split is not None:
-                frames.append(temporal.frame(i))
-                splits.append(split)
-            bar.update(1)
+        frames, splits = accumulated_frames(reader, ids, span, bar.update)
     if not frames:
         raise ValueError(
             "--protocol accumulated: no frame has a neighbour whose motion was found; "
@@ -235,22 +276,23 @@ def _accumulated(args: argparse.Namespace, reader, ids: list[str]) -> tuple[list
     return frames, splits
 
 
+def accumulated_span(protocol: str) -> int:
+    """N of ``accumulated:N``; ValueError naming the fix."""
+    value = protocol.partition(":")[2]
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"--protocol accumulated:N needs a whole N >= 1, got '{value}'")
+    return int(value)
+
+
 def _whole_image(args: argparse.Namespace, reader, ids: list[str], methods: dict) -> int:
     """``evaluate --protocol photometric``: the whole-image table (lab.whole_image)."""
     from ..lab.report import write_json
-    from ..lab.views import TemporalViews, stereo_view
+    from ..lab.views import sequence_views
     from ..lab.whole_image import evaluate_whole_image, format_whole_image
 
-    temporal = TemporalViews(reader)
-    index = {fid: i for i, fid in enumerate(reader.frame_ids())}
-    frames = []
+    stereo = args.data if args.format == "kitti-raw" else None
     with progress(args, "views", len(ids)) as bar:
-        for fid in ids:
-            frame = temporal.frame(index[fid])
-            views = temporal.views(index[fid])
-            stereo = stereo_view(args.data, frame) if args.format == "kitti-raw" else None
-            frames.append((frame, views + ([stereo] if stereo is not None else [])))
-            bar.update(1)
+        frames = sequence_views(reader, ids, stereo, bar.update)
     with progress(args, "evaluate", len(frames)) as bar:
         show = _preview_writer(Path(args.previews), "all LiDAR") if args.previews else None
         result = evaluate_whole_image(frames, methods, tick=bar.update, show=show)

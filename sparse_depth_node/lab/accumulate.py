@@ -14,6 +14,9 @@ projected, and kept only where the frame's own sweep vouches for them:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -86,3 +89,25 @@ def accumulated_split(frame: Frame, others: list[Frame]) -> "Split | None":
         return None
     extra = torch.from_numpy(accumulate(depth[0, 0].numpy(), np.stack(moved)))[None, None]
     return Split(depth + extra, depth, mask, (extra > 0).float(), image_tensor(frame.rgb))
+
+
+def accumulated_frames(
+    reader: Any, ids: list, span: int, tick: "Callable[[], object] | None" = None
+) -> tuple[list[Frame], list[Split]]:
+    """The frames ``ids`` of the sequence ``reader`` that have a neighbour's motion within
+    ``span`` frames each side, and their ``accumulated_split``s; ``tick`` after each frame."""
+    from .views import TemporalViews
+
+    temporal = TemporalViews(reader)
+    index = {fid: i for i, fid in enumerate(reader.frame_ids())}
+    frames, splits = [], []
+    for fid in ids:
+        i = index[fid]
+        near = [j for j in range(i - span, i + span + 1) if j != i and 0 <= j < len(index)]
+        split = accumulated_split(temporal.frame(i), [temporal.frame(j) for j in near])
+        if split is not None:
+            frames.append(temporal.frame(i))
+            splits.append(split)
+        if tick is not None:
+            tick()
+    return frames, splits

@@ -116,12 +116,14 @@ def batch_photometric_loss(
     rgb: torch.Tensor,
     places: list[tuple[int, int, bool]],
     views: "list[Neighbours | None]",
+    support: "torch.Tensor | None" = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Sum and count of Monodepth2's masked min-reprojection error over the crops of a batch:
     ``pred`` (B, 1, h, w) metres (0 = none) and ``rgb`` (B, 3, h, w) the crops as cropped
     (flipped where ``places`` says so), each crop's ``views`` (None: it has none) warped into it
     with its depth, every (crop, view) pair in one batch. A crop's K is its frame's with the
-    principal point moved by the crop's corner; the auto-mask compares each view unwarped."""
+    principal point moved by the crop's corner; the auto-mask compares each view unwarped.
+    ``support`` (B, 1, h, w) bool, as cropped: where the error may count (default: everywhere)."""
     pairs = [(b, v) for b, nb in enumerate(views) if nb is not None for v in range(len(nb.greys))]
     zero = pred.new_zeros(())
     if not pairs:
@@ -156,6 +158,8 @@ def batch_photometric_loss(
 
     best = per_crop(error)
     use = torch.isfinite(best) & (best < per_crop(same)) & (pred > 0)
+    if support is not None:
+        use &= torch.where(flips, support.flip(-1), support)
     return torch.where(use, best, 0.0).sum(), use.sum()
 
 
@@ -219,6 +223,16 @@ def row_smoothness(
     valid = have[..., :-2, :] * have[..., 1:-1, :] * have[..., 2:, :]
     weight = torch.exp(-step / sigma) * valid
     return (second * weight).sum(), valid.sum()
+
+
+def near_returns(mask: torch.Tensor, radius: int) -> "torch.Tensor | None":
+    """(B, 1, H, W) bool: within ``radius`` px (Chebyshev) of a return of ``mask``; None when
+    ``radius`` is 0 (no limit). Where no return lies near, nothing vouches for the surface:
+    glass and glossy paint (the LiDAR passes through or misses them, the camera sees a
+    reflection of a scene farther away) and the sky."""
+    if radius <= 0:
+        return None
+    return F.max_pool2d(mask, 2 * radius + 1, stride=1, padding=radius) > 0
 
 
 def visible(depth: torch.Tensor, mask: torch.Tensor, margin: float) -> torch.Tensor:
@@ -315,12 +329,13 @@ def folder_sources(args) -> list[Source]:
 
 def time_split(stamps: list[float], val_fraction: float, gap: float) -> tuple[range, range]:
     """Indices of a recording's frames (``stamps`` in time order, s) to train and to validate
-    on: the last ``val_fraction`` validates, the frames up to ``gap`` s before it train, so
-    that no two neighbouring frames fall on both sides. ValueError when either side is empty."""
-    n_val = max(1, round(val_fraction * len(stamps)))
+    on: the last ``val_fraction`` validates (none when 0), the frames up to ``gap`` s before it
+    train, so that no two neighbouring frames fall on both sides. ValueError when nothing is
+    left to train on."""
+    n_val = max(1, round(val_fraction * len(stamps))) if val_fraction > 0 else 0
     first_val = len(stamps) - n_val
     last_train = first_val
-    while last_train > 0 and stamps[last_train - 1] > stamps[first_val] - gap:
+    while n_val and last_train > 0 and stamps[last_train - 1] > stamps[first_val] - gap:
         last_train -= 1
     if last_train == 0:
         raise ValueError(
@@ -333,24 +348,29 @@ def time_split(stamps: list[float], val_fraction: float, gap: float) -> tuple[ra
 def bag_sources(args, tick=None) -> list[Source]:
     """The recordings of ``args.bags`` (bags, or folders of bags), each decoded once into the
     frame cache (bag.frames) under the node parameters ``args.params`` and ``args.remap``, split
-    by time (``time_split``)."""
+    by time (``time_split``: validation set "bags"); and those of ``args.val_bags``, held out
+    for validation only (set "held_out")."""
     from ..bag.fleet import expand_bags
     from ..bag.frames import BagFrames, cache_frames
     from ..bag.io import load_parameters, parse_remaps
 
     params = load_parameters(args.params) if args.params else {}
+    remaps = parse_remaps(args.remap)
     out = []
     for bag in expand_bags(args.bags):
-        frames = BagFrames(cache_frames(bag, params, parse_remaps(args.remap), tick=tick))
+        frames = BagFrames(cache_frames(bag, params, remaps, tick=tick))
         train, val = time_split(frames.stamps, args.val_fraction, args.gap)
         ids = frames.frame_ids()
-        text = (
-            f"bag {bag}: frames 0:{len(train)} (train), {val.start}:{val.stop} (val), "
-            f"{args.gap} s apart"
+        text = f"bag {bag}: frames 0:{len(train)} (train)" + (
+            f", {val.start}:{val.stop} (val), {args.gap} s apart" if len(val) else ""
         )
         out.append(
             Source("bags", frames, [ids[i] for i in train], [ids[i] for i in val], True, text)
         )
+    for bag in expand_bags(args.val_bags or []):
+        frames = BagFrames(cache_frames(bag, params, remaps, tick=tick))
+        text = f"bag {bag}: {len(frames.frame_ids())} frames (held out: val)"
+        out.append(Source("held_out", frames, [], frames.frame_ids(), False, text))
     return out
 
 
@@ -510,9 +530,9 @@ class Trainer:
         if self.data.neighbours:
             samples = [self.data.ring_of[i] for i in b.chosen] if b.lines else b.chosen
             views = [self.data.neighbours.get(i) for i in samples]
-            terms.append(
-                (args.photometric, *batch_photometric_loss(pred, b.raw_rgb, b.places, views))
-            )
+            support = near_returns(b.inp_mask, args.photometric_support)
+            photo = batch_photometric_loss(pred, b.raw_rgb, b.places, views, support)
+            terms.append((args.photometric, *photo))
         return self.combine(terms)
 
     def combine(self, terms: list[tuple[float, torch.Tensor, torch.Tensor]]) -> torch.Tensor:

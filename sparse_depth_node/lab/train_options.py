@@ -41,6 +41,13 @@ def parser() -> argparse.ArgumentParser:
         "set folders below: each decoded once into a frame cache as the node reads its topics "
         "(--params, --remap), the last --val-fraction of each by time validates",
     )
+    p.add_argument(
+        "--val-bags",
+        nargs="+",
+        default=None,
+        help="recordings that only validate (set 'held_out': never trained on); with them "
+        "--val-fraction may be 0",
+    )
     p.add_argument("--params", default=None, help="node parameter YAML for --bags (topics, TF)")
     p.add_argument(
         "--remap", nargs="*", default=[], help="input topics of --bags, e.g. lidar/points:=/velo"
@@ -49,7 +56,7 @@ def parser() -> argparse.ArgumentParser:
         "--val-fraction",
         type=float,
         default=0.2,
-        help="share of each bag's frames, its last by time, that validates",
+        help="share of each bag's frames, its last by time, that validates (0: none)",
     )
     p.add_argument(
         "--gap",
@@ -143,6 +150,15 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--baseline", type=float, default=0.2, help="least camera motion (m) of a neighbour"
+    )
+    p.add_argument(
+        "--photometric-support",
+        type=int,
+        default=0,
+        metavar="PX",
+        help="the photometric loss only within PX px of an input return (0: everywhere): "
+        "nothing vouches for a surface with no return near, such as glass, which shows a "
+        "reflection of a scene farther away (docs/EVALUATION.md)",
     )
     p.add_argument(
         "--clean-targets",

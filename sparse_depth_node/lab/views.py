@@ -10,8 +10,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -96,3 +98,25 @@ def stereo_view(root: "str | Path", frame: Frame, camera: int = 3) -> "View | No
     other = KittiRawReader(root, camera).camera  # the calibration only: no sweep to read
     t = other.optical_from_reference() @ np.linalg.inv(frame.camera.optical_from_reference())
     return View("stereo", load_rgb(path), other.K, t)
+
+
+def sequence_views(
+    reader: Any,
+    ids: list,
+    stereo_root: "str | Path | None" = None,
+    tick: "Callable[[], object] | None" = None,
+) -> list[tuple[Frame, list[View]]]:
+    """Each frame ``ids`` of the sequence ``reader`` with its other views: the neighbouring
+    frames (TemporalViews) and, with ``stereo_root`` (a KITTI raw drive), the right camera;
+    ``tick`` after each frame."""
+    temporal = TemporalViews(reader)
+    index = {fid: i for i, fid in enumerate(reader.frame_ids())}
+    out = []
+    for fid in ids:
+        frame = temporal.frame(index[fid])
+        views = temporal.views(index[fid])
+        stereo = stereo_view(stereo_root, frame) if stereo_root is not None else None
+        out.append((frame, views + ([stereo] if stereo is not None else [])))
+        if tick is not None:
+            tick()
+    return out

@@ -249,6 +249,10 @@ def test_photometric_loss_of_a_crop_is_zero_for_the_true_depth_and_the_same_flip
     )
     torch.testing.assert_close(both[0], 2 * total)
     assert int(both[1]) == 2 * int(count)
+    nowhere = torch.zeros_like(depth, dtype=torch.bool)
+    assert batch_photometric_loss(depth, rgb, [(y, x, False)], [nb], nowhere)[1] == 0
+    everywhere = batch_photometric_loss(depth, rgb, [(y, x, False)], [nb], ~nowhere)
+    assert torch.equal(everywhere[0], total) and everywhere[1] == count
     wrong = batch_photometric_loss(depth * 1.2, rgb, [(y, x, False)], [nb])
     assert float(wrong[0] / wrong[1].clamp(min=1)) > 2 * float(total / count) + 0.01
     assert batch_photometric_loss(depth, rgb, [(y, x, False)], [None])[1] == 0
@@ -365,6 +369,16 @@ def test_training_from_a_bag_equals_training_from_the_folder_it_was_converted_fr
     assert (cache / "frames.json").stat().st_mtime_ns == cache_frames(SAMPLE_BAG).joinpath(
         "frames.json"
     ).stat().st_mtime_ns
+
+
+def test_near_returns_is_the_chebyshev_neighbourhood_of_the_returns():
+    from sparse_depth_node.lab.train import near_returns
+
+    mask = torch.zeros(1, 1, 9, 9)
+    mask[0, 0, 4, 4] = 1.0
+    near = near_returns(mask, 2)[0, 0]
+    assert near[2:7, 2:7].all() and int(near.sum()) == 25
+    assert near_returns(mask, 0) is None
 
 
 def few_steps_bag(tmp_path) -> list[str]:
