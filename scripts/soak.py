@@ -33,8 +33,8 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
-from sparse_depth_node.bag.demo import node_command, stop_node
-from sparse_depth_node.bag.io import open_bag, resolve_inputs
+from sparse_depth_node.bag.demo import node_command, read_demo_bag, stop_node
+from sparse_depth_node.bag.io import open_bag
 from sparse_depth_node.bag.player import BagPlayer
 from sparse_depth_node.ros.dds import USER_SETTINGS
 
@@ -75,14 +75,14 @@ def run_load(
     ``node_env``: the node's environment instead of this process's; ``driver``: the
     reliability the bag is published with (default: as recorded); ``final``: one more sample
     2.5 s after the player stops."""
-    reader = open_bag(BAG)
-    inputs = resolve_inputs(reader.connections, {})
-    reader.close()
+    with open_bag(BAG) as reader:
+        demo = read_demo_bag(reader, BAG)
+    inputs = demo.inputs
     env = None
     if node_env is not None:
         env = {k: v for k, v in os.environ.items() if k not in USER_SETTINGS} | node_env
     node_proc = subprocess.Popen(
-        node_command(BAG, inputs, model, "cpu", *params),
+        node_command(demo, model, "cpu", *params),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=env,

@@ -17,9 +17,10 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
-from sparse_depth_node.ros.extrinsics import extrinsic_parameters as ros_extrinsic_parameters
-from sparse_depth_node.ros.kits import RclpyKit, sensor_messages
-from sparse_depth_node.ros.outputs import INPUTS
+from sparse_depth_node.msgs.extrinsics import extrinsic_parameters as ros_extrinsic_parameters
+from sparse_depth_node.msgs.kits import sensor_messages
+from sparse_depth_node.msgs.outputs import INPUTS
+from sparse_depth_node.ros.kit import RclpyKit
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)  # the tests' listeners
 CAMERA_FRAME = "camera_optical"

@@ -69,9 +69,8 @@ def test_a_signal_stops_a_command_cleanly(name, sig, tmp_path):
     if proc.returncode:
         assert f"interrupted ({sig.name})" in out, out[-3000:]
     if bag is not None and bag.exists():  # closed and readable, whatever it holds
-        reader = open_bag(bag)
-        assert all(c.msgcount >= 0 for c in reader.connections)
-        reader.close()
+        with open_bag(bag) as reader:
+            assert all(c.msgcount >= 0 for c in reader.connections)
     leftovers = subprocess.run(
         ["pgrep", "-s", str(proc.pid)], capture_output=True, text=True
     ).stdout.split()

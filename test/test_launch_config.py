@@ -8,7 +8,7 @@ import yaml
 from conftest import REPO
 
 from sparse_depth_node.core.settings import BY_NAME
-from sparse_depth_node.ros.outputs import INPUTS, OUTPUTS
+from sparse_depth_node.msgs.outputs import INPUTS, OUTPUTS
 from sparse_depth_node.ros.parameters import descriptor
 
 LAUNCH = REPO / "launch" / "sparse_depth.launch.py"

@@ -36,7 +36,7 @@ def test_core_imports_without_rclpy():
         "import sparse_depth_node.core.pipeline, sparse_depth_node.core.models, "
         "sparse_depth_node.data.datasets, sparse_depth_node.lab.train, "
         "sparse_depth_node.lab.evaluate, "
-        "sparse_depth_node.ros.frame, sparse_depth_node.bag.process\n"
+        "sparse_depth_node.msgs.frame, sparse_depth_node.bag.process\n"
         "assert 'rclpy' not in [m for m in sys.modules if sys.modules[m] is not None]"
     )
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
@@ -123,7 +123,15 @@ def test_a_venv_over_system_packages_builds_with_colcon_and_runs_the_node(tmp_pa
     assert r.returncode == 0 and r.stdout.startswith(str(installed)), r.stderr
 
 
-LAYERS = ("core", "data", "ros", "bag", "lab", "cli")  # each imports itself and those before it
+LAYERS = (
+    "core",
+    "data",
+    "msgs",
+    "ros",
+    "bag",
+    "lab",
+    "cli",
+)  # each imports itself and those before it
 
 
 def _imported_layers(path: Path) -> set[str]:

@@ -11,8 +11,8 @@ from rosbags.rosbag2 import CompressionFormat, CompressionMode, Writer
 
 from ..core.camera import PinholeCamera
 from ..data.datasets import open_dataset
-from ..ros.extrinsics import extrinsic_parameters
-from ..ros.kits import sensor_messages
+from ..msgs.extrinsics import extrinsic_parameters
+from ..msgs.kits import sensor_messages
 from .io import TYPESTORE, BagKit, make_header, qos, storage_plugin
 
 KITTI_TOPICS = {

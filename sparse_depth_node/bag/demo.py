@@ -14,8 +14,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rclpy
@@ -27,11 +29,11 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 
 from ..core.completion import DEFAULT_METHOD
 from ..data.depth_io import preview
-from ..ros.extrinsics import extrinsic_parameters
-from ..ros.kits import RclpyKit
-from ..ros.msgs import any_image_to_rgb, depth_image_to_metres, stamp_ns
-from ..ros.outputs import OUTPUTS
-from .extrinsic import bag_extrinsic, number_list
+from ..msgs.convert import any_image_to_rgb, depth_image_to_metres, stamp_ns
+from ..msgs.extrinsics import extrinsic_parameters
+from ..msgs.outputs import OUTPUTS
+from ..ros.kit import RclpyKit
+from .extrinsic import number_list, reader_extrinsic
 from .io import TYPESTORE, deserialize, open_bag, qos, read_messages, resolve_inputs
 from .player import BagPlayer
 
@@ -48,32 +50,49 @@ class DemoReport:
     problem: "str | None"
 
 
-def node_command(
-    bag: Path, inputs: dict[str, str], model: str, device: str, *extra: str
-) -> list[str]:
-    """The command line that runs the node for ``bag`` as a user's rig file would: its topics
-    remapped, its /tf_static extrinsic and its image size (``warmup_size``) as parameters, and
-    ``extra`` ``-p`` arguments; everything else (QoS, DDS) as shipped."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "sparse_depth_node.ros.main",
-        "--ros-args",
-        "-p",
-        f"model:={model}",
-        "-p",
-        f"device:={device}",
-        "-p",
-        "use_tf:=false",
-    ]
-    for name, value in extrinsic_parameters(bag_extrinsic(bag, inputs)[0]).items():
-        cmd += ["-p", f"{name}:={number_list(value).replace(' ', '')}"]
-    size = bag_image_size(bag, inputs)
-    if size is not None:
-        cmd += ["-p", f"warmup_size:=[{size[0]},{size[1]}]"]
-    for e in extra:
-        cmd += ["-p", e]
-    for name, topic in inputs.items():
+@dataclass
+class DemoBag:
+    """What the demo reads of a bag in its one opening: the node's ``inputs`` found in it (input
+    name -> topic), the ``images`` by stamp (ns; for the previews; their count is the frames),
+    the camera's ``size`` (width, height) from its first camera_info, and T_camera<-lidar from
+    its TF."""
+
+    path: Path
+    inputs: dict[str, str]
+    images: dict[int, np.ndarray]
+    size: "tuple[int, int] | None"
+    t_cam_from_lidar: np.ndarray
+
+
+def read_demo_bag(reader: Any, path: Path) -> DemoBag:
+    """The DemoBag of the bag open in ``reader``."""
+    inputs = resolve_inputs(reader.connections, {})
+    t_cam = reader_extrinsic(reader, path, inputs)[0]
+    image, info = inputs["camera/image"], inputs["camera/camera_info"]
+    images, size = {}, None
+    conns = [c for c in reader.connections if c.topic in (image, info)]
+    for conn, _, raw in read_messages(reader, path, conns):
+        msg = deserialize(reader, raw, conn.msgtype, path)
+        if conn.topic == image:
+            images[stamp_ns(msg.header)] = any_image_to_rgb(msg)
+        elif size is None:
+            size = (int(msg.width), int(msg.height))
+    return DemoBag(path, inputs, images, size, t_cam)
+
+
+def node_command(demo: DemoBag, model: str, device: str, *extra: str) -> list[str]:
+    """The command line that runs the node for the demo's bag as a user's rig file would: its
+    topics remapped, its /tf_static extrinsic and its image size (``warmup_size``) as
+    parameters, and ``extra`` ``-p`` arguments; everything else (QoS, DDS) as shipped."""
+    cmd = [sys.executable, "-m", "sparse_depth_node.ros.main", "--ros-args"]
+    params = [f"model:={model}", f"device:={device}", "use_tf:=false"]
+    for name, value in extrinsic_parameters(demo.t_cam_from_lidar).items():
+        params.append(f"{name}:={number_list(value).replace(' ', '')}")
+    if demo.size is not None:
+        params.append(f"warmup_size:=[{demo.size[0]},{demo.size[1]}]")
+    for p in (*params, *extra):
+        cmd += ["-p", p]
+    for name, topic in demo.inputs.items():
         cmd += ["-r", f"{name}:={topic}"]
     return cmd
 
@@ -91,17 +110,27 @@ def stop_node(proc: subprocess.Popen, timeout: float = 20.0) -> bool:
         return False
 
 
-def bag_image_size(bag: Path, inputs: dict[str, str]) -> "tuple[int, int] | None":
-    """(width, height) of the bag's first camera_info, or None when it has none."""
-    reader = open_bag(bag)
-    try:
-        conns = [c for c in reader.connections if c.topic == inputs["camera/camera_info"]]
-        for conn, _, raw in read_messages(reader, bag, conns):
-            info = deserialize(reader, raw, conn.msgtype, bag)
-            return int(info.width), int(info.height)
-    finally:
-        reader.close()
-    return None
+@dataclass
+class Recording:
+    """What the demo heard: each output topic's messages, when each frame's image was sent and
+    its depth arrived (monotonic s, by stamp ns), the node's /diagnostics."""
+
+    received: dict[str, list] = field(default_factory=lambda: {k: [] for k in RECORDED})
+    sent: dict[int, float] = field(default_factory=dict)
+    arrival: dict[int, float] = field(default_factory=dict)
+    diagnostics: list = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def keep(self, topic: str, msg: Any) -> None:
+        with self.lock:
+            self.received[topic].append(msg)
+            if topic == "depth/image":
+                self.arrival[stamp_ns(msg.header)] = time.monotonic()
+
+    def complete_frames(self) -> int:
+        """How many frames every output has arrived for."""
+        with self.lock:
+            return min(len(v) for v in self.received.values())
 
 
 def run_demo(
@@ -114,100 +143,125 @@ def run_demo(
     log: "Callable[[str], None] | None" = None,
 ) -> DemoReport:
     """Play ``bag`` into a live node; write out/outputs (a bag) and out/preview_*.png; ``log``
-    hears each step. Returns the summary, with the problem when a frame gave no depth."""
+    hears each step. Returns the summary, with the problem when a frame gave no depth. The bag
+    is opened once."""
     log = log or (lambda _line: None)
     bag, out = Path(bag), Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    reader = open_bag(bag)
-    inputs = resolve_inputs(reader.connections, {})
-    n_frames = sum(c.msgcount for c in reader.connections if c.topic == inputs["camera/image"])
-    images = {}
-    image_conns = [c for c in reader.connections if c.topic == inputs["camera/image"]]
-    for conn, _, raw in read_messages(reader, bag, image_conns):
-        msg = deserialize(reader, raw, conn.msgtype, bag)
-        images[stamp_ns(msg.header)] = any_image_to_rgb(msg)
-    reader.close()
-    node_args = node_command(bag, inputs, model, device, *ENABLE_ALL)
-    log(f"demo: starting the node ({model} on {device}); its log: {out / 'node.log'}")
-    node_log = open(out / "node.log", "w")
-    proc = subprocess.Popen(
-        node_args, stdout=node_log, stderr=subprocess.STDOUT, env=dict(os.environ)
-    )
+    with open_bag(bag) as reader:
+        demo = read_demo_bag(reader, bag)
+        log(f"demo: starting the node ({model} on {device}); its log: {out / 'node.log'}")
+        with open(out / "node.log", "w") as node_log:
+            proc = subprocess.Popen(
+                node_command(demo, model, device, *ENABLE_ALL),
+                stdout=node_log,
+                stderr=subprocess.STDOUT,
+                env=dict(os.environ),
+            )
+            try:
+                recording = play_into(proc, reader, demo, out, rate, timeout, log)
+            finally:
+                stop_node(proc)
+    _write_outputs(out / "outputs", recording.received)
+    _write_previews(out, recording.received, demo.images)
+    return summarise(demo, recording, out, f"model {model}, device {device}, rate {rate}")
+
+
+def play_into(
+    proc: subprocess.Popen,
+    reader: Any,
+    demo: DemoBag,
+    out: Path,
+    rate: float,
+    timeout: float,
+    log: Callable[[str], None],
+) -> Recording:
+    """Listen to every output of the node ``proc`` and play the bag open in ``reader`` into it
+    once both ends are matched; wait for the last outputs."""
     context = rclpy.Context()
     rclpy.init(context=context)
     node = rclpy.create_node("sparse_depth_demo", context=context)
-    received: dict[str, list] = {k: [] for k in RECORDED}
-    arrival: dict[int, float] = {}
-    sent: dict[int, float] = {}
-    diagnostics: list = []
-    lock = threading.Lock()
-
-    def keep(topic: str, msg) -> None:
-        with lock:
-            received[topic].append(msg)
-            if topic == "depth/image":
-                arrival[stamp_ns(msg.header)] = time.monotonic()
-
+    recording = Recording()
     reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
     kit = RclpyKit()
     for topic, msgtype in RECORDED.items():
-        node.create_subscription(kit.cls(msgtype), topic, lambda m, t=topic: keep(t, m), reliable)
-    node.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
-    player = BagPlayer(node, bag)
+        node.create_subscription(kit.cls(msgtype), topic, partial(recording.keep, topic), reliable)
+    node.create_subscription(DiagnosticArray, "/diagnostics", recording.diagnostics.append, 10)
+    player = BagPlayer(node, demo.path, reader=reader)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
     try:
-        deadline = time.monotonic() + 60.0
-        while not (
-            player.subscribers_ready(list(inputs.values()))
-            and all(node.count_publishers(t) > 0 for t in RECORDED)
-        ):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                last = (out / "node.log").read_text().strip().splitlines()[-1:] or ["(empty)"]
-                raise ValueError(
-                    f"the node did not come up (its log {out / 'node.log'} ends: {last[0]})"
-                )
-            time.sleep(0.1)
-        time.sleep(2.0)  # let discovery settle both ways
+        wait_until_up(proc, player, node, demo, out)
 
         def on_message(topic: str, t_ns: int) -> None:
-            if topic == inputs["camera/image"]:
-                sent[t_ns] = time.monotonic()
+            if topic == demo.inputs["camera/image"]:
+                recording.sent[t_ns] = time.monotonic()
 
-        log(f"demo: node up; playing {n_frames} frames at rate {rate}")
+        log(f"demo: node up; playing {len(demo.images)} frames at rate {rate}")
         player.play(rate=rate, on_message=on_message)
         log("demo: played; waiting for the last outputs")
-        # wait for every output of every frame (the previews need the sparse and confidence images
-        # too), or until the node has been quiet for `quiet` s (it dropped some)
-        end, quiet = time.monotonic() + timeout, 10.0
-        last_count, last_change = -1, time.monotonic()
-        while time.monotonic() < end:
-            with lock:
-                count = min(len(v) for v in received.values())
-            if count >= n_frames:
-                break
-            if count != last_count:
-                last_count, last_change = count, time.monotonic()
-            elif time.monotonic() - last_change > quiet:
-                break
-            time.sleep(0.1)
+        wait_for_outputs(recording, len(demo.images), timeout)
         time.sleep(1.5)  # one more diagnostics period
     finally:
-        stop_node(proc)
         executor.shutdown()
         player.close()
         node.destroy_node()
         if context.ok():  # a signal may have shut it down already
             rclpy.shutdown(context=context)
         spinner.join(timeout=5)
-    _write_outputs(out / "outputs", received)
-    _write_previews(out, received, images)
-    latency = [1e3 * (arrival[k] - sent[k]) for k in arrival if k in sent]
+    return recording
+
+
+def wait_until_up(
+    proc: subprocess.Popen, player: BagPlayer, node: Any, demo: DemoBag, out: Path
+) -> None:
+    """Until the node subscribes to the bag's inputs and publishes every output (60 s at most;
+    ValueError with its log's last line when it does not come up), then 2 s of discovery."""
+    deadline = time.monotonic() + 60.0
+    while not (
+        player.subscribers_ready(list(demo.inputs.values()))
+        and all(node.count_publishers(t) > 0 for t in RECORDED)
+    ):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            last = (out / "node.log").read_text().strip().splitlines()[-1:] or ["(empty)"]
+            raise ValueError(
+                f"the node did not come up (its log {out / 'node.log'} ends: {last[0]})"
+            )
+        time.sleep(0.1)
+    time.sleep(2.0)  # let discovery settle both ways
+
+
+def wait_for_outputs(
+    recording: Recording, frames: int, timeout: float, quiet: float = 10.0
+) -> None:
+    """Until every output of every frame has arrived (the previews need the sparse and
+    confidence images too), or the node has been quiet for ``quiet`` s (it dropped some), or
+    ``timeout`` s have passed."""
+    end = time.monotonic() + timeout
+    last_count, last_change = -1, time.monotonic()
+    while time.monotonic() < end:
+        count = recording.complete_frames()
+        if count >= frames:
+            return
+        if count != last_count:
+            last_count, last_change = count, time.monotonic()
+        elif time.monotonic() - last_change > quiet:
+            return
+        time.sleep(0.1)
+
+
+def summarise(demo: DemoBag, recording: Recording, out: Path, settings: str) -> DemoReport:
+    """The summary lines (frames, latencies, the node's stages and counters, what was written)
+    and the problem when a frame gave no depth."""
+    received, n_frames = recording.received, len(demo.images)
+    latency = [
+        1e3 * (t - recording.sent[k]) for k, t in recording.arrival.items() if k in recording.sent
+    ]
     lines = [
-        f"bag {bag}: {n_frames} frames in, {len(received['depth/image'])} depth images and "
-        f"{len(received['depth/points'])} clouds out (model {model}, device {device}, rate {rate})"
+        f"bag {demo.path}: {n_frames} frames in, {len(received['depth/image'])} depth images and "
+        f"{len(received['depth/points'])} clouds out ({settings})"
     ]
     if latency:
         lines.append(
@@ -215,8 +269,8 @@ def run_demo(
             f"per frame {[round(x) for x in latency]} ms, "
             f"max {np.max(latency):.0f} ms over {len(latency)} frames"
         )
-    if diagnostics:
-        values = {kv.key: kv.value for kv in diagnostics[-1].status[0].values}
+    if recording.diagnostics:
+        values = {kv.key: kv.value for kv in recording.diagnostics[-1].status[0].values}
         lines += [f"node: {values.get('model')}", f"{'stage':<22} latency in the node (ms)"]
         lines += [
             f"{key[len('latency_ms.') :]:<22} {value}"

@@ -4,10 +4,11 @@ image's frames resolved), as the node's ``extrinsic.*`` parameters: ``sparse-dep
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from ..ros.extrinsics import extrinsic_parameters
+from ..msgs.extrinsics import extrinsic_parameters
 from .io import deserialize, open_bag, read_messages, resolve_inputs
 from .tf_tree import TfTree
 
@@ -21,24 +22,31 @@ def bag_extrinsic(
     """(T_camera<-lidar (4, 4), camera frame, LiDAR frame) from the bag's transforms. The frames
     are the first cloud's and image's frame_ids (of the node's inputs found in the bag, or
     ``inputs``) unless given; ValueError naming what is missing."""
-    bag = Path(bag)
-    reader = open_bag(bag)
-    tree, frames = TfTree(), {}
-    try:
-        inputs = inputs or resolve_inputs(reader.connections, {})
-        wanted = {inputs["lidar/points"]: "lidar", inputs["camera/image"]: "camera"}
-        given = {"lidar": lidar_frame, "camera": camera_frame}
-        frames = {k: v for k, v in given.items() if v}
-        for conn, _, raw in read_messages(reader, bag):
-            if conn.msgtype == "tf2_msgs/msg/TFMessage":
-                tree.add_message(deserialize(reader, raw, conn.msgtype, bag))
-            elif conn.topic in wanted and wanted[conn.topic] not in frames:
-                msg = deserialize(reader, raw, conn.msgtype, bag)
-                frames[wanted[conn.topic]] = msg.header.frame_id
-            if len(frames) == 2 and tree.lookup(frames["camera"], frames["lidar"]) is not None:
-                break  # both frames known and connected: no need to read the rest
-    finally:
-        reader.close()
+    with open_bag(bag) as reader:
+        return reader_extrinsic(reader, Path(bag), inputs, lidar_frame, camera_frame)
+
+
+def reader_extrinsic(
+    reader: Any,
+    bag: Path,
+    inputs: "dict[str, str] | None" = None,
+    lidar_frame: "str | None" = None,
+    camera_frame: "str | None" = None,
+) -> tuple[np.ndarray, str, str]:
+    """``bag_extrinsic`` of the bag open in ``reader``."""
+    tree = TfTree()
+    inputs = inputs or resolve_inputs(reader.connections, {})
+    wanted = {inputs["lidar/points"]: "lidar", inputs["camera/image"]: "camera"}
+    given = {"lidar": lidar_frame, "camera": camera_frame}
+    frames = {k: v for k, v in given.items() if v}
+    for conn, _, raw in read_messages(reader, bag):
+        if conn.msgtype == "tf2_msgs/msg/TFMessage":
+            tree.add_message(deserialize(reader, raw, conn.msgtype, bag))
+        elif conn.topic in wanted and wanted[conn.topic] not in frames:
+            msg = deserialize(reader, raw, conn.msgtype, bag)
+            frames[wanted[conn.topic]] = msg.header.frame_id
+        if len(frames) == 2 and tree.lookup(frames["camera"], frames["lidar"]) is not None:
+            break  # both frames known and connected: no need to read the rest
     lidar, camera = frames.get("lidar"), frames.get("camera")
     if lidar is None or camera is None:
         raise ValueError(

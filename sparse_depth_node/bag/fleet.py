@@ -86,17 +86,12 @@ def image_count(bag: Path, params: Mapping[str, Any], remaps: dict[str, str]) ->
     from .io import open_bag, resolve_inputs
 
     try:
-        reader = open_bag(bag)
+        with open_bag(bag) as reader:
+            image = resolve_inputs(reader.connections, remaps, resolve(params)["image_transport"])
+            topic = image["camera/image"]
+            return sum(c.msgcount for c in reader.connections if c.topic == topic)
     except ValueError:
         return 0
-    try:
-        image = resolve_inputs(reader.connections, remaps, resolve(params)["image_transport"])
-        topic = image["camera/image"]
-        return sum(c.msgcount for c in reader.connections if c.topic == topic)
-    except ValueError:
-        return 0
-    finally:
-        reader.close()
 
 
 def clear_leftovers(out: Path) -> None:

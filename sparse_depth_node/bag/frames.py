@@ -1,6 +1,6 @@
 """The frames of a robot's own recordings, for training and evaluation: each synchronised set of a
 rosbag2 (bag/sets.py: the node's topics, remaps, TF or extrinsic parameters, time offsets)
-decoded as the node decodes it (ros.frame.decode_set) into a data.datasets.Frame.
+decoded as the node decodes it (msgs.frame.decode_set) into a data.datasets.Frame.
 
 A bag is decoded once into a cache folder of plain files (``cache_frames``): the points of every
 frame end to end (float32) and the images (uint8), both read back memory-mapped, and a JSON of
@@ -24,8 +24,9 @@ import numpy as np
 from ..core.camera import PinholeCamera
 from ..core.settings import resolve
 from ..data.datasets import Frame
-from ..ros.frame import Dropped, decode_set
-from ..ros.msgs import stamp_ns
+from ..msgs.convert import stamp_ns
+from ..msgs.errors import Dropped
+from ..msgs.frame import decode_set
 from .io import open_bag
 from .sets import BagSets
 
@@ -86,8 +87,7 @@ def cache_frames(
     partial.mkdir(parents=True)
     meta: dict[str, Any] = {"bag": str(bag), "names": [], "stamps": [], "cameras": []}
     meta.update(transforms=[], offsets=[0], skipped={})
-    reader = open_bag(bag)
-    try:
+    with open_bag(bag) as reader:
         sets = BagSets(reader, bag, values, remaps)
         with open(partial / "points.f32", "wb") as points, open(partial / "rgb.u8", "wb") as rgb:
             for matched in sets:
@@ -112,8 +112,6 @@ def cache_frames(
                 meta["cameras"].append(camera_record(d.camera))
                 meta["transforms"].append(np.asarray(d.t_cam_from_lidar).ravel().tolist())
                 meta["offsets"].append(meta["offsets"][-1] + len(d.points))
-    finally:
-        reader.close()
     if not meta["names"]:
         raise ValueError(f"{bag} gives no frame (dropped: {meta['skipped'] or 'no set paired'})")
     (partial / "frames.json").write_text(json.dumps(meta))

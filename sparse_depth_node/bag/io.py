@@ -4,7 +4,8 @@ input topics in it, and reading a node parameter file."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,10 @@ from rosbags.interfaces import (
 from rosbags.rosbag2 import StoragePlugin
 from rosbags.typesys import Stores, get_typestore
 
-from ..ros.msgs import time_fields
-from ..ros.outputs import INPUTS as NODE_INPUTS
-from ..ros.outputs import input_topic
+from ..msgs.convert import time_fields
+from ..msgs.outputs import INPUTS as NODE_INPUTS
+from ..msgs.outputs import input_topic
+from .errors import DamagedBag
 
 TYPESTORE = get_typestore(Stores.ROS2_HUMBLE)  # sensor_msgs are identical from Humble to Kilted
 INPUTS = {topic: msgtype for topic, msgtype, _ in NODE_INPUTS}  # node input -> message type
@@ -101,7 +103,7 @@ def blank_message(msgtype: str) -> Any:
 
 
 class BagKit:
-    """Blank rosbags messages for the frame path (ros.frame.MessageKit)."""
+    """Blank rosbags messages for the frame path (msgs.outputs.MessageKit)."""
 
     point_field = TYPESTORE.types["sensor_msgs/msg/PointField"]
 
@@ -180,8 +182,10 @@ def resolve_inputs(
     return out
 
 
-def open_bag(path: "str | Path") -> AnyReader:
-    """An open reader of a rosbag2 folder or file, with a clear error for what is not one."""
+@contextlib.contextmanager
+def open_bag(path: "str | Path") -> Iterator[AnyReader]:
+    """``with open_bag(path) as reader``: an open reader of a rosbag2 folder or file, closed
+    on the way out; a clear error for what is not one."""
     path = Path(path)
     if not path.exists():
         raise ValueError(
@@ -195,11 +199,10 @@ def open_bag(path: "str | Path") -> AnyReader:
             f"bag {path} cannot be read ({exc}): pass a rosbag2 folder "
             "(metadata.yaml + .mcap/.db3)"
         ) from None
-    return reader
-
-
-class DamagedBag(ValueError):
-    """A bag that cannot be read past some point; the message says where."""
+    try:
+        yield reader
+    finally:
+        reader.close()
 
 
 def read_messages(reader: AnyReader, path: "str | Path", connections: "list | None" = None):

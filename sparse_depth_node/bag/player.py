@@ -3,6 +3,7 @@ for machines without rosbag2 and for tests. Messages go out as the recorded CDR 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import time
 from collections.abc import Callable
@@ -11,7 +12,7 @@ from typing import Any
 
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from ..ros.msgs import time_fields
+from ..msgs.convert import time_fields
 from .io import open_bag, read_messages
 
 
@@ -70,13 +71,16 @@ class BagPlayer:
         remaps: "dict[str, str] | None" = None,
         clock: bool = False,
         reliability: "ReliabilityPolicy | None" = None,
+        reader: Any = None,
     ) -> None:
         """``reliability``: offered instead of the recorded one (not for /tf_static), as a driver
-        of that reliability would publish."""
+        of that reliability would publish. ``reader``: the bag already open (the caller closes
+        it); default: opened here, closed by ``close``."""
         self.node = node
         self.bag = Path(bag)
         self.remaps = remaps or {}
-        self.reader = open_bag(bag)
+        self._opened = contextlib.ExitStack()
+        self.reader = reader if reader is not None else self._opened.enter_context(open_bag(bag))
         self.connections = [c for c in self.reader.connections if not topics or c.topic in topics]
         if topics:
             missing = sorted(set(topics) - {c.topic for c in self.connections})
@@ -189,4 +193,4 @@ class BagPlayer:
             start_wall += (last_bag - start_bag + period) * 1e-9 / rate
 
     def close(self) -> None:
-        self.reader.close()
+        self._opened.close()

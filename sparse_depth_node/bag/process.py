@@ -3,6 +3,7 @@ into a new bag that holds the input's topics plus every output the settings enab
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 from collections.abc import Callable, Mapping
@@ -15,10 +16,12 @@ from rosbags.rosbag2 import Writer
 from ..core.completion import DepthCompleter
 from ..core.settings import resolve
 from ..core.timing import summary
-from ..ros.frame import Dropped, run_set
-from ..ros.msgs import stamp_ns
-from ..ros.outputs import OUTPUTS, enabled_outputs
-from .io import TYPESTORE, BagKit, DamagedBag, open_bag, qos, read_messages, storage_plugin
+from ..msgs.convert import stamp_ns
+from ..msgs.errors import Dropped
+from ..msgs.frame import run_set
+from ..msgs.outputs import OUTPUTS, enabled_outputs
+from .errors import DamagedBag
+from .io import TYPESTORE, BagKit, open_bag, qos, read_messages, storage_plugin
 from .sets import BagSets
 
 
@@ -68,7 +71,7 @@ def process_bag(
     stamped as the images. T_camera<-lidar: with ``use_tf`` (default), from the bag's
     /tf_static and /tf when the bag records TF (frames whose transform it lacks are skipped as
     tf_missing), else from ``extrinsic.*``; with ``use_tf: false``, from ``extrinsic.*`` (the
-    node's policy, ros.extrinsics.ExtrinsicSource).
+    node's policy, msgs.extrinsics.ExtrinsicSource).
     The bag is written as OUT.partial and renamed OUT when closed; a stale OUT.partial (a run
     that was killed) is replaced, said through ``notice``. An input damaged mid-file raises
     DamagedBag (a ValueError) naming where, after OUT is closed with the frames before it.
@@ -85,9 +88,10 @@ def process_bag(
         shutil.rmtree(partial)
         if notice is not None:
             notice(f"process: replaced {partial}, left by an earlier run that did not finish")
-    reader = open_bag(in_bag)
     interrupted, report = None, ProcessReport()
-    try:
+    with contextlib.ExitStack() as stack:
+        reader = stack.enter_context(open_bag(in_bag))
+        stack.callback(_close_output, partial, out_bag)  # after the writer below has closed
         sets = BagSets(reader, in_bag, values, remaps)
         report.inputs, report.extrinsic_source = sets.inputs, sets.extrinsics.description
         if sets.extrinsics.ignored() and notice is not None:
@@ -99,10 +103,6 @@ def process_bag(
                 write_outputs(writer, reader, in_bag, sets, completer, report, progress)
             except (KeyboardInterrupt, DamagedBag) as exc:  # close what is done, then stop
                 interrupted = exc
-    finally:
-        reader.close()
-        if (partial / "metadata.yaml").exists():  # the writer closed it: complete or interrupted
-            _rename_bag(partial, out_bag)
     report.frames_in = sets.images_in
     if isinstance(interrupted, DamagedBag):
         raise DamagedBag(
@@ -175,6 +175,12 @@ def write_outputs(
         report.frames_out += 1
         if progress is not None:
             progress(report)
+
+
+def _close_output(partial: Path, out_bag: Path) -> None:
+    """OUT.partial becomes OUT once its writer has closed it (complete or interrupted)."""
+    if (partial / "metadata.yaml").exists():
+        _rename_bag(partial, out_bag)
 
 
 def _rename_bag(src: Path, dst: Path) -> None:

@@ -12,10 +12,10 @@ from typing import Any
 
 from rosbags.highlevel import AnyReader
 
-from ..ros.extrinsics import ExtrinsicSource
-from ..ros.msgs import stamp_seconds
-from ..ros.outputs import INPUTS
-from ..ros.sync import ApproximateSync, SyncedSet
+from ..msgs.convert import stamp_seconds
+from ..msgs.extrinsics import ExtrinsicSource
+from ..msgs.outputs import INPUTS
+from ..msgs.sync import ApproximateSync, SyncedSet
 from .io import deserialize, read_messages, resolve_inputs
 from .tf_tree import TfTree
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..core.transforms import invert_transform
-from ..ros.extrinsics import transform_msg_to_matrix
+from ..msgs.extrinsics import transform_msg_to_matrix
 
 
 class TfTree:

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .errors import BackendUnavailable
 from .models import DepthNetwork
 from .models.base import probe_frame
 from .settings import BACKENDS
@@ -44,10 +45,6 @@ OPSET = 18
 # TensorRT builds one engine for a range of window sizes (px, height x width): the support
 # windows of a rig change from frame to frame by a few rows
 TRT_PROFILE = {"min": (16, 16), "opt": (384, 1248), "max": (2176, 3840)}
-
-
-class BackendUnavailable(ValueError):
-    """A backend this machine cannot run; the message names the install."""
 
 
 def graph_inputs(net: DepthNetwork) -> tuple[str, ...]:

@@ -25,10 +25,10 @@ from ..core.pipeline import process_frame
 from ..core.settings import BACKENDS, DEFAULTS, resolve
 from ..core.timing import Stopwatch, summary
 from ..data.datasets import Frame, open_dataset
-from ..ros.frame import run_set
-from ..ros.kits import sensor_messages
-from ..ros.msgs import pointcloud2_to_xyz
-from ..ros.outputs import enabled_outputs
+from ..msgs.convert import pointcloud2_to_xyz
+from ..msgs.frame import run_set
+from ..msgs.kits import sensor_messages
+from ..msgs.outputs import enabled_outputs
 from .bench_scaling import completion_paths, scaling_image, scaling_models, scaling_points
 
 
@@ -65,7 +65,7 @@ def python_cloud_decoder(msg) -> np.ndarray:
 
 
 def frame_messages(frame: Frame, stamp_ns: int = 0) -> tuple[Any, Any, Any]:
-    """The frame as a driver would publish it (rosbags messages; ros.frame.sensor_messages),
+    """The frame as a driver would publish it (rosbags messages; msgs.kits.sensor_messages),
     the cloud in frame "lidar", the image in "camera"."""
     points = np.c_[frame.points, frame.intensity]
     return sensor_messages(BagKit(), points, frame.rgb, frame.camera, stamp_ns, "lidar", "camera")
@@ -80,7 +80,7 @@ def bench_frames(
 ) -> dict:
     """Stage timings over ``iterations`` frames (cycling through ``frames``) after ``warmup``.
 
-    One pass per frame through the node's frame path (ros.frame.run_set) with the default
+    One pass per frame through the node's frame path (msgs.frame.run_set) with the default
     settings and outputs: decode the messages, the pipeline's stages, encode every output;
     ``end_to_end`` is that whole pass.
     """

@@ -32,8 +32,8 @@ from ..core.pipeline import process_frame
 from ..core.settings import DEFAULTS
 from ..core.timing import Stopwatch, summary
 from ..data.datasets import Frame
-from ..ros.msgs import fill_cloud_from_array, pointcloud2_to_xyz
-from ..ros.outputs import POINTCLOUD2
+from ..msgs.convert import fill_cloud_from_array, pointcloud2_to_xyz
+from ..msgs.outputs import POINTCLOUD2
 
 DEPTH_RANGE = (DEFAULTS["min_depth"], DEFAULTS["max_depth"])
 

@@ -43,8 +43,8 @@ from ..core.methods import DEFAULT_METHOD
 from ..core.runtime import configure_process
 from ..core.settings import resolve
 from ..data.datasets import Frame, open_dataset
-from ..ros.frame import run_set, warm_up
-from ..ros.outputs import enabled_outputs
+from ..msgs.frame import run_set, warm_up
+from ..msgs.outputs import enabled_outputs
 from .bench import bench_frames, depth_against, frame_messages, machine
 from .bench_scaling import camera_of_size, completion_inputs, image_for, time_ms
 from .evaluate import evaluate

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
+from ..msgs.stats import PipelineStats
 from .dds import RECEIVE_BUFFER
-from .stats import PipelineStats
 
 STREAMS = ("cloud", "image", "info")
 STALE_AFTER_S = 2.0

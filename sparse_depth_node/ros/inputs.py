@@ -11,8 +11,8 @@ from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.qos import QoSPolicyKind, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
 
-from .outputs import INPUTS, input_topic
-from .stats import PipelineStats
+from ..msgs.outputs import INPUTS, input_topic
+from ..msgs.stats import PipelineStats
 
 RELIABILITY = {
     "reliable": ReliabilityPolicy.RELIABLE,

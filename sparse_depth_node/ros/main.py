@@ -20,7 +20,7 @@ for _signal in (signal.SIGINT, signal.SIGTERM):
     signal.signal(_signal, _quit_quietly)
 
 from ..core.settings import SETTINGS  # noqa: E402  (after the handlers: imports take time)
-from .outputs import INPUTS, OUTPUTS  # noqa: E402
+from ..msgs.outputs import INPUTS, OUTPUTS  # noqa: E402
 
 
 def usage() -> str:

@@ -2,7 +2,7 @@
 
 Subscriptions feed an approximate time synchroniser; the newest complete set goes to a worker
 thread, so callbacks never wait for inference and no backlog forms; the worker runs the set
-through the frame path (ros.frame) and publishes. Parameters come from the one schema
+through the frame path (msgs.frame) and publishes. Parameters come from the one schema
 (core.settings). Malformed input is dropped with a throttled log line and a counter.
 """
 
@@ -24,20 +24,22 @@ from rclpy.node import Node
 
 from ..core.runtime import configure_process, release_freed_memory
 from ..core.settings import BY_NAME, problem
+from ..msgs.admit import size_problem
+from ..msgs.convert import stamp_seconds
+from ..msgs.errors import Dropped, UndecodableImage
+from ..msgs.extrinsics import ExtrinsicSource
+from ..msgs.frame import run_set, warm_up
+from ..msgs.outputs import enabled_outputs
+from ..msgs.stats import PipelineStats
+from ..msgs.sync import ApproximateSync
 from . import parameters
-from .admit import size_problem
 from .dds import PROFILE, profile_in_use, receive_buffer_problem
 from .diagnostics import pipeline_status
-from .extrinsics import ExtrinsicSource, TfExtrinsics, tf2_available
 from .fallback import fallback_completer, load_completer, on_cpu
-from .frame import Dropped, run_set, warm_up
 from .inputs import InputSubscriptions
-from .kits import RclpyKit
-from .msgs import UndecodableImage, stamp_seconds
-from .outputs import enabled_outputs
+from .kit import RclpyKit
 from .publishers import OutputPublishers
-from .stats import PipelineStats
-from .sync import ApproximateSync
+from .tf import TfExtrinsics, tf2_available
 
 
 class SparseDepthNode(Node):

@@ -9,8 +9,8 @@ from typing import Any
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
 
-from .kits import RclpyKit
-from .outputs import OUTPUTS, enabled_outputs
+from ..msgs.outputs import OUTPUTS, enabled_outputs
+from .kit import RclpyKit
 
 
 class OutputPublishers:

@@ -21,18 +21,15 @@ from sparse_depth_node.core.completion import DepthCompleter
 from sparse_depth_node.core.pipeline import process_frame
 from sparse_depth_node.data.calibration import read_kitti_calib_file
 from sparse_depth_node.data.datasets import KittiRawReader
-from sparse_depth_node.ros.msgs import image_to_rgb, pointcloud2_to_xyz
+from sparse_depth_node.msgs.convert import image_to_rgb, pointcloud2_to_xyz
 
 
 def read_all(bag):
-    reader = open_bag(bag)
     out = {}
-    try:
+    with open_bag(bag) as reader:
         for conn, t, raw in reader.messages():
             out.setdefault(conn.topic, []).append((t, reader.deserialize(raw, conn.msgtype)))
         conns = {c.topic: c for c in reader.connections}
-    finally:
-        reader.close()
     return out, conns
 
 
@@ -169,8 +166,7 @@ def _without_tf(src, dst):
     """A copy of the bag ``src`` without its TF topics (a rig recorded without /tf_static)."""
     from rosbags.rosbag2 import Writer
 
-    reader = open_bag(src)
-    with Writer(dst, version=8) as writer:
+    with open_bag(src) as reader, Writer(dst, version=8) as writer:
         conns = {
             c.id: writer.add_connection(c.topic, c.msgtype, typestore=TYPESTORE)
             for c in reader.connections
@@ -179,7 +175,6 @@ def _without_tf(src, dst):
         for c, t, raw in reader.messages():
             if c.id in conns:
                 writer.write(conns[c.id], t, raw)
-    reader.close()
     return dst
 
 
@@ -187,7 +182,7 @@ def test_process_takes_the_extrinsic_by_the_nodes_policy_when_the_bag_has_no_tf(
     """No TF in the bag: the parameters serve (TF is not there, as for a node without tf2);
     without them the run stops at once with the reason, before writing anything."""
     bare = _without_tf(SAMPLE_BAG, tmp_path / "bare")
-    from sparse_depth_node.ros.extrinsics import extrinsic_parameters
+    from sparse_depth_node.msgs.extrinsics import extrinsic_parameters
 
     t_bag = KittiRawReader(SAMPLE).read(0)
     params = {"model": "nearest", "device": "cpu", "publish_sparse": True}
@@ -348,7 +343,7 @@ def test_a_foreign_bag_works_through_remapping_and_its_tf_tree(tmp_path, kitti_f
         matrix_to_quaternion,
         transform_from_quaternion,
     )
-    from sparse_depth_node.ros.msgs import fill_camera_info
+    from sparse_depth_node.msgs.convert import fill_camera_info
 
     ts = get_typestore(Stores.ROS2_JAZZY)
     T = ts.types
@@ -634,8 +629,7 @@ def test_damaged_bag_from_the_cli_is_one_line_and_exit_status_2(tmp_path, comman
 
 
 def test_extrinsic_command_prints_the_values_the_demo_gives_the_node():
-    from sparse_depth_node.bag.demo import node_command
-    from sparse_depth_node.bag.io import resolve_inputs
+    from sparse_depth_node.bag.demo import node_command, read_demo_bag
 
     r = subprocess.run(
         [sys.executable, "-m", "sparse_depth_node.cli", "extrinsic", str(SAMPLE_BAG)],
@@ -646,9 +640,8 @@ def test_extrinsic_command_prints_the_values_the_demo_gives_the_node():
     )
     assert r.returncode == 0, r.stderr
     block = yaml.safe_load(r.stdout)["/**"]["ros__parameters"]
-    reader = open_bag(SAMPLE_BAG)
-    cmd = node_command(SAMPLE_BAG, resolve_inputs(reader.connections, {}), "nearest", "cpu")
-    reader.close()
+    with open_bag(SAMPLE_BAG) as reader:
+        cmd = node_command(read_demo_bag(reader, SAMPLE_BAG), "nearest", "cpu")
     given = {a.split(":=")[0]: yaml.safe_load(a.split(":=")[1]) for a in cmd if ":=" in a}
     np.testing.assert_allclose(
         block["extrinsic.translation"], given["extrinsic.translation"], atol=1e-9
@@ -735,9 +728,8 @@ def test_process_reads_a_bags_compressed_images_like_the_raw_ones(tmp_path):
     from PIL import Image as PILImage
     from rosbags.rosbag2 import Writer
 
-    reader = open_bag(SAMPLE_BAG)
     compressed = tmp_path / "compressed"
-    try:
+    with open_bag(SAMPLE_BAG) as reader:
         with Writer(compressed, version=8) as w:
             conns = {}
             for c in reader.connections:
@@ -763,8 +755,6 @@ def test_process_reads_a_bags_compressed_images_like_the_raw_ones(tmp_path):
                     )
                     raw = TYPESTORE.serialize_cdr(msg, "sensor_msgs/msg/CompressedImage")
                 w.write(conns[conn.topic], t, raw)
-    finally:
-        reader.close()
     params = {"model": "classic", "device": "cpu"}
     process_bag(SAMPLE_BAG, tmp_path / "raw_out", params)
     report = process_bag(

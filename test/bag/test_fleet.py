@@ -20,11 +20,8 @@ PARAMS = {"model": "nearest", "device": "cpu"}
 
 def raw_messages(bag) -> list[tuple[str, int, bytes]]:
     """Every message of a bag as (topic, time, serialised bytes), in order."""
-    reader = open_bag(bag)
-    try:
+    with open_bag(bag) as reader:
         return [(c.topic, t, bytes(raw)) for c, t, raw in reader.messages()]
-    finally:
-        reader.close()
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from conftest import REPO, SAMPLE
 from sparse_depth_node.bag.io import TYPESTORE, blank_message, make_header
 from sparse_depth_node.core.geometry import project_points
 from sparse_depth_node.lab.bench import numpy_zbuffer, python_cloud_decoder
-from sparse_depth_node.ros.msgs import fill_cloud_from_array, pointcloud2_to_xyz
+from sparse_depth_node.msgs.convert import fill_cloud_from_array, pointcloud2_to_xyz
 
 
 def test_references_compute_what_the_project_computes(kitti_frame0):

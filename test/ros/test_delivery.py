@@ -25,9 +25,10 @@ from ros_helpers import (
 from sensor_msgs.msg import CompressedImage, Image, PointCloud2
 
 from sparse_depth_node.bag.demo import stop_node
+from sparse_depth_node.msgs.convert import compressed_to_rgb
+from sparse_depth_node.msgs.errors import UndecodableImage
 from sparse_depth_node.ros.dds import PROFILE, receive_buffer_problem, use_node_profile
 from sparse_depth_node.ros.inputs import matched_reliability
-from sparse_depth_node.ros.msgs import UndecodableImage, compressed_to_rgb
 from sparse_depth_node.ros.node import SparseDepthNode
 
 isolate_dds()

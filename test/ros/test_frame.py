@@ -11,9 +11,10 @@ from sparse_depth_node.core.pipeline import process_frame
 from sparse_depth_node.core.settings import resolve
 from sparse_depth_node.data.datasets import KittiRawReader
 from sparse_depth_node.lab.bench import frame_messages
-from sparse_depth_node.ros.frame import Dropped, run_set
-from sparse_depth_node.ros.msgs import pointcloud2_to_xyz
-from sparse_depth_node.ros.outputs import OUTPUTS, enabled_outputs
+from sparse_depth_node.msgs.convert import pointcloud2_to_xyz
+from sparse_depth_node.msgs.errors import Dropped
+from sparse_depth_node.msgs.frame import run_set
+from sparse_depth_node.msgs.outputs import OUTPUTS, enabled_outputs
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +122,7 @@ def test_one_extrinsic_policy_for_the_node_and_process(sample_frame):
     with use_tf false, the parameters; with neither, no transform and the reason."""
     from sparse_depth_node.bag.tf_tree import TfTree
     from sparse_depth_node.core.transforms import invert_transform
-    from sparse_depth_node.ros.extrinsics import (
+    from sparse_depth_node.msgs.extrinsics import (
         ExtrinsicSource,
         extrinsic_from_parameters,
         extrinsic_parameters,

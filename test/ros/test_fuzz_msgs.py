@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 
 from sparse_depth_node.core.camera import PinholeCamera
-from sparse_depth_node.ros.msgs import image_to_rgb, pointcloud2_to_xyz
+from sparse_depth_node.msgs.convert import image_to_rgb, pointcloud2_to_xyz
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FIELD_NAMES = st.sampled_from(["x", "y", "z", "intensity", "ring", "t", ""])

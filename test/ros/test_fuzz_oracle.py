@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField, RegionOfInterest
 
 from sparse_depth_node.core.camera import PinholeCamera
-from sparse_depth_node.ros.msgs import image_to_rgb, pointcloud2_to_xyz
+from sparse_depth_node.msgs.convert import image_to_rgb, pointcloud2_to_xyz
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 COORD = st.floats(-1000, 1000, allow_nan=False, width=32)
@@ -184,7 +184,7 @@ def test_focal_lengths_that_cannot_project_are_refused(which, bad):
 def test_an_encoded_cloud_decodes_back_and_says_dense_only_when_every_point_is_finite(pts, rgb):
     import torch
 
-    from sparse_depth_node.ros.encode import fill_pointcloud2
+    from sparse_depth_node.msgs.encode import fill_pointcloud2
 
     points = np.array(pts, np.float32).reshape(-1, 3)
     colours = torch.full((len(points), 3), 7, dtype=torch.uint8) if rgb else None

@@ -10,13 +10,13 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
 from sparse_depth_node.core.camera import PinholeCamera
-from sparse_depth_node.ros.encode import fill_depth_image, fill_pointcloud2
-from sparse_depth_node.ros.msgs import (
+from sparse_depth_node.msgs.convert import (
     depth_image_to_metres,
     fill_camera_info,
     image_to_rgb,
     pointcloud2_to_xyz,
 )
+from sparse_depth_node.msgs.encode import fill_depth_image, fill_pointcloud2
 
 tensor = torch.from_numpy
 

@@ -3,7 +3,7 @@ queues."""
 
 import pytest
 
-from sparse_depth_node.ros.sync import ApproximateSync
+from sparse_depth_node.msgs.sync import ApproximateSync
 
 
 def test_pairs_within_slop_in_any_arrival_order():

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .msgs import FLOAT32, as_data, cloud_dtype
+from .convert import FLOAT32, as_data, cloud_dtype
 
 if sys.byteorder != "little":  # pragma: no cover - no such machine runs ROS 2 today
     raise ImportError("sparse_depth_node encodes messages on little-endian machines only")

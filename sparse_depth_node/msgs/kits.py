@@ -1,6 +1,6 @@
-"""Message kits and a frame as driver messages, without torch: ``RclpyKit`` makes blank rclpy
-messages (the rosbags kit is bag.io.BagKit), ``sensor_messages`` fills what a LiDAR and a camera
-driver publish for one frame with either kit."""
+"""A frame as driver messages, without torch: ``sensor_messages`` fills what a LiDAR and a camera
+driver publish for one frame with a message kit (outputs.MessageKit: ros.kit.RclpyKit for
+rclpy, bag.io.BagKit for rosbags)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..core.camera import PinholeCamera
-from .msgs import fill_camera_info, fill_cloud_from_array, fill_rgb_image, time_fields
+from .convert import fill_camera_info, fill_cloud_from_array, fill_rgb_image
 from .outputs import CAMERA_INFO, IMAGE, POINTCLOUD2, MessageKit
 
 
@@ -32,25 +32,3 @@ def sensor_messages(
     image = fill_rgb_image(kit.new(IMAGE), kit.header(stamp_ns, camera_frame), rgb)
     info = fill_camera_info(kit.new(CAMERA_INFO), kit.header(stamp_ns, camera_frame), camera)
     return cloud, image, info
-
-
-class RclpyKit:
-    """Blank rclpy messages (imported on first use: this module stays free of rclpy)."""
-
-    def __init__(self) -> None:
-        from sensor_msgs import msg
-
-        self._msg = msg
-        self.point_field = msg.PointField
-
-    def cls(self, msgtype: str) -> type:
-        return getattr(self._msg, msgtype.rsplit("/", 1)[1])
-
-    def new(self, msgtype: str) -> Any:
-        return self.cls(msgtype)()
-
-    def header(self, stamp_ns: int, frame_id: str) -> Any:
-        from builtin_interfaces.msg import Time
-        from std_msgs.msg import Header
-
-        return Header(stamp=Time(**time_fields(stamp_ns)), frame_id=frame_id)

@@ -10,7 +10,7 @@ import io
 from collections.abc import Mapping
 from typing import Any
 
-from .msgs import UndecodableImage
+from .errors import UndecodableImage
 
 MAX_SIDE = 16384  # px: no camera has a longer side; the warm-up's limit too
 

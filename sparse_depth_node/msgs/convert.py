@@ -16,6 +16,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from .errors import UndecodableImage
+
 # sensor_msgs/PointField datatype codes
 INT8, UINT8, INT16, UINT16, INT32, UINT32, FLOAT32, FLOAT64 = range(1, 9)
 _FIELD_DTYPES = {
@@ -129,10 +131,6 @@ def image_to_rgb(msg: Any) -> np.ndarray:
     if conversion is None:
         return np.ascontiguousarray(rows)
     return cv2.cvtColor(np.ascontiguousarray(rows), conversion)
-
-
-class UndecodableImage(ValueError):
-    """A CompressedImage whose payload no decoder reads."""
 
 
 def compressed_to_rgb(msg: Any) -> np.ndarray:

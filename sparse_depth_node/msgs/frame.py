@@ -20,18 +20,10 @@ from ..core.completion import DepthCompleter
 from ..core.pipeline import run_frame
 from ..core.timing import Stopwatch
 from .admit import size_problem
+from .convert import any_image_to_rgb, pointcloud2_to_xyz
+from .errors import Dropped, UndecodableImage
 from .kits import sensor_messages
-from .msgs import UndecodableImage, any_image_to_rgb, pointcloud2_to_xyz
 from .outputs import OUTPUTS, MessageKit
-
-
-class Dropped(Exception):
-    """The set gives no output: ``counter`` names the diagnostics counter, the message why."""
-
-    def __init__(self, counter: str, reason: str) -> None:
-        super().__init__(reason)
-        self.counter = counter
-
 
 ExtrinsicLookup = Callable[[str, str, Any], "np.ndarray | None"]
 
