@@ -20,6 +20,12 @@ KITTI_TOPICS = {
     "image": "/kitti/camera/image_raw",
     "camera_info": "/kitti/camera/camera_info",
 }
+KITTI_CONNECTIONS = {  # name: (topic, message type), in the bag's order
+    "tf": ("/tf_static", "tf2_msgs/msg/TFMessage"),
+    "points": (KITTI_TOPICS["points"], "sensor_msgs/msg/PointCloud2"),
+    "image": (KITTI_TOPICS["image"], "sensor_msgs/msg/Image"),
+    "camera_info": (KITTI_TOPICS["camera_info"], "sensor_msgs/msg/CameraInfo"),
+}
 KITTI_LIDAR_FRAME = "velo_link"
 KITTI_CAMERA_FRAME = "camera_optical"
 
@@ -68,46 +74,17 @@ def convert_kitti(
     out = Path(out)
     if out.exists():
         raise ValueError(f"{out} exists; rosbag2 writes a new folder")
-    writer = Writer(out, version=8, storage_plugin=storage_plugin(storage))
-    if compress:
-        writer.set_compression(
-            CompressionMode.STORAGE if storage == "mcap" else CompressionMode.FILE,
-            CompressionFormat.ZSTD,
-        )
-    with writer:
-        c_tf = writer.add_connection(
-            "/tf_static",
-            "tf2_msgs/msg/TFMessage",
-            typestore=TYPESTORE,
-            offered_qos_profiles=[qos(transient_local=True, depth=1)],
-        )
-        c_pts = writer.add_connection(
-            KITTI_TOPICS["points"],
-            "sensor_msgs/msg/PointCloud2",
-            typestore=TYPESTORE,
-            offered_qos_profiles=[qos()],
-        )
-        c_img = writer.add_connection(
-            KITTI_TOPICS["image"],
-            "sensor_msgs/msg/Image",
-            typestore=TYPESTORE,
-            offered_qos_profiles=[qos()],
-        )
-        c_inf = writer.add_connection(
-            KITTI_TOPICS["camera_info"],
-            "sensor_msgs/msg/CameraInfo",
-            typestore=TYPESTORE,
-            offered_qos_profiles=[qos()],
-        )
-        kit = BagKit()
+    kit = BagKit()
+    with new_writer(out, storage, compress) as writer:
+        topics = kitti_connections(writer)
         start_ns = round(reader.read(ids[a]).stamp * 1e9)
         # the camera frame is the tf child: T_parent<-child = T_velo<-cam
         tf = _tf_static(KITTI_LIDAR_FRAME, KITTI_CAMERA_FRAME, np.linalg.inv(t_cam_velo), start_ns)
-        writer.write(c_tf, start_ns, TYPESTORE.serialize_cdr(tf, "tf2_msgs/msg/TFMessage"))
+        write(writer, topics["tf"], start_ns, tf)
         for i in range(a, b):
             f = reader.read(ids[i])
             stamp = round(f.stamp * 1e9)
-            cloud, image, info = sensor_messages(
+            messages = sensor_messages(
                 kit,
                 np.c_[f.points, f.intensity],
                 f.rgb,
@@ -116,11 +93,41 @@ def convert_kitti(
                 KITTI_LIDAR_FRAME,
                 KITTI_CAMERA_FRAME,
             )
-            writer.write(
-                c_pts, stamp, TYPESTORE.serialize_cdr(cloud, "sensor_msgs/msg/PointCloud2")
-            )
-            writer.write(c_img, stamp, TYPESTORE.serialize_cdr(image, "sensor_msgs/msg/Image"))
-            writer.write(c_inf, stamp, TYPESTORE.serialize_cdr(info, "sensor_msgs/msg/CameraInfo"))
+            for name, msg in zip(("points", "image", "camera_info"), messages):
+                write(writer, topics[name], stamp, msg)
             if tick is not None:
                 tick()
     return b - a
+
+
+def kitti_connections(writer: Writer) -> dict[str, Any]:
+    """The bag's connections by name (KITTI_CONNECTIONS): /tf_static transient-local, depth 1,
+    the rest as a driver offers them."""
+    return {
+        name: writer.add_connection(
+            topic,
+            msgtype,
+            typestore=TYPESTORE,
+            offered_qos_profiles=[
+                qos(transient_local=name == "tf", depth=1 if name == "tf" else 10)
+            ],
+        )
+        for name, (topic, msgtype) in KITTI_CONNECTIONS.items()
+    }
+
+
+def new_writer(out: Path, storage: str, compress: bool) -> Writer:
+    """A rosbag2 writer of ``storage`` (mcap, sqlite3), zstd-compressed (chunks for mcap, per
+    file for sqlite3, as rosbag2 reads them) with ``compress``."""
+    writer = Writer(out, version=8, storage_plugin=storage_plugin(storage))
+    if compress:
+        writer.set_compression(
+            CompressionMode.STORAGE if storage == "mcap" else CompressionMode.FILE,
+            CompressionFormat.ZSTD,
+        )
+    return writer
+
+
+def write(writer: Writer, connection: Any, stamp_ns: int, msg: Any) -> None:
+    """``msg`` (a rosbags message) at ``stamp_ns``."""
+    writer.write(connection, stamp_ns, TYPESTORE.serialize_cdr(msg, connection.msgtype))

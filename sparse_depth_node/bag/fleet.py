@@ -162,17 +162,7 @@ def run_fleet(
     bags = [Path(b).absolute() for b in bags]  # the workers' own working folder is Ray's
     out_dir = Path(out_dir).absolute()
     out_dir.mkdir(parents=True, exist_ok=True)
-    results: dict[int, BagResult] = {}
-    todo = []
-    for i, bag in enumerate(bags):
-        out = out_dir / bag.name
-        marker = done_marker(out)
-        if marker.is_file() and out.is_dir():
-            results[i] = BagResult(**{**json.loads(marker.read_text()), "status": "skipped"})
-            continue
-        marker.unlink(missing_ok=True)
-        clear_leftovers(out)
-        todo.append(i)
+    results, todo = done_already(bags, out_dir)
     if not todo:
         return [results[i] for i in range(len(bags))]
     total = sum(image_count(bags[i], params, remaps) for i in todo)
@@ -191,27 +181,17 @@ def run_fleet(
         n = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         actor = ray.remote(num_cpus=1)(Worker)
         counter = ray.remote(num_cpus=0)(FrameCounter).remote()
-        pool = [actor.remote(params) for _ in range(min(n, len(todo)))]
+        idle = [actor.remote(params) for _ in range(min(n, len(todo)))]
         queue = list(todo)
-        idle = list(pool)
         while queue or pending:
             while queue and idle:
-                i = queue.pop(0)
-                w = idle.pop()
+                i, worker = queue.pop(0), idle.pop()
                 out = str(out_dir / bags[i].name)
-                pending[w.run.remote(str(bags[i]), out, remaps, storage, counter)] = (i, w)
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
-            for ref in ready:
-                i, w = pending.pop(ref)
-                try:
-                    results[i] = ray.get(ref)
-                except ray.exceptions.RayError as exc:  # the worker died, or a bug in it
-                    line = str(exc).strip().splitlines()[-1][:200]
-                    out = str(out_dir / bags[i].name)
-                    results[i] = BagResult(str(bags[i]), out, "failed", error=line)
-                    if isinstance(exc, ray.exceptions.RayActorError):
-                        w = actor.remote(params)  # a new worker in its place
-                idle.append(w)
+                pending[worker.run.remote(str(bags[i]), out, remaps, storage, counter)] = (
+                    i,
+                    worker,
+                )
+            idle += collect(pending, results, bags, out_dir, lambda: actor.remote(params))
             if progress is not None:
                 progress(ray.get(counter.value.remote()), total)
     finally:
@@ -221,6 +201,49 @@ def run_fleet(
         for i, _ in pending.values():
             clear_leftovers(out_dir / bags[i].name)
     return [results[i] for i in range(len(bags))]
+
+
+def done_already(bags: list[Path], out_dir: Path) -> tuple[dict[int, BagResult], list[int]]:
+    """The results of the bags a former run finished (skipped now), and the indices of the rest,
+    whose leftovers are cleared."""
+    results: dict[int, BagResult] = {}
+    todo = []
+    for i, bag in enumerate(bags):
+        out = out_dir / bag.name
+        marker = done_marker(out)
+        if marker.is_file() and out.is_dir():
+            results[i] = BagResult(**{**json.loads(marker.read_text()), "status": "skipped"})
+            continue
+        marker.unlink(missing_ok=True)
+        clear_leftovers(out)
+        todo.append(i)
+    return results, todo
+
+
+def collect(
+    pending: dict[Any, tuple[int, Any]],
+    results: dict[int, BagResult],
+    bags: list[Path],
+    out_dir: Path,
+    new_worker: Callable[[], Any],
+) -> list[Any]:
+    """The tasks that finished within half a second: their results kept, their workers
+    returned (a dead worker's replaced by ``new_worker()``)."""
+    import ray
+
+    ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+    idle = []
+    for ref in ready:
+        i, worker = pending.pop(ref)
+        try:
+            results[i] = ray.get(ref)
+        except ray.exceptions.RayError as exc:  # the worker died, or a bug in it
+            line = str(exc).strip().splitlines()[-1][:200]
+            results[i] = BagResult(str(bags[i]), str(out_dir / bags[i].name), "failed", error=line)
+            if isinstance(exc, ray.exceptions.RayActorError):
+                worker = new_worker()  # a new worker in its place
+        idle.append(worker)
+    return idle
 
 
 class FrameCounter:

@@ -81,13 +81,8 @@ def process_bag(
     values = resolve(params)
     completer = completer or DepthCompleter.from_settings(values)
     t0 = time.perf_counter()
-    out_bag, partial = Path(out_bag), Path(out_bag).with_name(Path(out_bag).name + ".partial")
-    if out_bag.exists():
-        raise ValueError(f"{out_bag} exists: choose another output folder or remove it")
-    if partial.exists():
-        shutil.rmtree(partial)
-        if notice is not None:
-            notice(f"process: replaced {partial}, left by an earlier run that did not finish")
+    out_bag = Path(out_bag)
+    partial = fresh_partial(out_bag, notice)
     interrupted, report = None, ProcessReport()
     with contextlib.ExitStack() as stack:
         reader = stack.enter_context(open_bag(in_bag))
@@ -175,6 +170,19 @@ def write_outputs(
         report.frames_out += 1
         if progress is not None:
             progress(report)
+
+
+def fresh_partial(out_bag: Path, notice: "Callable[[str], None] | None") -> Path:
+    """OUT.partial, the folder OUT is written as: ValueError when OUT exists; a stale one (a
+    run that was killed) removed, said through ``notice``."""
+    partial = out_bag.with_name(out_bag.name + ".partial")
+    if out_bag.exists():
+        raise ValueError(f"{out_bag} exists: choose another output folder or remove it")
+    if partial.exists():
+        shutil.rmtree(partial)
+        if notice is not None:
+            notice(f"process: replaced {partial}, left by an earlier run that did not finish")
+    return partial
 
 
 def _close_output(partial: Path, out_bag: Path) -> None:

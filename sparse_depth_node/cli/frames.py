@@ -105,7 +105,7 @@ def complete(args: argparse.Namespace) -> int:
     completer = DepthCompleter(
         args.method,
         args.device,
-        args.weights,
+        weights=args.weights,
         allow_untrained=args.allow_untrained,
         inference_scale=args.inference_scale,
         precision=args.precision,
@@ -150,37 +150,17 @@ def complete(args: argparse.Namespace) -> int:
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    from ..core.completion import DepthCompleter
     from ..data.datasets import open_dataset, select_frames
-    from ..lab.evaluate import (
-        CONFIDENCE_THRESHOLDS,
-        density_sweep,
-        format_confidence,
-        format_paired,
-        format_sweep,
-        format_table,
-    )
-    from ..lab.evaluate import evaluate as run_evaluation
-    from ..lab.report import write_json
 
     if (args.bags is None) == (args.data is None):
         raise ValueError("pass --data with --format (a data set folder) or --bags (recordings)")
-    methods = {
-        Path(name).stem if name.endswith(".pt") else name: DepthCompleter(
-            name,
-            args.device,
-            inference_scale=args.inference_scale,
-            precision=args.precision,
-            backend=args.backend,
-        )
-        for name in args.methods.split(",")
-    }
     if args.bags:
-        return _recordings(args, methods)
+        return _recordings(args)
     if args.format is None:
         raise ValueError("--data needs --format (one of the data set layouts)")
     reader = open_dataset(args.data, args.format, args.camera)
     ids = select_frames(reader.frame_ids(), args.frames, "--frames")
+    methods = _methods(args)
     if args.protocol == "photometric":
         return _whole_image(args, reader, ids, methods)
     splits = None
@@ -192,42 +172,78 @@ def evaluate(args: argparse.Namespace) -> int:
             for i in ids:
                 frames.append(reader.read(i))
                 bar.update(1)
-    densities = [float(d) for d in args.densities.split(",")] if args.densities else None
-    with progress(args, "evaluate", len(densities or frames)) as bar:
-        if densities:
-            sweep = density_sweep(frames, methods, densities, args.seed, tick=bar.update)
-            print(format_sweep(sweep))
-            result = {
-                "protocol": "density sweep (20 % fixed target)",
-                "frames": len(frames),
-                "seed": args.seed,
-                "densities": sweep,
-            }
-        else:
-            thresholds = CONFIDENCE_THRESHOLDS if args.confidence else None
-            show = _preview_writer(Path(args.previews), args.protocol) if args.previews else None
-            result = run_evaluation(
-                frames,
-                methods,
-                args.protocol,
-                args.seed,
-                thresholds,
-                tick=bar.update,
-                show=show,
-                splits=splits,
-            )
-    if not args.densities:
-        print(format_table(result))
-        if result["paired"]:
-            print(format_paired(result))
-        for name, rows in result.get("confidence", {}).items():
-            print(format_confidence(name, rows))
+    if args.densities:
+        return _densities(args, frames, methods)
+    return _held_out(args, frames, methods, splits)
+
+
+def _methods(args: argparse.Namespace) -> dict:
+    """{name: completer} of --methods (a checkpoint by its file's stem)."""
+    from ..core.completion import DepthCompleter
+
+    return {
+        Path(name).stem if name.endswith(".pt") else name: DepthCompleter(
+            name,
+            args.device,
+            inference_scale=args.inference_scale,
+            precision=args.precision,
+            backend=args.backend,
+        )
+        for name in args.methods.split(",")
+    }
+
+
+def _held_out(args: argparse.Namespace, frames: list, methods: dict, splits: "list | None") -> int:
+    """``evaluate`` at held-out points (or the accumulated targets of ``splits``): the table,
+    the pairs, and with --confidence the confidence curves."""
+    from ..lab.evaluate import (
+        CONFIDENCE_THRESHOLDS,
+        format_confidence,
+        format_paired,
+        format_table,
+    )
+    from ..lab.evaluate import evaluate as run_evaluation
+    from ..lab.report import write_json
+
+    thresholds = CONFIDENCE_THRESHOLDS if args.confidence else None
+    show = _preview_writer(Path(args.previews), args.protocol) if args.previews else None
+    with progress(args, "evaluate", len(frames)) as bar:
+        result = run_evaluation(
+            frames, methods, args.protocol, args.seed, thresholds, bar.update, show, splits
+        )
+    print(format_table(result))
+    if result["paired"]:
+        print(format_paired(result))
+    for name, rows in result.get("confidence", {}).items():
+        print(format_confidence(name, rows))
     if args.json:
         write_json(args.json, result)
     return 0
 
 
-def _recordings(args: argparse.Namespace, methods: dict) -> int:
+def _densities(args: argparse.Namespace, frames: list, methods: dict) -> int:
+    """``evaluate --densities``: the density sweep."""
+    from ..lab.evaluate import density_sweep, format_sweep
+    from ..lab.report import write_json
+
+    densities = [float(d) for d in args.densities.split(",")]
+    with progress(args, "evaluate", len(densities)) as bar:
+        sweep = density_sweep(frames, methods, densities, args.seed, tick=bar.update)
+    print(format_sweep(sweep))
+    if args.json:
+        write_json(
+            args.json,
+            {
+                "protocol": "density sweep (20 % fixed target)",
+                "frames": len(frames),
+                "seed": args.seed,
+                "densities": sweep,
+            },
+        )
+    return 0
+
+
+def _recordings(args: argparse.Namespace) -> int:
     """``evaluate --bags``: every judge on the recordings (lab.recordings), the three tables and
     the verdict line."""
     from ..bag.fleet import expand_bags
@@ -245,6 +261,7 @@ def _recordings(args: argparse.Namespace, methods: dict) -> int:
         for bag in bags:
             readers.append(BagFrames(cache_frames(bag, params, parse_remaps(args.remap))))
             bar.update(1)
+    methods = _methods(args)
     frames = sum(len(r.frame_ids()) for r in readers)
     with progress(args, "judge", 3 * frames, unit="frame") as bar:
         result = judge_recordings(readers, methods, args.seed, bar.update)

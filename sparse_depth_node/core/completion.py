@@ -17,8 +17,10 @@ chooses what runs a network (backends.py).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -95,118 +97,32 @@ def image_tensor(rgb: "torch.Tensor | np.ndarray") -> torch.Tensor:
 BAND_PIXELS = 1_500_000  # a window larger than this runs in bands (peak memory; KITTI: one band)
 
 
-class DepthCompleter:
-    """Completes sparse depth (1, 1, H, W) metres + mask into dense depth and confidence.
+@dataclass(frozen=True)
+class CompleterOptions:
+    """Everything that makes a completer, in plain values: what rebuilds it, in another
+    process too (``DepthCompleter(**asdict(options))``). ``method``: a name in METHODS or a
+    checkpoint path; ``device``: auto, cpu, cuda, cuda:N; ``allow_untrained``: a network
+    without shipped weights runs with its random initialisation; ``max_depth``: metres (the
+    classical fills' inversion); ``inference_scale``: 1, 1/2, 1/3, ... of the resolution;
+    ``precision``: fp32, bf16, fp16 (CUDA), the network's autocast; ``channels_last``: the
+    network's memory format (the same result, faster); ``backend``: what runs a network
+    (core.backends; a classical filler ignores it). Adding an option: a field here and the
+    code that reads it."""
 
-    ``method`` is a name in METHODS or a path to a checkpoint. ``trained`` says whether a
-    network runs with trained weights; a network without shipped weights runs with its
-    random initialisation only when ``allow_untrained`` is set. ``model`` passes a network
-    in hand (named ``method``) instead of loading one. ``inference_scale`` (1, 1/2,
-    1/3, ...) completes at that fraction of the resolution and interpolates back;
-    ``precision`` (fp32, bf16, fp16 on CUDA) is the networks' autocast precision;
-    ``channels_last`` stores the network's weights, and so its feature maps, channels-last
-    (faster on CPU and CUDA alike; the result is the same). ``backend`` (core.backends) runs
-    the network in torch, ONNX Runtime or TensorRT, or ``auto`` (``backend_reason`` says what
-    it chose and why); a classical filler ignores it.
-    BackendUnavailable (a ValueError) names the install a backend lacks.
-    """
-
-    def __init__(
-        self,
-        method: str = DEFAULT_METHOD,
-        device: str = "auto",
-        weights: "str | Path | None" = None,
-        allow_untrained: bool = False,
-        max_depth: float = 100.0,
-        model: "DepthNetwork | None" = None,
-        inference_scale: float = 1.0,
-        precision: str = "fp32",
-        channels_last: bool = True,
-        backend: str = "torch",
-    ) -> None:
-        self.device = resolve_device(device)
-        self.max_depth = max_depth
-        self.factor = scale_factor(inference_scale)
-        self.precision = precision
-        self.autocast = autocast_dtype(precision, self.device)
-        self.meta: dict = {}
-        self.model = model  # a network in hand (training's validation) is used as it is
-        self.trained = True
-        if method not in METHODS:  # a checkpoint path
-            weights = Path(method)
-        # what rebuilds this completer, in another process too: DepthCompleter(**options)
-        self.options: dict[str, Any] = {
-            "method": method if weights is None else str(weights),
-            "device": str(self.device),
-            "allow_untrained": allow_untrained,
-            "max_depth": max_depth,
-            "inference_scale": inference_scale,
-            "precision": precision,
-            "channels_last": channels_last,
-            "backend": backend,
-        }
-        if model is None and weights is not None:
-            self.model, self.meta = load_checkpoint(weights)
-            method = self.meta["model"]
-        elif model is None and method in NETWORKS:
-            path = default_weights(method)
-            if path.is_file():
-                self.model, self.meta = load_checkpoint(path)
-            elif allow_untrained:
-                self.model = build_model(method)
-                self.trained = False
-                self.meta = {
-                    "model": method,
-                    "provenance": {"note": "untrained: random initialisation"},
-                }
-            else:
-                raise ValueError(
-                    f"no weights for '{method}' at {path}; train them or pass allow_untrained"
-                )
-        if self.model is not None:
-            self.model.to(self.device).eval()
-            self.model.to(
-                memory_format=torch.channels_last if channels_last else torch.contiguous_format
-            )
-        self.method = method
-        # what runs the network: itself, or its export in ONNX Runtime (a classical filler
-        # imports neither ONNX Runtime nor the exporter)
-        self.backend, self.backend_reason = "torch", "a classical filler: OpenCV or PyTorch"
-        self.runner = self.model
-        if self.model is not None:
-            self.backend, self.backend_reason = resolve_backend(backend, self.device, precision)
-            if self.backend != "torch":
-                self.runner = OnnxNetwork(self.model, self.backend, self.device, precision)
-            elif self.device.type == "cuda":
-                self.runner = CudaGraphs(self.model)
-                self.backend_reason += "; replayed from CUDA graphs"
-
-    def replace(self, **changes: Any) -> "DepthCompleter":
-        """This completer with some of its ``options`` changed (``device``, ``precision``,
-        ``inference_scale``, ``max_depth``, ``channels_last``, ``backend``): the same network,
-        checkpoint metadata and training state. The network object is shared and moved to the
-        new device and memory format (this completer's moves with it: the move to the CPU after
-        a CUDA out-of-memory wants exactly that); ``model=`` puts another network in its place (a
-        copy, a compiled one)."""
-        model = changes.pop("model", self.model)
-        fixed = {"method", "allow_untrained"} & set(changes)
-        if fixed or not set(changes) <= set(self.options):
-            raise ValueError(
-                f"replace() changes {sorted(self.options)} but the method, got {changes}"
-            )
-        options = {**self.options, **changes}
-        kept = {k: v for k, v in options.items() if k not in ("method", "allow_untrained")}
-        new = DepthCompleter(self.method, model=model, **kept)
-        new.meta, new.trained = self.meta, self.trained
-        new.options = options
-        return new
+    method: str = DEFAULT_METHOD
+    device: str = "auto"
+    allow_untrained: bool = False
+    max_depth: float = 100.0
+    inference_scale: float = 1.0
+    precision: str = "fp32"
+    channels_last: bool = True
+    backend: str = "torch"
 
     @classmethod
-    def from_settings(cls, values: Mapping[str, Any], **overrides: Any) -> "DepthCompleter":
-        """The completer the settings (core.settings) ask for: ``model``, ``device``,
-        ``backend``, ``inference_scale``, ``precision``, ``max_depth``; keyword ``overrides``
-        win."""
-        kwargs = dict(
+    def from_settings(cls, values: Mapping[str, Any], **overrides: Any) -> "CompleterOptions":
+        """The options the settings (core.settings) ask for: ``model``, ``device``, ``backend``,
+        ``inference_scale``, ``precision``, ``max_depth``; keyword ``overrides`` win."""
+        settings = dict(
             method=values["model"],
             device=values["device"],
             backend=values["backend"],
@@ -214,7 +130,101 @@ class DepthCompleter:
             precision=values["precision"],
             max_depth=float(values["max_depth"]),
         )
-        return cls(**{**kwargs, **overrides})
+        return cls(**{**settings, **overrides})
+
+
+def load_network(options: CompleterOptions) -> tuple["DepthNetwork | None", dict, bool]:
+    """The network ``options.method`` names, its checkpoint's metadata, and whether it is
+    trained: a checkpoint path's, a network's shipped weights (or, with ``allow_untrained``,
+    its random initialisation), or (None, {}, True) for a classical filler. ValueError when
+    the weights cannot be used (checkpoint.load_checkpoint)."""
+    if options.method not in METHODS:  # a checkpoint path
+        return (*load_checkpoint(Path(options.method)), True)
+    if options.method not in NETWORKS:
+        return None, {}, True
+    path = default_weights(options.method)
+    if path.is_file():
+        return (*load_checkpoint(path), True)
+    if options.allow_untrained:
+        note = {"note": "untrained: random initialisation"}
+        return build_model(options.method), {"model": options.method, "provenance": note}, False
+    raise ValueError(
+        f"no weights for '{options.method}' at {path}; train them or pass allow_untrained"
+    )
+
+
+class DepthCompleter:
+    """Completes sparse depth (1, 1, H, W) metres + mask into dense depth and confidence.
+
+    Made from ``CompleterOptions`` (``method`` and ``device``, and the other options by
+    keyword; ``weights``, a checkpoint path, stands for ``method``). ``model`` passes a network
+    in hand (named ``method``) instead of loading one. ``trained`` says whether a network runs
+    with trained weights; ``backend_reason`` what runs the network and why. BackendUnavailable
+    (a ValueError) names the install a backend lacks.
+    """
+
+    def __init__(
+        self,
+        method: str = DEFAULT_METHOD,
+        device: str = "auto",
+        *,
+        weights: "str | Path | None" = None,
+        model: "DepthNetwork | None" = None,
+        **options: Any,
+    ) -> None:
+        method = method if weights is None else str(weights)
+        self.device = resolve_device(device)
+        self.options = CompleterOptions(method=method, device=str(self.device), **options)
+        self.max_depth = self.options.max_depth
+        self.factor = scale_factor(self.options.inference_scale)
+        self.precision = self.options.precision
+        self.autocast = autocast_dtype(self.precision, self.device)
+        # a network in hand (training's validation) is used as it is
+        self.model, self.meta, self.trained = (
+            (model, {}, True) if model is not None else load_network(self.options)
+        )
+        self.method = self.meta.get("model", method) if method not in METHODS else method
+        if self.model is not None:
+            layout = torch.channels_last if self.options.channels_last else torch.contiguous_format
+            self.model.to(self.device).eval()
+            self.model.to(memory_format=layout)
+        self.backend, self.backend_reason, self.runner = self._runner()
+
+    def _runner(self) -> tuple[str, str, Any]:
+        """What runs the network: itself (on CUDA replayed from CUDA graphs), or its export in
+        ONNX Runtime; the backend's name and why (a classical filler imports neither ONNX
+        Runtime nor the exporter)."""
+        if self.model is None:
+            return "torch", "a classical filler: OpenCV or PyTorch", None
+        backend, reason = resolve_backend(self.options.backend, self.device, self.precision)
+        if backend != "torch":
+            return backend, reason, OnnxNetwork(self.model, backend, self.device, self.precision)
+        if self.device.type == "cuda":
+            return backend, reason + "; replayed from CUDA graphs", CudaGraphs(self.model)
+        return backend, reason, self.model
+
+    def replace(self, **changes: Any) -> "DepthCompleter":
+        """This completer with some of its options changed (``device``, ``precision``,
+        ``inference_scale``, ``max_depth``, ``channels_last``, ``backend``): the same network,
+        checkpoint metadata and training state. The network object is shared and moved to the
+        new device and memory format (this completer's moves with it: the move to the CPU after
+        a CUDA out-of-memory wants exactly that); ``model=`` puts another network in its place (a
+        copy, a compiled one)."""
+        model = changes.pop("model", self.model)
+        if {"method", "allow_untrained"} & set(changes):
+            raise ValueError(f"replace() changes the options but the method, got {changes}")
+        options = dataclasses.replace(self.options, **changes)  # TypeError: an unknown option
+        kept = {k: v for k, v in asdict(options).items() if k not in ("method", "allow_untrained")}
+        new = DepthCompleter(self.method, model=model, **kept)
+        new.meta, new.trained = self.meta, self.trained
+        new.options = dataclasses.replace(options, device=str(new.device))
+        return new
+
+    @classmethod
+    def from_settings(cls, values: Mapping[str, Any], **overrides: Any) -> "DepthCompleter":
+        """The completer the settings (core.settings) ask for (CompleterOptions.from_settings);
+        keyword ``overrides`` win."""
+        return cls(**asdict(CompleterOptions.from_settings(values, **overrides)))
 
     @property
     def description(self) -> str:

@@ -92,6 +92,46 @@ def process_frame(
     return run_frame(points, camera, t_cam_from_lidar, completer, rgb, settings).to_host()
 
 
+def checked_inputs(
+    points: np.ndarray,
+    camera: PinholeCamera,
+    t_cam_from_lidar: np.ndarray,
+    rgb: "np.ndarray | None",
+) -> tuple[np.ndarray, np.ndarray]:
+    """The points (N, 3+) and the transform (4, 4, float64) of a frame, checked: ValueError for
+    wrong shapes, a non-finite transform or an image that does not match the camera."""
+    pts = np.asarray(points)
+    if pts.ndim != 2 or pts.shape[1] < 3:
+        raise ValueError(f"points must have shape (N, 3), got {pts.shape}")
+    t = np.asarray(t_cam_from_lidar, dtype=np.float64)
+    if t.shape != (4, 4) or not np.all(np.isfinite(t)):
+        raise ValueError("t_cam_from_lidar must be a finite (4, 4) matrix")
+    if rgb is not None and tuple(rgb.shape) != (camera.height, camera.width, 3):
+        raise ValueError(
+            f"image is {tuple(rgb.shape)} but the camera expects "
+            f"({camera.height}, {camera.width}, 3)"
+        )
+    return pts, t
+
+
+def frame_cloud(
+    dense: torch.Tensor,
+    camera: PinholeCamera,
+    rgb: "torch.Tensor | None",
+    s: Mapping[str, Any],
+) -> "tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]":
+    """The cloud of a dense depth (1, 1, H, W) as the settings ``s`` ask (stride, colour,
+    voxels), in the camera's reference optical frame: points, colours, kept pixels."""
+    cloud, colours, kept = backproject_depth(
+        dense, camera, stride=int(s["cloud_stride"]), rgb=rgb if s["colorize_cloud"] else None
+    )
+    if any(camera.shift):  # back into the reference optical frame, the frame of t_cam_from_lidar
+        cloud = cloud - torch.tensor(camera.shift, dtype=cloud.dtype, device=cloud.device)
+    if s["cloud_voxel"] > 0:
+        cloud, colours = voxel_downsample(cloud, s["cloud_voxel"], colours)
+    return cloud, colours, kept
+
+
 def run_frame(
     points: np.ndarray,
     camera: PinholeCamera,
@@ -118,17 +158,7 @@ def run_frame(
     result.
     """
     s = resolve(settings)
-    pts = np.asarray(points)
-    if pts.ndim != 2 or pts.shape[1] < 3:
-        raise ValueError(f"points must have shape (N, 3), got {pts.shape}")
-    t = np.asarray(t_cam_from_lidar, dtype=np.float64)
-    if t.shape != (4, 4) or not np.all(np.isfinite(t)):
-        raise ValueError("t_cam_from_lidar must be a finite (4, 4) matrix")
-    if rgb is not None and tuple(rgb.shape) != (camera.height, camera.width, 3):
-        raise ValueError(
-            f"image is {tuple(rgb.shape)} but the camera expects "
-            f"({camera.height}, {camera.width}, 3)"
-        )
+    pts, t = checked_inputs(points, camera, t_cam_from_lidar, rgb)
     device = completer.device
     timer = Stopwatch(cuda=device.type == "cuda")
     pts_t = to_device(np.asarray(pts[:, :3], dtype=np.float32), device)
@@ -142,13 +172,7 @@ def run_frame(
     in_range &= (conf >= s["confidence_threshold"]) & (conf > 0)
     dense = torch.where(in_range, dense, torch.zeros_like(dense))
     timer.lap("complete")
-    cloud, colours, kept = backproject_depth(
-        dense, camera, stride=int(s["cloud_stride"]), rgb=rgb_t if s["colorize_cloud"] else None
-    )
-    if any(camera.shift):  # back into the reference optical frame, the frame of t_cam_from_lidar
-        cloud = cloud - torch.tensor(camera.shift, dtype=cloud.dtype, device=cloud.device)
-    if s["cloud_voxel"] > 0:
-        cloud, colours = voxel_downsample(cloud, s["cloud_voxel"], colours)
+    cloud, colours, kept = frame_cloud(dense, camera, rgb_t, s)
     timer.lap("backproject")
     result = FrameResult(
         sparse_depth=sparse[0, 0],

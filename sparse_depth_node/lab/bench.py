@@ -267,10 +267,8 @@ def run(
             f"unknown bench section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}"
         )
     reader = open_dataset(data, fmt)
-    frames = [
-        reader.read(i)
-        for i in reader.frame_ids()[: max(1, min(iterations, len(reader.frame_ids())))]
-    ]
+    ids = reader.frame_ids()[: max(1, min(iterations, len(reader.frame_ids())))]
+    frames = [reader.read(i) for i in ids]
     completer = DepthCompleter(
         model, device, inference_scale=inference_scale, precision=precision, backend=backend
     )
@@ -285,42 +283,72 @@ def run(
         "frames": len(frames),
         "iterations": iterations,
     }
-    if "stages" in sections:
-        ticks = bar("stages", warmup + iterations)
-        stages = bench_frames(frames, completer, iterations, warmup, ticks)
-        report.update(
-            stages=stages,
-            end_to_end=stages.pop("end_to_end"),
-            references=bench_references(frames[0]),
-        )
-    source = (str(data), fmt, frames[0].name)
-    if "busy" in sections:
-        n = min(iterations, 20)
-        report["busy"] = bench_busy(frames, completer, n, warmup, bar("busy", 2 * (warmup + n)))
-    if "paths" in sections and completer.model is not None:
-        report["paths"] = completion_paths(
-            frames[:5], completer, repeats, compile_paths="compile" in sections
-        )
-    if "backends" in sections and completer.model is not None:
-        n = min(iterations, 20)
-        report["backends"] = bench_backends(
-            frames, completer, n, warmup, bar("backends", len(BACKENDS) * (warmup + n))
-        )
-    if "points" in sections:
-        report["points"] = scaling_points(
-            frames[0], completer, (30_000, 120_000, 500_000, 2_000_000), repeats, source
-        )
-    if "images" in sections:
-        report["images"] = scaling_image(frames[0], completer, repeats, source)
-    if "models" in sections:
-        report["models"] = scaling_models(
-            frames[0],
-            completer.device,
-            MODELS,
-            repeats,
-            source,
-        )
+    network = completer.model is not None
+    for name, work in section_runs(
+        frames, completer, iterations, warmup, repeats, sections, bar, data, fmt
+    ).items():
+        if name in sections and (network or name not in ("paths", "backends")):
+            report.update(work())
     return report
+
+
+def section_runs(
+    frames: list[Frame],
+    completer: DepthCompleter,
+    iterations: int,
+    warmup: int,
+    repeats: int,
+    sections: tuple[str, ...],
+    bar: Callable[[str, int], "Callable[[], object] | None"],
+    data: "str | Path",
+    fmt: str,
+) -> dict[str, Callable[[], dict]]:
+    """Each section of the report as a function that measures it, in the report's order."""
+    source = (str(data), fmt, frames[0].name)
+    few = min(iterations, 20)
+    return {
+        "stages": lambda: stage_sections(frames, completer, iterations, warmup, bar),
+        "busy": lambda: {
+            "busy": bench_busy(frames, completer, few, warmup, bar("busy", 2 * (warmup + few)))
+        },
+        "paths": lambda: {
+            "paths": completion_paths(
+                frames[:5], completer, repeats, compile_paths="compile" in sections
+            )
+        },
+        "backends": lambda: {
+            "backends": bench_backends(
+                frames, completer, few, warmup, bar("backends", len(BACKENDS) * (warmup + few))
+            )
+        },
+        "points": lambda: {
+            "points": scaling_points(
+                frames[0], completer, (30_000, 120_000, 500_000, 2_000_000), repeats, source
+            )
+        },
+        "images": lambda: {"images": scaling_image(frames[0], completer, repeats, source)},
+        "models": lambda: {
+            "models": scaling_models(frames[0], completer.device, MODELS, repeats, source)
+        },
+    }
+
+
+def stage_sections(
+    frames: list[Frame],
+    completer: DepthCompleter,
+    iterations: int,
+    warmup: int,
+    bar: Callable[[str, int], "Callable[[], object] | None"],
+) -> dict:
+    """The ``stages`` section: the per-stage table, end to end, and the references."""
+    stages = bench_frames(
+        frames, completer, iterations, warmup, bar("stages", warmup + iterations)
+    )
+    return {
+        "stages": stages,
+        "end_to_end": stages.pop("end_to_end"),
+        "references": bench_references(frames[0]),
+    }
 
 
 # the scaling sections' tables: title and columns (key, header, format) besides peak memory

@@ -11,6 +11,7 @@ one warm-up, CUDA synchronised. Peak memory is measured per configuration in a f
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import subprocess
 import sys
@@ -93,7 +94,7 @@ def peak_memory(
     spec = json.dumps(
         {
             "source": list(source),
-            "completer": completer.options,
+            "completer": dataclasses.asdict(completer.options),
             "points": points,
             "camera": camera,
         }
@@ -150,24 +151,40 @@ def completion_paths(
     |depth - eager depth| (m) where both give one, with the fraction of eager's pixels each
     path covers. A path the device cannot run says why. ``compile_paths`` False leaves out the
     torch.compile paths (a minute of compiling on a CPU)."""
+    inputs = [completion_inputs(f, completer.device) for f in frames]
+    results: dict[str, dict] = {}
+    eager_out: list[torch.Tensor] = []
+    for name, make in path_makers(completer, compile_paths).items():
+        try:
+            results[name] = time_path(make(), inputs, completer.device, repeats, eager_out)
+        except Exception as exc:  # a path this machine cannot run (no compiler, no bf16 kernels)
+            results[name] = {
+                "unavailable": f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
+            }
+    return results
+
+
+def path_makers(
+    completer: DepthCompleter, compile_paths: bool
+) -> "dict[str, Callable[[], DepthCompleter | Callable]]":
+    """Each completion path of ``completer``'s network, by name, as a function that builds it:
+    a completer, or a callable (depth, mask, rgb) -> (dense, confidence). The first is the
+    reference (eager)."""
     device = completer.device
     base = completer.replace(
         precision="fp32", inference_scale=1.0, channels_last=True, backend="torch"
     )
     plain = base.replace(channels_last=False, model=copy.deepcopy(base.model))
-    inputs = [completion_inputs(f, device) for f in frames]
     # the network itself takes the image only when it needs one
     image = (lambda rgb: (rgb,)) if base.needs_image else (lambda rgb: ())
     half = "fp16" if device.type == "cuda" else "bf16"
-    paper = isinstance(base.model, SparseConvNet)
     paths: dict[str, Callable[[], "DepthCompleter | Callable"]] = {}
-    if paper:
+    if isinstance(base.model, SparseConvNet):
         paths["eager, paper equations, whole image"] = lambda: (
             lambda d, m, rgb: paper_forward(plain.model, d, m)
         )
-    paths["fused layer, whole image" if paper else "eager, whole image"] = lambda: (
-        lambda d, m, rgb: plain.model(d, m, *image(rgb))
-    )
+    whole = "fused layer, whole image" if paths else "eager, whole image"
+    paths[whole] = lambda: lambda d, m, rgb: plain.model(d, m, *image(rgb))
     paths.update(
         {
             "  + support crop": lambda: plain,
@@ -177,9 +194,9 @@ def completion_paths(
             f"  + inference_scale 0.5 + {half}": lambda: base.replace(
                 inference_scale=0.5, precision=half
             ),
+            "  + onnxruntime (exact export)": lambda: base.replace(backend="onnxruntime"),
         }
     )
-    paths["  + onnxruntime (exact export)"] = lambda: base.replace(backend="onnxruntime")
     if device.type == "cuda":
         paths["  + tensorrt"] = lambda: base.replace(backend="tensorrt")
         paths["  + tensorrt fp16"] = lambda: base.replace(backend="tensorrt", precision="fp16")
@@ -191,38 +208,38 @@ def completion_paths(
             paths["  + torch.compile, CUDA graphs"] = lambda: base.replace(
                 model=torch.compile(copy.deepcopy(base.model), mode="reduce-overhead")
             )
-    results: dict[str, dict] = {}
-    eager_out = []
-    for name, make in paths.items():
-        try:
-            runner = make()
-            run = runner.complete if isinstance(runner, DepthCompleter) else runner
-            samples, diffs, cover = [], [], []
-            with torch.inference_mode():
-                for i, (d, m, rgb) in enumerate(inputs):
-                    med, _, out = time_ms(lambda: run(d, m, rgb), device, repeats)
-                    samples.append(med)
-                    dense = out[0].float()
-                    if not eager_out or len(eager_out) <= i:
-                        eager_out.append(dense)
-                    ref = eager_out[i]
-                    both = (dense > 0) & (ref > 0)
-                    diffs.append(
-                        float((dense - ref)[both].abs().mean()) if both.any() else float("nan")
-                    )
-                    cover.append(float(both.sum()) / max(float((ref > 0).sum()), 1.0))
-            t = summary(samples)
-            results[name] = {
-                "median_ms": t["median_ms"],
-                "p90_ms": t["p90_ms"],
-                "mean_abs_diff_m": float(np.nanmean(diffs)),
-                "coverage_of_eager": float(np.mean(cover)),
-            }
-        except Exception as exc:  # a path this machine cannot run (no compiler, no bf16 kernels)
-            results[name] = {
-                "unavailable": f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
-            }
-    return results
+    return paths
+
+
+def time_path(
+    runner: "DepthCompleter | Callable",
+    inputs: list[tuple[torch.Tensor, ...]],
+    device: torch.device,
+    repeats: int,
+    eager_out: list[torch.Tensor],
+) -> dict:
+    """One path's times over ``inputs`` and its difference from ``eager_out`` (the first path's
+    depths, filled in by the first path timed)."""
+    run = runner.complete if isinstance(runner, DepthCompleter) else runner
+    samples, diffs, cover = [], [], []
+    with torch.inference_mode():
+        for i, (d, m, rgb) in enumerate(inputs):
+            med, _, out = time_ms(lambda: run(d, m, rgb), device, repeats)
+            samples.append(med)
+            dense = out[0].float()
+            if len(eager_out) <= i:
+                eager_out.append(dense)
+            ref = eager_out[i]
+            both = (dense > 0) & (ref > 0)
+            diffs.append(float((dense - ref)[both].abs().mean()) if both.any() else float("nan"))
+            cover.append(float(both.sum()) / max(float((ref > 0).sum()), 1.0))
+    t = summary(samples)
+    return {
+        "median_ms": t["median_ms"],
+        "p90_ms": t["p90_ms"],
+        "mean_abs_diff_m": float(np.nanmean(diffs)),
+        "coverage_of_eager": float(np.mean(cover)),
+    }
 
 
 def synthetic_cloud(frame: Frame, n: int, seed: int = 0) -> np.ndarray:

@@ -166,79 +166,105 @@ def evaluate(
     ``tick`` is called after each frame, ``show`` with each frame, its input depth (H, W)
     metres and every method's prediction {NAME: (H, W) metres}. ``splits``: the frames'
     input/target splits, made elsewhere (default: split_frame under ``protocol``, seed + i)."""
-    per = {name: [] for name in methods}
-    common_per = {name: [] for name in methods}
-    edge_per = {name: [] for name in methods}
-    stripes = {name: [] for name in methods}
-    first = next(iter(methods))
-    paired = {name: {"first": [], "this": [], "share": []} for name in methods if name != first}
-    times = {name: [] for name in methods}
-    covered_errors = {name: [] for name in methods}
-    covered_confidences = {name: [] for name in methods}
-    common_share = []
+    scores = Scores(list(methods))
     for i, frame in enumerate(frames):
         split = splits[i] if splits is not None else split_frame(frame, protocol, seed + i)
-        depth, target = split.depth[0, 0].numpy(), split.target_mask[0, 0].numpy() > 0
-        near_edge = target & edge_mask(frame.rgb)
-        preds = {}
+        preds, confs, ms = {}, {}, {}
         for name, completer in methods.items():
-            preds[name], conf, ms = predict(completer, split)
-            per[name].append(frame_errors(preds[name], depth, target))
-            edge_per[name].append(frame_errors(preds[name], depth, near_edge))
-            stripes[name].append(striping(preds[name]))
-            times[name].append(ms)
-            covered = target & (depth > 0) & (preds[name] > 0)
-            covered_errors[name].append(
-                (preds[name][covered].astype(np.float64) - depth[covered]) * 1000.0
-            )
-            covered_confidences[name].append(conf[covered].astype(np.float64))
-        common = target & np.logical_and.reduce([p > 0 for p in preds.values()])
-        common_share.append(common.sum() / max(int((target & (depth > 0)).sum()), 1))
-        for name, pred in preds.items():
-            common_per[name].append(frame_errors(pred, depth, common))
-        for name, rows in paired.items():
-            both = target & (depth > 0) & (preds[first] > 0) & (preds[name] > 0)
-            rows["first"].append(frame_errors(preds[first], depth, both))
-            rows["this"].append(frame_errors(preds[name], depth, both))
-            rows["share"].append(both.sum() / max(int((target & (depth > 0)).sum()), 1))
+            preds[name], confs[name], ms[name] = predict(completer, split)
+        scores.add(frame, split, preds, confs, ms)
         if show is not None:
             show(frame, split.input_depth[0, 0].numpy(), preds)
         if tick is not None:
             tick()
-    result = {
-        "protocol": protocol,
-        "frames": len(frames),
-        "seed": seed,
-        "common_coverage": float(np.mean(common_share)),
-        "methods": {
-            name: {
-                **mean_errors(per[name]),
-                "ms_per_frame": float(np.median(times[name])),
-                "common": mean_errors(common_per[name]),
-                "edge": mean_errors(edge_per[name]),
-                "striping": finite_mean(stripes[name]),
+    return scores.result(protocol, seed, confidence_thresholds)
+
+
+class Scores:
+    """What ``evaluate`` gathers frame by frame for each method, and its result."""
+
+    def __init__(self, methods: list[str]) -> None:
+        self.methods, self.first = methods, methods[0]
+        self.per: dict[str, list] = {m: [] for m in methods}
+        self.common: dict[str, list] = {m: [] for m in methods}
+        self.edge: dict[str, list] = {m: [] for m in methods}
+        self.stripes: dict[str, list] = {m: [] for m in methods}
+        self.times: dict[str, list] = {m: [] for m in methods}
+        self.errors_mm: dict[str, list] = {m: [] for m in methods}
+        self.confidences: dict[str, list] = {m: [] for m in methods}
+        self.paired = {m: {"first": [], "this": [], "share": []} for m in methods[1:]}
+        self.common_share: list[float] = []
+        self.frames = 0
+
+    def add(
+        self,
+        frame: Frame,
+        split: Split,
+        preds: dict[str, np.ndarray],
+        confs: dict[str, np.ndarray],
+        ms: dict[str, float],
+    ) -> None:
+        """One frame: each method's prediction and confidence (H, W) and its time."""
+        depth, target = split.depth[0, 0].numpy(), split.target_mask[0, 0].numpy() > 0
+        measured = target & (depth > 0)
+        near_edge = target & edge_mask(frame.rgb)
+        for name, pred in preds.items():
+            self.per[name].append(frame_errors(pred, depth, target))
+            self.edge[name].append(frame_errors(pred, depth, near_edge))
+            self.stripes[name].append(striping(pred))
+            self.times[name].append(ms[name])
+            covered = measured & (pred > 0)
+            self.errors_mm[name].append((pred[covered].astype(np.float64) - depth[covered]) * 1e3)
+            self.confidences[name].append(confs[name][covered].astype(np.float64))
+        common = target & np.logical_and.reduce([p > 0 for p in preds.values()])
+        self.common_share.append(common.sum() / max(int(measured.sum()), 1))
+        for name, pred in preds.items():
+            self.common[name].append(frame_errors(pred, depth, common))
+        for name, rows in self.paired.items():
+            both = measured & (preds[self.first] > 0) & (preds[name] > 0)
+            rows["first"].append(frame_errors(preds[self.first], depth, both))
+            rows["this"].append(frame_errors(preds[name], depth, both))
+            rows["share"].append(both.sum() / max(int(measured.sum()), 1))
+        self.frames += 1
+
+    def result(
+        self, protocol: str, seed: int, thresholds: "tuple[float, ...] | None" = None
+    ) -> dict:
+        """The JSON-ready result ``evaluate`` describes."""
+        out = {
+            "protocol": protocol,
+            "frames": self.frames,
+            "seed": seed,
+            "common_coverage": float(np.mean(self.common_share)),
+            "methods": {
+                m: {
+                    **mean_errors(self.per[m]),
+                    "ms_per_frame": float(np.median(self.times[m])),
+                    "common": mean_errors(self.common[m]),
+                    "edge": mean_errors(self.edge[m]),
+                    "striping": finite_mean(self.stripes[m]),
+                }
+                for m in self.methods
+            },
+            "paired": {
+                m: {
+                    "first": mean_errors(rows["first"]),
+                    "this": mean_errors(rows["this"]),
+                    "share": float(np.mean(rows["share"])),
+                }
+                for m, rows in self.paired.items()
+            },
+        }
+        if thresholds:
+            out["confidence"] = {
+                m: confidence_curve(
+                    np.concatenate(self.errors_mm[m]),
+                    np.concatenate(self.confidences[m]),
+                    thresholds,
+                )
+                for m in self.methods
             }
-            for name in methods
-        },
-    }
-    result["paired"] = {
-        name: {
-            "first": mean_errors(rows["first"]),
-            "this": mean_errors(rows["this"]),
-            "share": float(np.mean(rows["share"])),
-        }
-        for name, rows in paired.items()
-    }
-    if confidence_thresholds:
-        result["confidence"] = {
-            name: confidence_curve(
-                np.concatenate(covered_errors[name]),
-                np.concatenate(covered_confidences[name]),
-                confidence_thresholds,
-            )
-            for name in methods
-        }
-    return result
+        return out
 
 
 def density_sweep(

@@ -767,8 +767,26 @@ def train(args, device: torch.device, argv: "list[str] | None") -> int:
     if trainer.rank:
         return 0
     trainer.net.load_state_dict(best[2])
+    provenance = run_provenance(args, argv, data, history, best, select, reference)
+    save_checkpoint(args.out, args.model, trainer.net.cpu(), provenance)
+    log.line(f"kept step {best[1]} (score {best[0]:.3f}); wrote {args.out}")
+    return 0
+
+
+def run_provenance(
+    args,
+    argv: "list[str] | None",
+    data: TrainingData,
+    history: list[dict],
+    best: tuple,
+    select: list[str],
+    reference: dict,
+) -> dict:
+    """What the checkpoint says of the run that made it: command, data, init, seed, steps, the
+    step kept and why, its metrics and the validation history."""
     kept = next(h for h in history if h["step"] == best[1])
-    provenance = {
+    first = next(iter(data.validation))
+    return {
         "command": "sparse-depth train " + " ".join(argv if argv is not None else sys.argv[1:]),
         "data": data.split,
         "init": (
@@ -794,9 +812,6 @@ def train(args, device: torch.device, argv: "list[str] | None") -> int:
         ),
         "history": json.dumps(history),
     }
-    save_checkpoint(args.out, args.model, trainer.net.cpu(), provenance)
-    log.line(f"kept step {best[1]} (score {best[0]:.3f}); wrote {args.out}")
-    return 0
 
 
 def run(

@@ -86,6 +86,13 @@ def kept_share(pred: np.ndarray, depth: np.ndarray, mask: np.ndarray) -> float:
     return float(np.mean(np.abs(p - d) <= KEEP_TOLERANCE * d)) if d.size else float("nan")
 
 
+def complete_all(
+    methods: dict[str, DepthCompleter], depth: torch.Tensor, mask: torch.Tensor, rgb: torch.Tensor
+) -> dict[str, np.ndarray]:
+    """Each method's dense depth (H, W) metres of the whole LiDAR input."""
+    return {name: c.complete(depth, mask, rgb)[0][0, 0].numpy() for name, c in methods.items()}
+
+
 def evaluate_whole_image(
     frames: list[tuple[Frame, list[View]]],
     methods: dict[str, DepthCompleter],
@@ -111,21 +118,19 @@ def evaluate_whole_image(
         if not views:
             continue
         depth, mask = project_lidar(frame, frame.points)
-        rgb = image_tensor(frame.rgb)
-        preds = {}
-        for name, completer in methods.items():
-            pred, _ = completer.complete(depth, mask, rgb)
-            preds[name] = pred[0, 0].numpy()
-            kept[name].append(kept_share(preds[name], depth[0, 0].numpy(), mask[0, 0].numpy() > 0))
+        preds = complete_all(methods, depth, mask, image_tensor(frame.rgb))
+        lidar = mask[0, 0].numpy() > 0
+        for name, pred in preds.items():
+            kept[name].append(kept_share(pred, depth[0, 0].numpy(), lidar))
         if show is not None:
             show(frame, depth[0, 0].numpy(), preds)
         common = np.logical_and.reduce([p > 0 for p in preds.values()])
-        for name, p in preds.items():
-            stripes[name].append(striping(np.where(common, p, 0.0)))
+        for name, pred in preds.items():
+            stripes[name].append(striping(np.where(common, pred, 0.0)))
         preds.update(sanity_rows(sanity, preds[sanity]))
-        scores, n = frame_scores(frame, views, preds, mask[0, 0].numpy() > 0)
-        for name, s in scores.items():
-            per.setdefault(name, []).append(s)
+        scores, n = frame_scores(frame, views, preds, lidar)
+        for name, score in scores.items():
+            per.setdefault(name, []).append(score)
         used += 1
         views_used.append(",".join(v.name for v in views))
         pixels.append(n)
@@ -134,9 +139,21 @@ def evaluate_whole_image(
             "no frame has another view of its scene (neighbours that moved, or a "
             "second camera): nothing to score"
         )
+    return whole_image_result(per, kept, stripes, sanity, views_used, pixels)
+
+
+def whole_image_result(
+    per: dict[str, list[dict[str, float]]],
+    kept: dict[str, list[float]],
+    stripes: dict[str, list[float]],
+    sanity: str,
+    views_used: list[str],
+    pixels: list[int],
+) -> dict:
+    """The JSON-ready result of ``evaluate_whole_image`` from its per-frame figures."""
     return {
         "protocol": "whole image: photometric error of other views warped with each depth",
-        "frames": used,
+        "frames": len(views_used),
         "views": views_used,
         "pixels": float(np.mean(pixels)),
         "sanity": sanity,

@@ -63,5 +63,5 @@ def on_cpu(completer: DepthCompleter) -> DepthCompleter:
     return completer.replace(
         device="cpu",
         precision=cpu_precision(completer.precision),
-        backend=cpu_backend(completer.options["backend"]),
+        backend=cpu_backend(completer.options.backend),
     )

@@ -1,5 +1,7 @@
 """Nearest fill, the DepthCompleter and the per-frame pipeline on real frames."""
 
+from dataclasses import asdict
+
 import numpy as np
 import pytest
 import torch
@@ -210,11 +212,11 @@ def test_replace_keeps_the_network_and_its_metadata_and_changes_only_what_it_is_
     )
     for changes in ({"precision": "bf16"}, {"inference_scale": 0.5}, {"channels_last": False}):
         copy = c.replace(**changes)
-        fresh = DepthCompleter(**{**c.options, **changes})  # the same options, loaded anew
+        fresh = DepthCompleter(**{**asdict(c.options), **changes})  # the same options, loaded anew
         assert copy.meta == c.meta == fresh.meta and copy.meta["provenance"]["note"] == "mine"
         assert copy.options == fresh.options and copy.description == fresh.description
         torch.testing.assert_close(copy.complete(depth, mask), fresh.complete(depth, mask))
-    rebuilt = DepthCompleter(**c.options)
+    rebuilt = DepthCompleter(**asdict(c.options))
     torch.testing.assert_close(rebuilt.complete(depth, mask), c.complete(depth, mask))
     shipped = DepthCompleter("sparseconv", "cpu").complete(depth, mask)[0]
     assert not torch.equal(shipped, c.complete(depth, mask)[0])  # the options name *this* file
