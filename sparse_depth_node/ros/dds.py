@@ -58,3 +58,13 @@ def receive_buffer_problem(rmem_max: Path = RMEM_MAX) -> "str | None":
         "UDP receive buffer and large clouds and images from other processes will be lost; "
         f"raise it: sudo sysctl -w net.core.rmem_max={RECEIVE_BUFFER} (README, Large messages)"
     )
+
+
+def transport_lines() -> list[tuple[str, str]]:
+    """(logger level, line) the node says of its transport: the Fast DDS profile carrying its
+    inputs, and whether the kernel limits it."""
+    if not profile_in_use():
+        return []
+    lines = [("info", f"DDS: the node's Fast DDS profile {PROFILE}")]
+    limit = receive_buffer_problem()
+    return lines + ([("warning", limit)] if limit else [])

@@ -58,11 +58,45 @@ def main(args: "list[str] | None" = None) -> None:
         from .dds import use_node_profile
 
         use_node_profile()
-        from .node import run
-
         run(args)
     except KeyboardInterrupt:
         pass
+
+
+def run(args: "list[str] | None" = None) -> None:
+    """Run the node until Ctrl-C or shutdown (``args``: the command line, ROS arguments too);
+    parameters it cannot run with (and, with ``strict``, a model it cannot load) end it with one
+    line and exit status 2."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException
+
+    from .node import SparseDepthNode
+
+    # SIGINT and SIGTERM raise KeyboardInterrupt from here on; rclpy.init chains its handlers
+    # (which shut the context down) in front of these.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    rclpy.init(args=args)
+    node, status = None, 0
+    try:
+        node = SparseDepthNode(process_wide=True)
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except ValueError as exc:  # parameters or (with strict) a model the node cannot run with
+        print(f"sparse_depth_node: error: {exc}", file=sys.stderr)
+        status = 2
+    except Exception:
+        if rclpy.ok():
+            raise
+        # a signal shut the context down while the node was being made: a clean stop
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    if status:
+        sys.exit(status)
 
 
 if __name__ == "__main__":

@@ -8,16 +8,11 @@ through the frame path (msgs.frame) and publishes. Parameters come from the one 
 
 from __future__ import annotations
 
-import signal
-import sys
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import rclpy
-import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
@@ -27,19 +22,17 @@ from ..core.settings import BY_NAME, problem
 from ..msgs.admit import size_problem
 from ..msgs.convert import stamp_seconds
 from ..msgs.errors import Dropped, UndecodableImage
-from ..msgs.extrinsics import ExtrinsicSource
-from ..msgs.frame import run_set, warm_up
-from ..msgs.outputs import enabled_outputs
+from ..msgs.frame import run_set
 from ..msgs.stats import PipelineStats
 from ..msgs.sync import ApproximateSync
 from . import parameters
-from .dds import PROFILE, profile_in_use, receive_buffer_problem
+from .dds import transport_lines
 from .diagnostics import pipeline_status
-from .fallback import fallback_completer, load_completer, on_cpu
 from .inputs import InputSubscriptions
 from .kit import RclpyKit
+from .model import NodeModel
 from .publishers import OutputPublishers
-from .tf import TfExtrinsics, tf2_available
+from .tf import node_extrinsics
 
 
 class SparseDepthNode(Node):
@@ -67,86 +60,57 @@ class SparseDepthNode(Node):
         self.stats = PipelineStats()
         self._caps = {k: self.values()[k] for k in ("max_points", "max_image_pixels")}  # fixed
         self.add_on_set_parameters_callback(self._validate_parameters)
-        self.completer, error = load_completer(self.values())
-        if error is not None:
-            self.stats.count("model_fallback")
-            self.get_logger().error(
-                f"cannot use model '{self.values()['model']}' on '{self.values()['device']}': "
-                f"{error}; falling back to {self.completer.description} (strict:=true fails "
-                "instead)"
-            )
-        use_tf = self.values()["use_tf"]
-        tf = TfExtrinsics(self).lookup if use_tf and tf2_available() else None
-        self.extrinsics = ExtrinsicSource(self.values, tf)
-        if use_tf and tf is None:
-            self.get_logger().info(
-                "tf2_ros is not available: T_camera<-lidar comes from the extrinsic.* parameters"
-            )
-        for line in (self.extrinsics.ignored(), self.extrinsics.problem()):
-            if line:
-                self.get_logger().warning(line)
+        self.model = NodeModel(self.values(), self.stats, self.get_logger())
+        self.extrinsics = node_extrinsics(self)
         self._sync = ApproximateSync.from_settings(self.values())
         self._kit = RclpyKit()
         self.outputs = OutputPublishers(self, self._kit)
         self.outputs.sync(self.values())
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._log_transport()
-        size = tuple(self.values()["warmup_size"])
+        for level, line in transport_lines():
+            getattr(self.get_logger(), level)(line)
+        self._start_worker(tuple(self.values()["warmup_size"]))
+        self.inputs = InputSubscriptions(self, self._kit, self.values(), self.stats, self._offer)
+        self.create_timer(1.0, self._every_second)
+        self.get_logger().info(self._ready_line())
+
+    @property
+    def completer(self) -> Any:
+        """The completer in use (NodeModel: it changes when the model falls back)."""
+        return self.model.completer
+
+    def _start_worker(self, size: tuple) -> None:
+        """The worker thread, which runs every frame; with a warmup_size it warms up first,
+        before any input is subscribed to (``strict``: ValueError when the model cannot)."""
         if all(size):
             self._warm_size, self._warm_requested = size, True
         self._worker = threading.Thread(target=self._run, name="sparse_depth_worker", daemon=True)
         self._worker.start()
-        if all(size):  # the worker (whose thread runs every frame) warms up before we subscribe
+        if all(size):
             self._warm_done.wait()
-            if self._warm_error is not None:  # strict: the model cannot run its first frame
+            if self._warm_error is not None:
                 raise ValueError(f"model cannot run its first frame: {self._warm_error}")
-        self.inputs = InputSubscriptions(self, self._kit, self.values(), self.stats, self._offer)
-        self.create_timer(1.0, self._every_second)
-        self.get_logger().info(
-            f"ready: {self.completer.description}"
-            + ("" if all(size) else " (warms up at the first camera_info's size)")
+
+    def _ready_line(self) -> str:
+        c = self.completer
+        return (
+            f"ready: {c.description}"
             + (
-                f"; backend {self.completer.backend}: {self.completer.backend_reason}"
-                if self.completer.model is not None
-                else ""
+                ""
+                if all(self.values()["warmup_size"])
+                else " (warms up at the first camera_info's size)"
             )
+            + (f"; backend {c.backend}: {c.backend_reason}" if c.model is not None else "")
         )
 
-    def _log_transport(self) -> None:
-        """Say which DDS profile carries the inputs, and whether the kernel limits it."""
-        if not profile_in_use():
-            return
-        self.get_logger().info(f"DDS: the node's Fast DDS profile {PROFILE}")
-        limit = receive_buffer_problem()
-        if limit:
-            self.get_logger().warning(limit)
-
     def _warm_up(self, size: "tuple[int, int]") -> float:
-        """Run a synthetic frame of ``size`` (width, height) through the frame path, on the
-        worker's thread (the kernels chosen are the calling thread's); ms. A model that fails
-        it is replaced by the classical filler on the CPU, said in one line (with ``strict``
-        the error is kept for the constructor to raise, or said if the node is running)."""
-        v = self.values()
-
-        def run() -> float:
-            return self._on_cpu_after_oom(
-                lambda: warm_up(self.completer, v, enabled_outputs(v), self._kit, *size)
-            )
-
+        """The model's warm-up at ``size`` on the worker's thread; a strict failure is kept for
+        the constructor to raise."""
         try:
-            return run()
-        except Exception as exc:  # a model that cannot run its first frame
-            if v["strict"] or self.completer.model is None:
-                self._warm_error = exc
-                raise
-            failed = self.completer.description
-            self.completer = fallback_completer(v)
-            self.stats.count("model_fallback")
-            self.get_logger().error(
-                f"model {failed} failed its first frame ({type(exc).__name__}: {exc}); falling "
-                f"back to {self.completer.description} (strict:=true fails instead)"
-            )
-            return run()
+            return self.model.warm_up(self.values(), self._kit, size)
+        except Exception as exc:
+            self._warm_error = exc
+            raise
 
     def values(self) -> dict[str, Any]:
         return parameters.values(self)
@@ -157,24 +121,6 @@ class SparseDepthNode(Node):
         if reason is None:
             self._sync.configure(new)
         return SetParametersResult(successful=reason is None, reason=reason or "")
-
-    def _fall_back_to_cpu(self, exc: BaseException) -> None:
-        """CUDA ran out of memory: move the same model to the CPU for good, and say so once."""
-        if self.values()["strict"]:
-            raise exc
-        self.completer = on_cpu(self.completer)
-        self.stats.count("cuda_oom_fallback")
-        self.get_logger().error(
-            f"CUDA out of memory ({exc}); running {self.completer.description} from now on"
-        )
-
-    def _on_cpu_after_oom(self, work: Callable[[], Any]) -> Any:
-        """``work()``; after a CUDA out-of-memory error, once more on the CPU."""
-        try:
-            return work()
-        except torch.cuda.OutOfMemoryError as exc:
-            self._fall_back_to_cpu(exc)
-            return work()
 
     def _offer(self, stream: str, msg: Any) -> None:
         self.stats.count(f"in_{stream}")
@@ -249,9 +195,7 @@ class SparseDepthNode(Node):
         start = time.perf_counter()
         args = (frame.cloud, frame.image, frame.info, self._extrinsic)
         try:
-            messages, timings = self._on_cpu_after_oom(
-                lambda: run_set(*args, self.completer, v, topics, self._kit)
-            )
+            messages, timings = self.model.run(lambda c: run_set(*args, c, v, topics, self._kit))
         except Dropped as exc:
             self.stats.count(exc.counter)
             self.get_logger().warning(f"frame dropped: {exc}", throttle_duration_sec=5.0)
@@ -298,40 +242,3 @@ class SparseDepthNode(Node):
         if self._worker is not None:
             self._worker.join(timeout=5.0)
         super().destroy_node()
-
-
-def run(args: "list[str] | None" = None) -> None:
-    """Run the node until Ctrl-C or shutdown (``args``: the command line, ROS arguments too);
-    parameters it cannot run with (and, with ``strict``, a model it cannot load) end it with one
-    line and exit status 2."""
-    from rclpy.executors import ExternalShutdownException
-
-    # SIGINT and SIGTERM raise KeyboardInterrupt from here on; rclpy.init chains its handlers
-    # (which shut the context down) in front of these.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    rclpy.init(args=args)
-    node, status = None, 0
-    try:
-        node = SparseDepthNode(process_wide=True)
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except ValueError as exc:  # parameters or (with strict) a model the node cannot run with
-        print(f"sparse_depth_node: error: {exc}", file=sys.stderr)
-        status = 2
-    except Exception:
-        if rclpy.ok():
-            raise
-        # a signal shut the context down while the node was being made: a clean stop
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    if status:
-        sys.exit(status)
-
-
-if __name__ == "__main__":
-    run()

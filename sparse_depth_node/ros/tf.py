@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..msgs.extrinsics import transform_msg_to_matrix
+from ..msgs.extrinsics import ExtrinsicSource, transform_msg_to_matrix
 
 try:  # tf2_ros comes with a ROS install, not with the pip wheels
     import tf2_ros
@@ -42,3 +42,20 @@ class TfExtrinsics:
         except tf2_ros.TransformException:
             return None
         return transform_msg_to_matrix(ts.transform)
+
+
+def node_extrinsics(node: Any) -> ExtrinsicSource:
+    """The node's T_camera<-lidar by the one policy (msgs.extrinsics): tf2 when ``use_tf`` and
+    tf2_ros is installed, else its ``extrinsic.*`` parameters; what it says of the choice."""
+    values = node.values
+    use_tf = values()["use_tf"]
+    tf = TfExtrinsics(node).lookup if use_tf and tf2_available() else None
+    extrinsics = ExtrinsicSource(values, tf)
+    if use_tf and tf is None:
+        node.get_logger().info(
+            "tf2_ros is not available: T_camera<-lidar comes from the extrinsic.* parameters"
+        )
+    for line in (extrinsics.ignored(), extrinsics.problem()):
+        if line:
+            node.get_logger().warning(line)
+    return extrinsics
