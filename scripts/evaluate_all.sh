@@ -12,7 +12,7 @@ EXTRA_VAL=000000,000003,000008,000009,000010  # kitti_object_extra frames held o
 run() {  # name data format protocol [extra args]
   local name=$1 data=$2 fmt=$3 protocol=$4; shift 4
   echo "== $name $protocol"
-  $SD evaluate --data "$data" --format "$fmt" --protocol "$protocol" --methods "$METHODS" --device cpu \
+  $SD evaluate --data "$data" --format "$fmt" --protocol "$protocol" --models "$METHODS" --device cpu \
     --seed 0 --json "out/eval/$name-${protocol/:/}.json" "$@"
 }
 run kitti "$DATA/kitti_raw_2011_09_26" kitti-raw random:0.5 --frames 60:78
@@ -27,15 +27,15 @@ echo "== between the returns: the neighbouring sweeps accumulated (KITTI frames 
 run kitti "$DATA/kitti_raw_2011_09_26" kitti-raw accumulated:5 --frames 0:20
 echo "== the whole image: photometric error of the neighbouring frames (KITTI frames 0-19, the car moving)"
 $SD evaluate --data "$DATA/kitti_raw_2011_09_26" --format kitti-raw --frames 0:20 --protocol photometric \
-  --methods "classic-multiscale,${METHODS}" --device cpu --json out/eval/kitti-photometric.json \
+  --models "classic-multiscale,${METHODS}" --device cpu --json out/eval/kitti-photometric.json \
   --previews out/eval/previews-photometric
 echo "== previews: image | LiDAR | classical | paper's network | guided, one scale"
 for protocol in random:0.5 lines:4; do
   $SD evaluate --data "$DATA/kitti_raw_2011_09_26" --format kitti-raw --frames 60:78 --protocol $protocol \
-    --methods classic-multiscale,sparseconv,guided --device cpu --seed 0 --quiet --previews "out/eval/previews-${protocol/:/}"
+    --models classic-multiscale,sparseconv,guided --device cpu --seed 0 --quiet --previews "out/eval/previews-${protocol/:/}"
 done
 echo "== density sweep (the paper's experiment)"
 $SD evaluate --data "$DATA/kitti_raw_2011_09_26" --format kitti-raw --frames 60:78 --device cpu --seed 0 \
   --densities 0.05,0.1,0.2,0.4,0.6,0.8,1.0 \
-  --methods guided,multiscale,sparseconv,classic-full,nearest \
+  --models guided,multiscale,sparseconv,classic-full,nearest \
   --json out/eval/kitti-densities.json

@@ -47,7 +47,7 @@ def test_complete_writes_the_four_pngs_and_prints_timings(tmp_path):
         "kitti-raw",
         "--frame",
         "1",
-        "--method",
+        "--model",
         "classic",
         "--device",
         "cpu",
@@ -75,7 +75,7 @@ def test_complete_reports_bad_input_as_an_error_not_a_traceback(tmp_path):
         "kitti-raw",
         "--frame",
         "99",
-        "--method",
+        "--model",
         "classic",
         "--out",
         str(tmp_path),
@@ -126,7 +126,7 @@ def test_long_work_shows_a_progress_bar_in_a_terminal_and_quiet_or_piped_shows_n
         str(SAMPLE),
         "--format",
         "kitti-raw",
-        "--methods",
+        "--models",
         "nearest",
         "--device",
         "cpu",
@@ -136,3 +136,26 @@ def test_long_work_shows_a_progress_bar_in_a_terminal_and_quiet_or_piped_shows_n
     assert "frame/s" not in _in_a_terminal(*args, "--quiet")
     piped = run_cli(*args)
     assert piped.returncode == 0 and "frame/s" not in piped.stderr and "nearest" in piped.stdout
+
+
+def test_old_spellings_work_for_a_release_with_one_line_each(tmp_path, kitti_dir):
+    """One name per concept (the method is --model, a set of them --models, the data --data);
+    the old spellings still run, each with one warning line naming the new one."""
+    import subprocess
+    import sys
+
+    cli = [sys.executable, "-m", "sparse_depth_node.cli"]
+    runs = {
+        "--method": [*cli, "complete", "--data", str(kitti_dir), "--format", "kitti-raw"]
+        + ["--method", "nearest", "--out", str(tmp_path / "c")],
+        "--methods": [*cli, "evaluate", "--data", str(kitti_dir), "--format", "kitti-raw"]
+        + ["--methods", "nearest", "--frames", "0:1", "--quiet"],
+        "--kitti": [*cli, "train", "--kitti", str(tmp_path / "nope"), "--out", "x.pt"],
+    }
+    new = {"--method": "--model", "--methods": "--models", "--kitti": "--data"}
+    for old, cmd in runs.items():
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        warnings = [line for line in out.stderr.splitlines() if "deprecated" in line]
+        said = f": warning: {old} is deprecated and will go: use {new[old]}"
+        assert len(warnings) == 1 and warnings[0].endswith(said), out.stderr
+        assert out.returncode == (2 if old == "--kitti" else 0), out.stderr  # --kitti: no folder

@@ -90,7 +90,7 @@ CASES = [  # (name, arguments; {tmp} and {made} are filled in, made by the funct
             "guided",
             "--train",
             "confidence",
-            "--kitti",
+            "--data",
             str(SAMPLE),
             "--ddad",
             "",
@@ -116,9 +116,9 @@ CASES = [  # (name, arguments; {tmp} and {made} are filled in, made by the funct
     ),
     (
         "train, a missing KITTI folder names train's own option",
-        ["train", "--kitti", "{tmp}/nope", "--out", OUT],
+        ["train", "--data", "{tmp}/nope", "--out", OUT],
         None,
-        "data folder {tmp}/nope does not exist: pass --kitti",
+        "data folder {tmp}/nope does not exist: pass --data",
     ),
     (
         "complete, an empty (0-byte) LiDAR scan",
@@ -273,8 +273,8 @@ CASES = [  # (name, arguments; {tmp} and {made} are filled in, made by the funct
         "bag {tmp}/nope does not exist",
     ),
     (
-        "train, --kitti missing",
-        ["train", "--kitti", "{tmp}/nope", "--out", "{tmp}/m.pt"],
+        "train, --data missing",
+        ["train", "--data", "{tmp}/nope", "--out", "{tmp}/m.pt"],
         None,
         "data folder {tmp}/nope does not exist",
     ),

@@ -22,7 +22,7 @@ CLI = [sys.executable, "-m", "sparse_depth_node.cli"]
 
 def commands(tmp: Path) -> dict[str, tuple[list[str], float, "Path | None"]]:
     """{name: (command, seconds to let it work before the signal, bag it writes)}."""
-    train = ["--kitti", str(SAMPLE), "--ddad", "", "--extra", "", "--rig", ""]
+    train = ["--data", str(SAMPLE), "--ddad", "", "--extra", "", "--rig", ""]
     train += ["--train-frames", "0:2", "--val-frames", "2:3", "--steps", "100000"]
     train += ["--batch", "1", "--crop", "64", "128", "--quiet", "--out", str(tmp / "w.pt")]
     (tmp / "slow.yaml").write_text("/**:\n  ros__parameters:\n    model: multiscale\n")

@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..core.options import renamed
 from .common import data_options, progress, quiet_option, setting_option, speed_options
 
 
@@ -21,7 +22,8 @@ def register(command) -> None:
         help="frame: id or number (KITTI: 0 = 0000000000; nuScenes: camera name)",
     )
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--method", default=DEFAULT_METHOD, choices=METHODS, help="completion method")
+    p.add_argument("--model", default=DEFAULT_METHOD, choices=METHODS, help="completion method")
+    renamed(p, "--method", "--model", "model", choices=METHODS)
     p.add_argument(
         "--weights", default=None, help="checkpoint path (default: the shipped weights)"
     )
@@ -83,10 +85,11 @@ def register(command) -> None:
         help="also write DIR/<frame>.png: image, LiDAR input, each method's depth on one scale",
     )
     p.add_argument(
-        "--methods",
+        "--models",
         default="sparseconv,classic,nearest",
         help="comma-separated method names or checkpoint paths",
     )
+    renamed(p, "--methods", "--models", "models")
     speed_options(p)
     p.add_argument("--json", default=None, help="also write the result as JSON here")
     quiet_option(p)
@@ -103,7 +106,7 @@ def complete(args: argparse.Namespace) -> int:
 
     frame = open_dataset(args.data, args.format, args.camera).read(args.frame)
     completer = DepthCompleter(
-        args.method,
+        args.model,
         args.device,
         weights=args.weights,
         allow_untrained=args.allow_untrained,
@@ -178,7 +181,7 @@ def evaluate(args: argparse.Namespace) -> int:
 
 
 def _methods(args: argparse.Namespace) -> dict:
-    """{name: completer} of --methods (a checkpoint by its file's stem)."""
+    """{name: completer} of --models (a checkpoint by its file's stem)."""
     from ..core.completion import DepthCompleter
 
     return {
@@ -189,7 +192,7 @@ def _methods(args: argparse.Namespace) -> dict:
             precision=args.precision,
             backend=args.backend,
         )
-        for name in args.methods.split(",")
+        for name in args.models.split(",")
     }
 
 

@@ -242,7 +242,7 @@ def training_rows(model: str, steps: int) -> list[dict]:
             row["unavailable"] = NO_CUDA
             continue
         args = parser().parse_args(
-            ["--kitti", str(SAMPLE), "--ddad", "", "--extra", "", "--rig", ""]
+            ["--data", str(SAMPLE), "--ddad", "", "--extra", "", "--rig", ""]
             + ["--train-frames", "0:3", "--val-frames", "0:1", "--model", model, "--batch", "8"]
             + ["--photometric", "1", "--smoothness", "1", "--keep-input", "1"]
             + ["--ring-holdout", "0.25", "--clean-targets", "0.1", "--out", os.devnull]

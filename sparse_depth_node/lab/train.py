@@ -301,7 +301,7 @@ def folder_sources(args) -> list[Source]:
     """The data set folders of ``args``: a KITTI raw drive (--train-frames, --val-frames), a
     DDAD scene (training), KITTI object frames of other drives (--extra-val validate, the rest
     train), another rig (validation)."""
-    kitti = open_dataset(args.kitti, "kitti-raw", option="--kitti")
+    kitti = open_dataset(args.data, "kitti-raw", option="--data")
     ids = kitti.frame_ids()
     train, val = (
         ids[slice(*parse_frame_range(spec, option, len(ids)))]
@@ -310,7 +310,7 @@ def folder_sources(args) -> list[Source]:
             (args.val_frames, "--val-frames"),
         )
     )
-    text = f"KITTI raw {args.kitti} frames {args.train_frames} (train), {args.val_frames} (val)"
+    text = f"KITTI raw {args.data} frames {args.train_frames} (train), {args.val_frames} (val)"
     out = [Source("kitti", kitti, train, val, True, text)]
     if args.ddad:
         ddad = open_dataset(args.ddad, "ddad", option="--ddad")

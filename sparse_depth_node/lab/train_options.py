@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from ..core.methods import NETWORKS
+from ..core.options import renamed
 
 DESCRIPTION = """\
 Self-supervised training from LiDAR alone: the input is a random subset of a frame's
@@ -66,10 +67,11 @@ def parser() -> argparse.ArgumentParser:
         "neighbouring frames on both sides)",
     )
     p.add_argument(
-        "--kitti",
+        "--data",
         default="../shared/data/kitti_raw_2011_09_26",
         help="KITTI raw drive folder (training and validation frames)",
     )
+    renamed(p, "--kitti", "--data", "data")
     p.add_argument(
         "--ddad",
         default="../shared/data/ddad_test_scene/scene_01",

@@ -135,7 +135,7 @@ def _cli_without_onnxruntime(*args: str) -> subprocess.CompletedProcess:
 def test_a_missing_onnxruntime_is_one_line_naming_the_install(kitti_dir, tmp_path):
     out = _cli_without_onnxruntime(
         "complete", "--data", str(kitti_dir), "--format", "kitti-raw", "--out", str(tmp_path),
-        "--method", "sparseconv", "--backend", "onnxruntime", "--device", "cpu",
+        "--model", "sparseconv", "--backend", "onnxruntime", "--device", "cpu",
     )  # fmt: skip
     assert out.returncode == 2, out.stderr
     lines = out.stderr.strip().splitlines()

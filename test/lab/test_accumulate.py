@@ -134,7 +134,7 @@ def test_evaluate_accumulated_scores_every_method_at_the_neighbours_points_not_t
 
     out = tmp_path / "r.json"
     argv = ["evaluate", "--data", str(kitti_dir), "--format", "kitti-raw", "--quiet"]
-    argv += ["--frames", "1", "--methods", "classic-refined,nearest", "--json", str(out)]
+    argv += ["--frames", "1", "--models", "classic-refined,nearest", "--json", str(out)]
     assert main([*argv, "--protocol", "accumulated:1"]) == 0
     result = json.loads(out.read_text())
     assert result["protocol"] == "accumulated:1" and result["frames"] == 1
@@ -150,7 +150,7 @@ def test_evaluate_accumulated_with_a_bad_span_is_one_line_and_status_2(capsys, k
     from sparse_depth_node.cli import main
 
     argv = ["evaluate", "--data", str(kitti_dir), "--format", "kitti-raw", "--quiet"]
-    assert main([*argv, "--protocol", "accumulated:0", "--methods", "nearest"]) == 2
+    assert main([*argv, "--protocol", "accumulated:0", "--models", "nearest"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "accumulated:N needs a whole N >= 1" in err[0]
 

@@ -114,7 +114,7 @@ def test_evaluate_cli_prints_a_table_and_writes_the_json(tmp_path):
             "lines:4",
             "--seed",
             "0",
-            "--methods",
+            "--models",
             "classic,nearest",
             "--device",
             "cpu",

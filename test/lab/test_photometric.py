@@ -187,7 +187,7 @@ def test_evaluate_photometric_without_another_view_is_one_line_and_status_2(caps
     from sparse_depth_node.cli import main
 
     argv = ["evaluate", "--data", str(SAMPLE), "--format", "kitti-raw", "--quiet", "--frames", "1"]
-    code = main([*argv, "--protocol", "photometric", "--methods", "nearest"])
+    code = main([*argv, "--protocol", "photometric", "--models", "nearest"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "no frame has another view" in err[0]
 

@@ -50,7 +50,7 @@ def test_evaluate_bags_judges_every_method_and_says_which_to_run(tmp_path):
     env_cache = {"SPARSE_DEPTH_CACHE": str(tmp_path / "cache")}
     out = subprocess.run(
         [sys.executable, "-m", "sparse_depth_node.cli", "evaluate", "--bags", str(BAG)]
-        + ["--methods", "classic-refined,classic-multiscale,guided", "--device", "cpu"]
+        + ["--models", "classic-refined,classic-multiscale,guided", "--device", "cpu"]
         + ["--quiet", "--json", str(tmp_path / "r.json")],
         capture_output=True,
         text=True,

@@ -29,7 +29,7 @@ def few_steps(kitti_dir, ddad_dir) -> list[str]:
         "",
         "--rig",
         "",
-        "--kitti",
+        "--data",
         str(kitti_dir),
         "--ddad",
         str(ddad_dir / "scene_01"),
@@ -351,7 +351,7 @@ def test_training_from_a_bag_equals_training_from_the_folder_it_was_converted_fr
     common += ["--crop", "96", "192", "--ring-holdout", "0.5", "--smoothness", "1"]
     common += ["--keep-input", "1", "--clean-targets", "0.1", "--out", "unused", "--steps", "4"]
     sources = {
-        "folder": ["--kitti", str(kitti_dir), "--train-frames", "0:2", "--val-frames", "2:3"],
+        "folder": ["--data", str(kitti_dir), "--train-frames", "0:2", "--val-frames", "2:3"],
         "bag": ["--bags", str(SAMPLE_BAG), "--val-fraction", "0.34", "--gap", "0"],
     }
     for extra, rtol in (([], 0.0), (["--photometric", "10"], 1e-2)):
