@@ -6,7 +6,7 @@ ros2 launch sparse_depth_node sparse_depth.launch.py points:=/velodyne_points \
 
 ``model``, ``device``, ``backend``, ``inference_scale``, ``input_qos`` (auto | reliable |
 best_effort) and ``image_transport`` (raw | compressed) override the parameter file when given.
-The node's executable brings its own Fast DDS profile (README, "Large messages").
+The node's executable brings its own Fast DDS profile (docs/NODE.md, "QoS and large messages").
 ``rviz:=true`` on a machine without rviz2 stops before anything starts, saying so.
 """
 

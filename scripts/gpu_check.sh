@@ -28,7 +28,7 @@ command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi --query-gpu=name,driver_vers
 "$PY" -c 'import torch, cv2; print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available(), "| opencv", cv2.__version__)'
 # the CUDA tests need no rclpy: the frame path runs on rosbags' message classes
 set +e
-"$PY" -m pytest -q -rs -m cuda -p no:cacheprovider test/core test/ros/test_frame.py \
+"$PY" -m pytest -q -rs -m cuda -p no:cacheprovider test/core test/msgs/test_frame.py \
   test/lab/test_train.py 2>&1 | tee "$OUT/cuda_tests.log"
 tests=${PIPESTATUS[0]}
 set -e

@@ -51,7 +51,7 @@ def input_publishers(node, qos) -> list:
     """Publishers of ``node`` on the sparse depth node's three inputs (cloud, image, info: the
     order of frame_messages)."""
     kit = RclpyKit()
-    return [node.create_publisher(kit.cls(msgtype), topic, qos) for topic, msgtype, _ in INPUTS]
+    return [node.create_publisher(kit.cls(i.msgtype), i.topic, qos) for i in INPUTS]
 
 
 def spin_until(executor, done, timeout: float, step=None, period: float = 0.3) -> bool:

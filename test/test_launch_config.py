@@ -59,7 +59,7 @@ def test_launch_file_declares_the_documented_arguments_and_names_the_installed_e
     remaps = next(
         n for n in ast.walk(tree) if isinstance(n, ast.Assign) and n.targets[0].id == "REMAPS"
     )
-    assert {e.elts[0].value for e in remaps.value.elts} == {i[0] for i in INPUTS}
+    assert {e.elts[0].value for e in remaps.value.elts} == {i.topic for i in INPUTS}
     source = LAUNCH.read_text()
     for name in ("sparse_depth.yaml", "sparse_depth.rviz"):
         assert f'"config", "{name}"' in source and (REPO / "config" / name).is_file(), name

@@ -8,6 +8,7 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
 from conftest import REPO
 
 
@@ -16,7 +17,7 @@ def test_package_xml_is_format_3_ament_python():
     assert root.get("format") == "3" and root.findtext("name") == "sparse_depth_node"
     assert root.find("export/build_type").text == "ament_python"
     deps = {e.text for e in root.findall("exec_depend")}
-    # everything imported at run time has a rosdep key (README, "On a robot")
+    # everything imported at run time has a rosdep key (docs/NODE.md, "Install")
     assert {
         "rclpy",
         "sensor_msgs",
@@ -97,7 +98,7 @@ def test_colcon_build_installs_the_ament_layout(tmp_path):
 
 
 def test_a_venv_over_system_packages_builds_with_colcon_and_runs_the_node(tmp_path):
-    """The README's robot install under PEP 668: a venv created with --system-site-packages
+    """The robot install of docs/NODE.md under PEP 668: a venv created with --system-site-packages
     (it sees apt's Python packages; ROS's come on PYTHONPATH from /opt/ros's setup.bash),
     colcon run by the venv's Python: the installed executable runs with the venv's Python.
     Here the packages apt and /opt/ros would give are this .venv's, on PYTHONPATH."""
@@ -166,6 +167,20 @@ def test_every_module_imports_only_its_own_layer_and_the_layers_below():
             assert not above, f"{path.relative_to(REPO)} ({layer}) imports {sorted(above)}"
             checked += 1
     assert checked > 30
+
+
+def test_every_public_name_of_every_layer_resolves_to_its_own_module():
+    import importlib
+
+    for layer in LAYERS[:-1]:  # cli's face is its main()
+        package = importlib.import_module(f"sparse_depth_node.{layer}")
+        assert package.__all__, layer
+        for name in package.__all__:
+            value = getattr(package, name)
+            origin = getattr(value, "__module__", None) or package.__name__
+            assert origin.startswith("sparse_depth_node."), (layer, name, origin)
+        with pytest.raises(AttributeError):
+            _ = package.no_such_name
 
 
 def test_bag_tools_and_help_import_no_torch():

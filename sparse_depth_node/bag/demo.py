@@ -27,7 +27,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.serialization import serialize_message
 from rosbags.rosbag2 import StoragePlugin, Writer
 
-from ..core.completion import DEFAULT_METHOD
+from ..core.methods import DEFAULT_METHOD
 from ..data.depth_io import preview
 from ..msgs.convert import any_image_to_rgb, depth_image_to_metres, stamp_ns
 from ..msgs.extrinsics import extrinsic_parameters

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -57,7 +57,7 @@ def is_bag(path: Path) -> bool:
     return (path / "metadata.yaml").is_file()
 
 
-def expand_bags(paths: "list[str | Path]") -> list[Path]:
+def expand_bags(paths: "Sequence[str | Path]") -> list[Path]:
     """The bags of ``paths``: each a rosbag2 folder, or a folder whose sub-folders are bags (in
     name order). ValueError for a path that is neither, or two bags of the same name (their
     outputs would collide)."""
@@ -168,10 +168,9 @@ def run_fleet(
     total = sum(image_count(bags[i], params, remaps) for i in todo)
     started = not ray.is_initialized()
     if started:
-        local = {"num_cpus": workers or None} if address is None else {}
         ray.init(
             address=address,
-            **local,
+            num_cpus=(workers or None) if address is None else None,
             include_dashboard=False,
             log_to_driver=False,
             configure_logging=False,
@@ -179,8 +178,8 @@ def run_fleet(
     pending: dict[Any, tuple[int, Any]] = {}  # task -> (bag index, its actor)
     try:
         n = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        actor = ray.remote(num_cpus=1)(Worker)
-        counter = ray.remote(num_cpus=0)(FrameCounter).remote()
+        actor: Any = ray.remote(num_cpus=1)(Worker)
+        counter: Any = ray.remote(num_cpus=0)(FrameCounter).remote()
         idle = [actor.remote(params) for _ in range(min(n, len(todo)))]
         queue = list(todo)
         while queue or pending:

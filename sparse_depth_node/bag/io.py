@@ -29,7 +29,7 @@ from ..msgs.outputs import input_topic
 from .errors import DamagedBag
 
 TYPESTORE = get_typestore(Stores.ROS2_HUMBLE)  # sensor_msgs are identical from Humble to Kilted
-INPUTS = {topic: msgtype for topic, msgtype, _ in NODE_INPUTS}  # node input -> message type
+INPUTS = {i.topic: i.msgtype for i in NODE_INPUTS}  # node input -> message type
 
 
 def qos(reliable: bool = True, transient_local: bool = False, depth: int = 10) -> Qos:

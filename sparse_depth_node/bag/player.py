@@ -86,7 +86,7 @@ class BagPlayer:
             missing = sorted(set(topics) - {c.topic for c in self.connections})
             if missing:
                 raise ValueError(f"bag {bag} has no topic {missing}")
-        self.publishers = {}
+        self.publishers: dict[str, Any] = {}
         self.skipped: dict[str, str] = {}  # topic -> why it is not played
         for c in self.connections:
             name = self.remaps.get(c.topic.lstrip("/"), c.topic)
@@ -141,7 +141,8 @@ class BagPlayer:
         from builtin_interfaces.msg import Time
         from rosgraph_msgs.msg import Clock
 
-        self.clock_pub.publish(Clock(clock=Time(**time_fields(t_ns))))
+        if self.clock_pub is not None:
+            self.clock_pub.publish(Clock(clock=Time(**time_fields(t_ns))))
 
     def play(
         self,

@@ -46,7 +46,7 @@ class BagSets:
         self.inputs = resolve_inputs(reader.connections, remaps or {}, values["image_transport"])
         if self.extrinsics.problem():
             raise ValueError(f"{path}: {self.extrinsics.problem()}")
-        self.streams = {self.inputs[topic]: stream for topic, _, stream in INPUTS}
+        self.streams = {self.inputs[i.topic]: i.stream for i in INPUTS}
         self.sync = ApproximateSync.from_settings(values)
         self.images_in = 0
 

@@ -66,33 +66,30 @@ class GraphForward(nn.Module):
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         given = dict(zip(self.names, inputs))
-        return self.net(given["depth"], given["mask"], given.get("rgb"), given.get("fill"))
+        out: tuple[torch.Tensor, torch.Tensor] = self.net(
+            given["depth"], given["mask"], given.get("rgb"), given.get("fill")
+        )
+        return out
 
 
 def example_inputs(net: DepthNetwork) -> tuple[torch.Tensor, ...]:
     """Inputs to trace the export with: base.probe_frame (its size is arbitrary, the graph's H
     and W are dynamic; odd, so that no size-dependent padding is traced as zero) and the
     network's own prefill."""
-    named: dict = probe_frame()
-    named["fill"] = net.prefill(named["depth"], named["mask"]) if net.has_prefill else None
+    frame = probe_frame()
+    fill = net.prefill(frame["depth"], frame["mask"]) if net.has_prefill else None
+    named = {**frame, **({"fill": fill} if fill is not None else {})}
     return tuple(named[n] for n in graph_inputs(net))
 
 
-class CudaGraphs:
-    """``net`` on CUDA replayed from CUDA graphs: one graph per set of input shapes (a rig's
-    support windows take a few), captured at its first call, holding the same kernels as the
-    eager network, launched at once; eager PyTorch spends most of a small network's time on a
-    GPU launching them one by one. The classical prefill, which waits on the device, runs
-    eagerly before the graph. The last ``keep`` shapes' graphs are kept, sharing one memory
-    pool; a shape whose capture fails runs eagerly (said once). Outputs are the graph's own
-    buffers: valid until the next call. A completer's precision is fixed, so the autocast state
-    of the calls (which the graph records) is too."""
+class NetworkRunner:
+    """Runs ``net``'s forward in its place, called as the network is: ``(depth, mask, rgb,
+    fill) -> (dense, confidence)``, (B, C, H, W) tensors. When the network corrects a classical
+    prefill and no ``fill`` is given, the network's own prefill runs eagerly first; ``run``
+    gets the four inputs (None where the network takes none)."""
 
-    def __init__(self, net: DepthNetwork, keep: int = 8) -> None:
-        self.net, self.keep = net, keep
-        self.graphs: dict[tuple, tuple[list, tuple, Any]] = {}
-        self.eager: set[tuple] = set()
-        self.pool = None
+    def __init__(self, net: DepthNetwork) -> None:
+        self.net = net
 
     def __call__(
         self,
@@ -103,10 +100,33 @@ class CudaGraphs:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if fill is None and self.net.has_prefill:
             fill = self.net.prefill(depth, mask)
-        inputs = [depth, mask, rgb, fill]
+        return self.run([depth, mask, rgb, fill])
+
+    def run(self, inputs: "list[torch.Tensor | None]") -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+
+class CudaGraphs(NetworkRunner):
+    """``net`` on CUDA replayed from CUDA graphs: one graph per set of input shapes (a rig's
+    support windows take a few), captured at its first call, holding the same kernels as the
+    eager network, launched at once; eager PyTorch spends most of a small network's time on a
+    GPU launching them one by one. The classical prefill, which waits on the device, runs
+    eagerly before the graph. The last ``keep`` shapes' graphs are kept, sharing one memory
+    pool; a shape whose capture fails runs eagerly (said once). Outputs are the graph's own
+    buffers: valid until the next call. A completer's precision is fixed, so the autocast state
+    of the calls (which the graph records) is too."""
+
+    def __init__(self, net: DepthNetwork, keep: int = 8) -> None:
+        super().__init__(net)
+        self.keep = keep
+        self.graphs: dict[tuple[Any, ...], tuple[list[Any], Any, Any]] = {}
+        self.eager: set[tuple[Any, ...]] = set()
+        self.pool: Any = None
+
+    def run(self, inputs: "list[torch.Tensor | None]") -> tuple[torch.Tensor, torch.Tensor]:
         key = tuple(None if x is None else (tuple(x.shape), x.dtype) for x in inputs)
         if key in self.eager:
-            return self.net(*inputs)
+            return self.eager_run(inputs)
         if key not in self.graphs:
             try:
                 self.graphs[key] = self._capture(inputs)
@@ -115,7 +135,7 @@ class CudaGraphs:
                 logging.getLogger(__name__).warning(
                     "CUDA graph capture failed for inputs %s (%s): running eagerly", key, exc
                 )
-                return self.net(*inputs)
+                return self.eager_run(inputs)
             while len(self.graphs) > self.keep:
                 self.graphs.pop(next(iter(self.graphs)))
         static, out, graph = self.graphs.pop(key)
@@ -124,11 +144,16 @@ class CudaGraphs:
             if x is not None:
                 s.copy_(x)
         graph.replay()
+        dense, confidence = out
+        return dense, confidence
+
+    def eager_run(self, inputs: "list[torch.Tensor | None]") -> tuple[torch.Tensor, torch.Tensor]:
+        out: tuple[torch.Tensor, torch.Tensor] = self.net(*inputs)
         return out
 
-    def _capture(self, inputs: list) -> tuple[list, tuple, Any]:
+    def _capture(self, inputs: "list[torch.Tensor | None]") -> tuple[list[Any], Any, Any]:
         static = [None if x is None else x.clone() for x in inputs]
-        side = torch.cuda.Stream()
+        side = torch.cuda.Stream()  # type: ignore[no-untyped-call]
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):  # warm-up off the capture: kernels chosen, memory held
             for _ in range(2):
@@ -166,7 +191,7 @@ def export_onnx(net: DepthNetwork, path: "str | Path") -> Path:
     from torch.export import Dim
 
     graph = GraphForward(
-        copy.deepcopy(net).to("cpu", torch.float32, memory_format=torch.contiguous_format)
+        copy.deepcopy(net).to("cpu", torch.float32).to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     ).eval()
     inputs = example_inputs(graph.net)
     dims = tuple({2: Dim.AUTO, 3: Dim.AUTO} for _ in inputs)
@@ -190,6 +215,8 @@ def export_onnx(net: DepthNetwork, path: "str | Path") -> Path:
             )
     finally:
         quiet.setLevel(level)
+    if program is None:
+        raise BackendUnavailable("torch.onnx.export gave no program")
     program.save(str(path))
     onnx.checker.check_model(str(path), full_check=True)
     return path
@@ -280,7 +307,7 @@ def largest_difference(
 
 def resolve_backend(backend: str, device: torch.device, precision: str) -> tuple[str, str]:
     """The backend that runs for ``backend`` ("auto" or one of BACKENDS), and why: ``auto`` is
-    onnxruntime on the CPU at fp32 when it can run there (exact and faster: README "Speed"),
+    onnxruntime on the CPU at fp32 when it can run there (exact and faster: docs/SPEED.md),
     else torch. ValueError for an unknown name."""
     if backend != "auto":
         if backend not in BACKENDS:
@@ -322,11 +349,10 @@ def session_providers(
     return [("TensorrtExecutionProvider", trt), cuda, "CPUExecutionProvider"]
 
 
-class OnnxNetwork:
-    """A network run by ONNX Runtime from its export, called as the network is
-    (``(depth, mask, rgb, fill) -> (dense, confidence)``, tensors on ``device``); the prefill,
-    when the network has one and no ``fill`` is given, is the torch network's. ``path``: an
-    export of ``net`` to run (default: the cache's, made when missing)."""
+class OnnxNetwork(NetworkRunner):
+    """A network run by ONNX Runtime from its export, tensors on ``device``; the prefill is
+    the torch network's. ``path``: an export of ``net`` to run (default: the cache's, made when
+    missing)."""
 
     def __init__(
         self,
@@ -341,7 +367,8 @@ class OnnxNetwork:
             raise BackendUnavailable(reason)
         import onnxruntime as ort
 
-        self.net, self.device, self.names = net, device, graph_inputs(net)
+        super().__init__(net)
+        self.device, self.names = device, graph_inputs(net)
         options = ort.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
         options.inter_op_num_threads = 1
@@ -363,17 +390,14 @@ class OnnxNetwork:
             ) from exc
         self.providers = self.session.get_providers()
 
-    def __call__(
-        self,
-        depth: torch.Tensor,
-        mask: torch.Tensor,
-        rgb: "torch.Tensor | None" = None,
-        fill: "torch.Tensor | None" = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.net.has_prefill and fill is None:
-            fill = self.net.prefill(depth, mask)
-        given = {"depth": depth, "mask": mask, "rgb": rgb, "fill": fill}
-        feeds = {n: given[n].to(torch.float32).contiguous() for n in self.names}
+    def run(self, inputs: "list[torch.Tensor | None]") -> tuple[torch.Tensor, torch.Tensor]:
+        given = dict(zip(("depth", "mask", "rgb", "fill"), inputs))
+        feeds = {}
+        for n in self.names:
+            tensor = given[n]
+            if tensor is None:
+                raise ValueError(f"the exported network needs its input '{n}'")
+            feeds[n] = tensor.to(torch.float32).contiguous()
         if self.device.type == "cuda":
             return self._run_on_device(feeds)
         out = self.session.run(list(OUTPUTS), {n: t.numpy() for n, t in feeds.items()})

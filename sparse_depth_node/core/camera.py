@@ -9,7 +9,9 @@ reference frame translated by ``shift``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -19,17 +21,37 @@ def _check_finite_geometry(k: np.ndarray, width: int, height: int) -> None:
     pixel coordinates, or back-project an image corner at 1-100 m into finite metres, in
     float32 (the precision the pipeline runs in)."""
     fx, fy, cx, cy = (np.float32(v) for v in (k[0, 0], k[1, 1], k[0, 2], k[1, 2]))
-    z = np.float32([1.0, 100.0])
+    z = np.array([1.0, 100.0], np.float32)
     with np.errstate(all="ignore"):
         u = fx * np.float32(100.0) / z + cx
         v = fy * np.float32(100.0) / z + cy
-        x = (np.float32([0.0, width]) - cx) * z / fx
-        y = (np.float32([0.0, height]) - cy) * z / fy
+        x = (np.array([0.0, width], np.float32) - cx) * z / fx
+        y = (np.array([0.0, height], np.float32) - cy) * z / fy
     if not all(np.isfinite(a).all() for a in (u, v, x, y)):
         raise ValueError(
             f"intrinsics fx={k[0, 0]:g} fy={k[1, 1]:g} cx={k[0, 2]:g} cy={k[1, 2]:g} do not map "
             "points 1-100 m away to finite pixels and back: check CameraInfo.p"
         )
+
+
+class RegionOfInterest(Protocol):
+    """sensor_msgs/RegionOfInterest as rclpy and rosbags give it."""
+
+    x_offset: int
+    y_offset: int
+    width: int
+    height: int
+
+
+class CameraInfoLike(Protocol):
+    """sensor_msgs/CameraInfo as rclpy and rosbags give it: what ``from_camera_info`` reads."""
+
+    width: int
+    height: int
+    p: Sequence[float]
+    binning_x: int
+    binning_y: int
+    roi: RegionOfInterest
 
 
 @dataclass(frozen=True)
@@ -71,7 +93,7 @@ class PinholeCamera:
     @property
     def P(self) -> np.ndarray:
         """Projection matrix (3, 4) = K [I | shift]."""
-        return self.K @ np.hstack([np.eye(3), np.asarray(self.shift).reshape(3, 1)])
+        return np.asarray(self.K @ np.hstack([np.eye(3), np.asarray(self.shift).reshape(3, 1)]))
 
     def optical_from_reference(self) -> np.ndarray:
         """Transform (4, 4) from the reference optical frame into this camera's optical frame."""
@@ -113,7 +135,7 @@ class PinholeCamera:
         return cls.from_projection(np.hstack([k, np.zeros((3, 1))]), width, height)
 
     @classmethod
-    def from_camera_info(cls, info) -> "PinholeCamera":
+    def from_camera_info(cls, info: CameraInfoLike) -> "PinholeCamera":
         """Camera from a sensor_msgs/CameraInfo (rclpy or rosbags message, duck-typed).
 
         Uses P (the rectified projection), as image_geometry does; P's translation column is

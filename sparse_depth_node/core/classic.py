@@ -55,7 +55,7 @@ def cross_kernel(size: int) -> np.ndarray:
 def diamond_kernel(size: int) -> np.ndarray:
     r = size // 2
     y, x = np.mgrid[-r : r + 1, -r : r + 1]
-    return (np.abs(x) + np.abs(y) <= r).astype(np.uint8)
+    return np.asarray((np.abs(x) + np.abs(y) <= r).astype(np.uint8))
 
 
 def invert(depth: np.ndarray, max_depth: float) -> np.ndarray:
@@ -67,7 +67,7 @@ def uninvert(x: np.ndarray, max_depth: float) -> np.ndarray:
     """Depth from a filled inverted image: ``max_depth - x`` where x > VALID, else 0 (no
     estimate). The paper inverts the same way but leaves values <= VALID as they are, which
     turns the faint rims that blurring leaves around empty regions into depths of a few mm."""
-    return np.where(x > VALID, np.float32(max_depth) - x, np.float32(0))
+    return np.asarray(np.where(x > VALID, np.float32(max_depth) - x, np.float32(0)))
 
 
 def fill_where(x: np.ndarray, mask: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -78,7 +78,7 @@ def fill_where(x: np.ndarray, mask: np.ndarray, values: np.ndarray) -> np.ndarra
 
 def top_rows(x: np.ndarray) -> np.ndarray:
     """Per column, the first row holding a value (0 for an empty column)."""
-    return np.argmax(x > VALID, axis=0)
+    return np.asarray(np.argmax(x > VALID, axis=0))
 
 
 def below_top(x: np.ndarray) -> np.ndarray:
@@ -161,7 +161,7 @@ def visible_returns(depth: np.ndarray) -> np.ndarray:
     has = depth > VALID
     far = np.where(has, depth, np.float32(FAR)).astype(np.float32, copy=False)
     nearest = cv2.erode(far, full_kernel(2 * HIDDEN_RADIUS + 1))
-    return has & (depth <= np.float32(1.0 + HIDDEN) * nearest)
+    return np.asarray(has & (depth <= np.float32(1.0 + HIDDEN) * nearest))
 
 
 def interpolate_scanlines(fill: np.ndarray, depth: np.ndarray, seen: np.ndarray) -> np.ndarray:
@@ -181,7 +181,7 @@ def interpolate_scanlines(fill: np.ndarray, depth: np.ndarray, seen: np.ndarray)
     d0, d1 = depth[a, xs], depth[b, xs]
     one = np.abs(d1 - d0) <= LINE_AGREE * np.minimum(d0, d1)
     t = ((ys - a) / (b - a)).astype(np.float32)
-    out = fill.copy()
+    out: np.ndarray = fill.copy()
     out[ys[one], xs[one]] = 1.0 / ((1.0 - t[one]) / d0[one] + t[one] / d1[one])
     return out
 

@@ -116,7 +116,7 @@ def bilateral5(x: Tensor, sigma_color: float, sigma_space: float) -> Tensor:
     exp(-|value difference|^2 / (2 sigma_color^2)), LUT_BINS bins over the image's value span,
     interpolated linearly. An image of one value is returned as it is (as OpenCV does)."""
     out = []
-    for img in x.split(1):
+    for img in torch.split(x, 1):
         lo, hi = img.amin(), img.amax()
         span = (hi - lo).to(torch.float32)
         scale = LUT_BINS / span.clamp(min=FLT_EPSILON)  # float32, as OpenCV's scale_index
@@ -257,7 +257,7 @@ def on_support(fill: Callable[[Tensor], Tensor], depth: Tensor) -> Tensor:
     """classic.on_support for each image of (B, 1, H, W): ``fill`` on the box of its valid
     pixels plus CROP_MARGIN, pasted into zeros."""
     out = torch.zeros_like(depth)
-    for b, img in enumerate(depth.split(1)):
+    for b, img in enumerate(torch.split(depth, 1)):
         y0, y1, x0, x1 = support_box(img[0, 0] > VALID, CROP_MARGIN)
         if y1 > y0:
             out[b : b + 1, :, y0:y1, x0:x1] = fill(img[..., y0:y1, x0:x1])

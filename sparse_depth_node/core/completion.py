@@ -133,7 +133,9 @@ class CompleterOptions:
         return cls(**{**settings, **overrides})
 
 
-def load_network(options: CompleterOptions) -> tuple["DepthNetwork | None", dict, bool]:
+def load_network(
+    options: CompleterOptions,
+) -> tuple["DepthNetwork | None", dict[str, Any], bool]:
     """The network ``options.method`` names, its checkpoint's metadata, and whether it is
     trained: a checkpoint path's, a network's shipped weights (or, with ``allow_untrained``,
     its random initialisation), or (None, {}, True) for a classical filler. ValueError when
@@ -187,7 +189,7 @@ class DepthCompleter:
         if self.model is not None:
             layout = torch.channels_last if self.options.channels_last else torch.contiguous_format
             self.model.to(self.device).eval()
-            self.model.to(memory_format=layout)
+            self.model.to(memory_format=layout)  # type: ignore[call-overload]  # nn.Module.to takes it
         self.backend, self.backend_reason, self.runner = self._runner()
 
     def _runner(self) -> tuple[str, str, Any]:
@@ -275,7 +277,7 @@ class DepthCompleter:
         its size is not the depth's."""
         depth = depth.to(self.device, torch.float32)
         mask = mask.to(self.device, torch.float32)
-        size = tuple(depth.shape[-2:])
+        size = (depth.shape[-2], depth.shape[-1])
         if self.needs_image:
             if rgb is None or tuple(rgb.shape[-2:]) != size:
                 got = "none" if rgb is None else f"{tuple(rgb.shape[-2:])}"
@@ -305,6 +307,7 @@ class DepthCompleter:
         pasted into zeros."""
         dense, conf = torch.zeros_like(depth), torch.zeros_like(mask)
         net = self.model
+        assert net is not None  # complete() runs a network only when there is one
         margin, multiple = net.support_margin, net.support_multiple
         h, w = depth.shape[-2:]
         y0, y1, x0, x1 = (0, h, 0, w) if margin is None else support_window(mask, margin, multiple)
@@ -318,7 +321,7 @@ class DepthCompleter:
         band, halo, fill = y1 - y0, 0, None
         if margin is not None and (y1 - y0) * (x1 - x0) > BAND_PIXELS:
             band = max(multiple, BAND_PIXELS // (x1 - x0) // multiple * multiple)
-            halo = -(-net.receptive_radius // multiple) * multiple
+            halo = -(-(net.receptive_radius or 0) // multiple) * multiple
             fill = net.prefill(depth[..., y0:y1, x0:x1], mask[..., y0:y1, x0:x1])
         for a in range(y0, y1, band):
             b = min(a + band, y1)

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 
 class Renamed(argparse.Action):
     """An option's old spelling, accepted for a release: it sets the new option and says so
     in one line on stderr."""
 
-    def __init__(self, option_strings: list[str], dest: str, new: str, **kwargs: object) -> None:
+    def __init__(self, option_strings: list[str], dest: str, new: str, **kwargs: Any) -> None:
         super().__init__(option_strings, dest, help=argparse.SUPPRESS, **kwargs)
         self.new = new
 
@@ -29,6 +30,6 @@ class Renamed(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
-def renamed(p: argparse.ArgumentParser, old: str, new: str, dest: str, **kwargs: object) -> None:
+def renamed(p: argparse.ArgumentParser, old: str, new: str, dest: str, **kwargs: Any) -> None:
     """Accept ``old`` for the option ``new`` (whose value goes to ``dest``), with a warning."""
     p.add_argument(old, dest=dest, action=Renamed, new=new, **kwargs)

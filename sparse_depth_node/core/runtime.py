@@ -48,7 +48,7 @@ def cpu_threads(threads: int = 0) -> int:
     """The thread count to use: ``threads`` when > 0, else the cores this process may run on
     less one (at least 1), which stay free for the sensor drivers, DDS and the robot's other
     processes. With every core in use, one busy neighbour stretches each parallel region to
-    its slowest thread (measured on 2 cores: end-to-end p90 x1.8 to x4.9, README "Speed")."""
+    its slowest thread (measured on 2 cores: end-to-end p90 x1.8 to x4.9, docs/SPEED.md)."""
     if threads > 0:
         return threads
     return max(1, len(os.sched_getaffinity(0)) - 1)
@@ -76,7 +76,7 @@ def exact_float32_on_cuda() -> None:
 
     conv = getattr(torch.backends.cudnn, "conv", None)
     if conv is not None and hasattr(conv, "fp32_precision"):
-        torch.backends.cudnn.conv.fp32_precision = "ieee"
+        conv.fp32_precision = "ieee"
         torch.backends.cuda.matmul.fp32_precision = "ieee"
     else:
         torch.backends.cudnn.allow_tf32 = False

@@ -38,7 +38,7 @@ def matrix_to_quaternion(rotation: np.ndarray) -> np.ndarray:
     y = np.copysign(y, r[0, 2] - r[2, 0])
     z = np.copysign(z, r[1, 0] - r[0, 1])
     q = np.array([x, y, z, w])
-    return q / np.linalg.norm(q)
+    return np.asarray(q / np.linalg.norm(q))
 
 
 def make_transform(rotation: np.ndarray, translation: "np.ndarray | list[float]") -> np.ndarray:

@@ -50,7 +50,9 @@ def kitti_stamps(root: Path, stems: list[str]) -> list[float]:
     root = root.resolve()
     named = re.findall(r"(\d{4})_(\d{2})_(\d{2})", f"{root.parent.name}/{root.name}")
     start = (
-        datetime(*(int(g) for g in named[-1]), tzinfo=timezone.utc).timestamp()
+        datetime(
+            int(named[-1][0]), int(named[-1][1]), int(named[-1][2]), tzinfo=timezone.utc
+        ).timestamp()
         if named
         else KITTI_EPOCH
     )

@@ -79,7 +79,7 @@ def dilate_for_display(depth: np.ndarray, radius: int = 1) -> np.ndarray:
     return np.where(np.isfinite(out), out, 0.0)
 
 
-def _font(size: int) -> ImageFont.ImageFont:
+def _font(size: int) -> "ImageFont.ImageFont | ImageFont.FreeTypeFont":
     """A scalable font of ``size`` px (PIL's bundled one), for labels readable at any width."""
     try:
         return ImageFont.load_default(size=size)
@@ -87,7 +87,9 @@ def _font(size: int) -> ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
-def depth_colour_bar(width: int, max_depth: float, font: ImageFont.ImageFont) -> Image.Image:
+def depth_colour_bar(
+    width: int, max_depth: float, font: "ImageFont.ImageFont | ImageFont.FreeTypeFont"
+) -> Image.Image:
     """A horizontal bar of the depth colours with metre ticks, and the no-estimate colour."""
     size = getattr(font, "size", 12)
     h = 3 * size

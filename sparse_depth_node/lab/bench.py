@@ -104,7 +104,7 @@ def bench_frames(
     return {k: summary(v) for k, v in samples.items()}
 
 
-def bench_references(frame: Frame, repeats: int = 5) -> dict[str, dict[str, float]]:
+def bench_references(frame: Frame, repeats: int = 5) -> dict[str, dict[str, Any]]:
     """The project's projection and cloud decoding against the references, same frame, same
     process."""
     p = frame.camera.P @ frame.t_cam_from_lidar

@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -28,7 +29,7 @@ from ..bag.io import BagKit
 from ..core.camera import PinholeCamera
 from ..core.completion import DepthCompleter, image_tensor
 from ..core.geometry import project_points
-from ..core.models import SparseConvNet
+from ..core.models import SparseConv2d, SparseConvNet
 from ..core.pipeline import process_frame
 from ..core.settings import DEFAULTS
 from ..core.timing import Stopwatch, summary
@@ -40,12 +41,13 @@ DEPTH_RANGE = (DEFAULTS["min_depth"], DEFAULTS["max_depth"])
 
 
 def paper_forward(
-    model: torch.nn.Module, depth: torch.Tensor, mask: torch.Tensor
+    model: SparseConvNet, depth: torch.Tensor, mask: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The SparseConvNet's equations as the paper writes them, eagerly, on the whole image:
     conv(m * x) / conv(m, ones) + b and a max-pooled mask, layer by layer (the baseline)."""
     x, m = depth / model.depth_scale, mask
-    for i, layer in enumerate([*model.layers, model.head]):
+    layers: list[SparseConv2d] = [*model.layers, model.head]
+    for i, layer in enumerate(layers):
         k = layer.kernel_size
         num = F.conv2d(x * m, layer.weight, padding=k // 2)
         count = F.conv2d(m, torch.ones(1, 1, k, k, device=m.device, dtype=m.dtype), padding=k // 2)
@@ -58,7 +60,7 @@ def paper_forward(
 
 def peak_memory_mb(device: torch.device) -> dict[str, float]:
     """This process's peak RSS (MB) and, on CUDA, the peak allocated (MB)."""
-    out = {"host_peak_rss_mb": float("nan")}
+    out: dict[str, Any] = {"host_peak_rss_mb": float("nan")}
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
@@ -70,7 +72,7 @@ def peak_memory_mb(device: torch.device) -> dict[str, float]:
     return out
 
 
-def time_ms(fn: Callable, device: torch.device, repeats: int) -> tuple[float, float, object]:
+def time_ms(fn: Callable[[], Any], device: torch.device, repeats: int) -> tuple[float, float, Any]:
     """Median and p90 ms of ``fn()`` over ``repeats`` after one warm-up call, and its last
     result."""
     out = fn()
@@ -86,7 +88,7 @@ def peak_memory(
     completer: DepthCompleter,
     points: "int | None" = None,
     camera: str = "1.0x",
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """Peak memory of the pipeline on frame ``source`` (data folder, format, frame id) with
     ``completer`` rebuilt from its options (the same weights and settings), with ``points``
     synthetic points (None: the frame's own) and ``camera`` "Sx" (scaled) or "1920x1080",
@@ -179,12 +181,15 @@ def path_makers(
     image = (lambda rgb: (rgb,)) if base.needs_image else (lambda rgb: ())
     half = "fp16" if device.type == "cuda" else "bf16"
     paths: dict[str, Callable[[], "DepthCompleter | Callable"]] = {}
-    if isinstance(base.model, SparseConvNet):
+    network = plain.model
+    assert network is not None  # the completion paths of a network
+    if isinstance(network, SparseConvNet):
+        paper = network
         paths["eager, paper equations, whole image"] = lambda: (
-            lambda d, m, rgb: paper_forward(plain.model, d, m)
+            lambda d, m, rgb: paper_forward(paper, d, m)
         )
     whole = "fused layer, whole image" if paths else "eager, whole image"
-    paths[whole] = lambda: lambda d, m, rgb: plain.model(d, m, *image(rgb))
+    paths[whole] = lambda: lambda d, m, rgb: network(d, m, *image(rgb))
     paths.update(
         {
             "  + support crop": lambda: plain,
@@ -319,7 +324,9 @@ def scaling_image(
     frame's points, then the memory targets: 1920 x 1080 with 300,000 points and 4K (3840 x
     2160) with 2,000,000."""
     rows = []
-    configs = [(n, None) for n in ("0.5x", "1.0x", "2.0x", "1920x1080")]
+    configs: list[tuple[str, int | None]] = [
+        (n, None) for n in ("0.5x", "1.0x", "2.0x", "1920x1080")
+    ]
     configs += [("1920x1080", 300_000), ("3840x2160", 2_000_000)]
     for name, n_points in configs:
         cam = _camera(frame, name)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -192,7 +193,9 @@ class Scores:
         self.times: dict[str, list] = {m: [] for m in methods}
         self.errors_mm: dict[str, list] = {m: [] for m in methods}
         self.confidences: dict[str, list] = {m: [] for m in methods}
-        self.paired = {m: {"first": [], "this": [], "share": []} for m in methods[1:]}
+        self.paired: dict[str, dict[str, list[Any]]] = {
+            m: {"first": [], "this": [], "share": []} for m in methods[1:]
+        }
         self.common_share: list[float] = []
         self.frames = 0
 
@@ -278,7 +281,7 @@ def density_sweep(
     after each density."""
     out: dict[str, dict[str, dict[str, float]]] = {}
     for d in densities:
-        per = {name: [] for name in methods}
+        per: dict[str, list[Any]] = {name: [] for name in methods}
         for i, frame in enumerate(frames):
             split = density_split(frame, d, seed + i)
             for name, completer in methods.items():

@@ -31,6 +31,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -78,7 +79,7 @@ def precision_rows(model: str, frames: list[Frame], iterations: int) -> list[dic
     """Table 1: one row per ROWS entry (or ``unavailable``: why)."""
     rows, reference = [], None
     for device, backend, precision in ROWS:
-        row = {"device": device, "backend": backend, "precision": precision}
+        row: dict[str, Any] = {"device": device, "backend": backend, "precision": precision}
         rows.append(row)
         if device == "cuda" and not torch.cuda.is_available():
             row["unavailable"] = NO_CUDA
@@ -236,7 +237,7 @@ def training_rows(model: str, steps: int) -> list[dict]:
 
     rows = []
     for device, precision in (("cpu", "fp32"), ("cuda", "fp32"), ("cuda", "bf16")):
-        row = {"device": device, "precision": precision}
+        row: dict[str, Any] = {"device": device, "precision": precision}
         rows.append(row)
         if device == "cuda" and not torch.cuda.is_available():
             row["unavailable"] = NO_CUDA

@@ -70,8 +70,8 @@ def track(grey: np.ndarray, other: np.ndarray, uv: np.ndarray) -> tuple[np.ndarr
     """Pixels ``uv`` (M, 2) of ``grey`` tracked into ``other`` (both (H, W) uint8): the tracks
     (M, 2) and which of them (M,) bool came back within ROUND_TRIP when tracked backward."""
     start = uv.astype(np.float32).reshape(-1, 1, 2)
-    ahead, ok_a, _ = cv2.calcOpticalFlowPyrLK(grey, other, start, None, **LK)
-    back, ok_b, _ = cv2.calcOpticalFlowPyrLK(other, grey, ahead, None, **LK)
+    ahead, ok_a, _ = cv2.calcOpticalFlowPyrLK(grey, other, start, None, **LK)  # type: ignore[call-overload]
+    back, ok_b, _ = cv2.calcOpticalFlowPyrLK(other, grey, ahead, None, **LK)  # type: ignore[call-overload]
     home = np.linalg.norm(back.reshape(-1, 2) - uv, axis=1) < ROUND_TRIP
     return ahead.reshape(-1, 2).astype(np.float64), (ok_a[:, 0] == 1) & (ok_b[:, 0] == 1) & home
 

@@ -52,7 +52,7 @@ def ring_inputs(frame, min_depth: float, max_depth: float) -> torch.Tensor:
     """(1, 2 V, H, W): depth and mask of every scan-line input variant of ``frame`` (for each k in
     RING_STEPS and each phase p, the rings r with r % k == p), rings from the scan order."""
     rings = frame_rings(frame)
-    channels = []
+    channels: list[torch.Tensor] = []
     for k in RING_STEPS:
         for phase in range(k):
             pts = np.ascontiguousarray(frame.points[rings % k == phase])
@@ -132,12 +132,13 @@ def batch_photometric_loss(
     flips = torch.tensor([f for _, _, f in places], device=pred.device).view(-1, 1, 1, 1)
     pred, rgb = torch.where(flips, pred.flip(-1), pred), torch.where(flips, rgb.flip(-1), rgb)
     h, w = pred.shape[-2:]
-    k_view = torch.stack([views[b].k for b, _ in pairs])
+    given = [(b, v, nb) for b, v in pairs if (nb := views[b]) is not None]
+    k_view = torch.stack([nb.k for _, _, nb in given])
     corner = torch.tensor([places[b][1::-1] for b, _ in pairs], device=k_view.device)  # (x, y)
     k_crop = k_view.clone()
     k_crop[:, :2, 2] -= corner.to(k_crop.dtype)
-    sources = torch.stack([views[b].greys[v] for b, v in pairs])  # (P, 1, H, W)
-    motions = torch.stack([views[b].motions[v] for b, v in pairs])
+    sources = torch.stack([nb.greys[v] for _, v, nb in given])  # (P, 1, H, W)
+    motions = torch.stack([nb.motions[v] for _, v, nb in given])
     target = grey(rgb)[b_of]
     warped, valid = warp(sources, pred[b_of], k_crop, k_view, motions)
     error = torch.where(window_valid(valid), photometric_error(target, warped), float("inf"))
@@ -198,7 +199,9 @@ def depth_terms(
     by it)."""
     w = target_mask * (conf > 0).to(pred.dtype)
     diff = (pred - target) * w
-    total = sum((diff.abs() if k == "l1" else l2_weight * diff**2).sum() for k in kind.split("+"))
+    total = torch.zeros((), device=pred.device)
+    for k in kind.split("+"):
+        total = total + (diff.abs() if k == "l1" else l2_weight * diff**2).sum()
     if learned_confidence:
         good = ((pred.detach() - target).abs() <= GOOD_FRACTION * target).to(pred.dtype)
         bce = F.binary_cross_entropy(conf.clamp(1e-6, 1 - 1e-6), good, reduction="none")
@@ -379,7 +382,10 @@ def load_training_data(args, device: torch.device) -> TrainingData:
     projected once and moved to ``device`` once; training frames in source order."""
     sources = bag_sources(args) if args.bags else folder_sources(args)
     split = [s.text for s in sources]
-    samples, ring_samples, ring_of, neighbours = [], [], [], {}
+    samples: list[torch.Tensor] = []
+    ring_samples: list[torch.Tensor] = []
+    ring_of: list[int] = []
+    neighbours: dict[int, Neighbours] = {}
     validation: dict[str, list] = {}
     for source in sources:
         if source.val:
@@ -455,7 +461,7 @@ class Trainer:
         config = {"attention_keep": args.attention_keep} if args.attention_keep else {}
         config.update({"prefill": args.prefill} if args.prefill else {})
         self.net = build_model(args.model, config).to(device)
-        self.model = self.net
+        self.model: torch.nn.Module = self.net
         if self.world > 1:
             ids = [device.index] if device.type == "cuda" else None
             self.model = torch.nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
@@ -481,7 +487,8 @@ class Trainer:
         lines = args.ring_holdout > 0 and rng.random() < args.ring_holdout
         pool, tops = (data.ring_samples, data.ring_tops) if lines else (data.samples, data.tops)
         chosen = [rng.randrange(len(pool)) for _ in range(args.batch)]
-        crops = [random_crop(pool[i], tops[i], *args.crop, rng) for i in chosen]
+        h, w = args.crop
+        crops = [random_crop(pool[i], tops[i], h, w, rng) for i in chosen]
         batch = torch.cat([c for c, _ in crops])
         depth, mask = batch[:, :1], batch[:, 1:2]
         rgb = colour_jitter(batch[:, 2:5], self.gen)

@@ -11,11 +11,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import UndecodableImage
+from .types import CompressedImageLike
 
 MAX_SIDE = 16384  # px: no camera has a longer side; the warm-up's limit too
 
 
-def compressed_size(msg: Any) -> tuple[int, int]:
+def compressed_size(msg: CompressedImageLike) -> tuple[int, int]:
     """(width, height) a CompressedImage declares in its JPEG or PNG header; UndecodableImage
     when it has none."""
     from PIL import Image, UnidentifiedImageError
@@ -23,7 +24,8 @@ def compressed_size(msg: Any) -> tuple[int, int]:
     data = bytes(msg.data)
     try:
         with Image.open(io.BytesIO(data)) as img:
-            return img.size
+            width, height = img.size
+            return int(width), int(height)
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise UndecodableImage(
             f"CompressedImage ({len(data)} bytes, format '{msg.format}') has no readable image "
@@ -55,7 +57,7 @@ def size_problem(stream: str, msg: Any, values: Mapping[str, Any]) -> "str | Non
                 f"({values['max_points']}): refused before decoding"
             )
         return None
-    if stream == "image" and hasattr(msg, "format"):
+    if stream == "image" and isinstance(msg, CompressedImageLike):
         width, height = compressed_size(msg)
         return image_size_problem(width, height, "CompressedImage", values)
     kind = "Image" if stream == "image" else "CameraInfo"

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from .errors import UndecodableImage
+from .types import CompressedImageLike, HeaderLike, ImageLike, PointCloud2Like
 
 # sensor_msgs/PointField datatype codes
 INT8, UINT8, INT16, UINT16, INT32, UINT32, FLOAT32, FLOAT64 = range(1, 9)
@@ -50,7 +51,7 @@ def _buffer(data: Any) -> np.ndarray:
     return np.frombuffer(memoryview(data).cast("B"), dtype=np.uint8)
 
 
-def pointcloud2_to_xyz(msg: Any) -> np.ndarray:
+def pointcloud2_to_xyz(msg: PointCloud2Like) -> np.ndarray:
     """x, y, z of a PointCloud2 as (N, 3) float32, LiDAR frame, metres.
 
     Reads the fields named x, y and z at their offsets with their datatypes, for any
@@ -109,7 +110,7 @@ def pointcloud2_to_xyz(msg: Any) -> np.ndarray:
     return out
 
 
-def image_to_rgb(msg: Any) -> np.ndarray:
+def image_to_rgb(msg: ImageLike) -> np.ndarray:
     """An 8-bit Image (rgb8, bgr8, rgba8, bgra8, mono8) as (H, W, 3) uint8 RGB; honours
     ``step``. A tightly packed rgb8 image is returned as a view of the message's bytes (no
     copy; read-only where they are); the others are converted by OpenCV."""
@@ -133,7 +134,7 @@ def image_to_rgb(msg: Any) -> np.ndarray:
     return cv2.cvtColor(np.ascontiguousarray(rows), conversion)
 
 
-def compressed_to_rgb(msg: Any) -> np.ndarray:
+def compressed_to_rgb(msg: CompressedImageLike) -> np.ndarray:
     """A CompressedImage (JPEG or PNG, as image_transport's ``compressed`` transport writes it;
     colour or grey) as (H, W, 3) uint8 RGB, decoded by OpenCV; UndecodableImage otherwise."""
     buf = _buffer(msg.data)
@@ -145,17 +146,17 @@ def compressed_to_rgb(msg: Any) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def any_image_to_rgb(msg: Any) -> np.ndarray:
+def any_image_to_rgb(msg: ImageLike | CompressedImageLike) -> np.ndarray:
     """An Image or a CompressedImage (told apart by its ``format`` field) as RGB."""
-    return compressed_to_rgb(msg) if hasattr(msg, "format") else image_to_rgb(msg)
+    return compressed_to_rgb(msg) if isinstance(msg, CompressedImageLike) else image_to_rgb(msg)
 
 
-def stamp_seconds(header: Any) -> float:
+def stamp_seconds(header: HeaderLike) -> float:
     """A header's stamp in seconds."""
     return int(header.stamp.sec) + int(header.stamp.nanosec) * 1e-9
 
 
-def stamp_ns(header: Any) -> int:
+def stamp_ns(header: HeaderLike) -> int:
     """A header's stamp in integer nanoseconds (exact: the key of a frame across messages)."""
     return int(header.stamp.sec) * 10**9 + int(header.stamp.nanosec)
 
@@ -166,7 +167,7 @@ def time_fields(ns: int) -> dict[str, int]:
     return {"sec": sec, "nanosec": nanosec}
 
 
-def depth_image_to_metres(msg: Any) -> np.ndarray:
+def depth_image_to_metres(msg: ImageLike) -> np.ndarray:
     """A depth Image (32FC1 metres, NaN = none; or 16UC1 millimetres, 0 = none; REP 118) as
     (H, W) float32 metres, 0 where there is no depth. ValueError for another encoding or a
     wrong size."""
@@ -182,10 +183,10 @@ def depth_image_to_metres(msg: Any) -> np.ndarray:
     d = np.ascontiguousarray(rows).view(dtype).astype(np.float32)
     if msg.encoding == "16UC1":
         d /= 1000.0
-    return np.where(np.isfinite(d) & (d > 0), d, np.float32(0.0))
+    return np.asarray(np.where(np.isfinite(d) & (d > 0), d, np.float32(0.0)))
 
 
-def _uint8_array(a: np.ndarray) -> array.array:
+def _uint8_array(a: np.ndarray) -> "array.array[int]":
     out = array.array("B")
     out.frombytes(np.ascontiguousarray(a).view(np.uint8).reshape(-1).data)
     return out

@@ -78,16 +78,19 @@ def cloud_payload(
     rows = len(points) if organized is None else organized.numel()
     out = torch.zeros(rows, layout.itemsize, dtype=torch.uint8, device=points.device)
     words = out.view(torch.float32)
-    at = slice(None)
+    at: "slice | torch.Tensor" = slice(None)
     if organized is not None:
-        at = torch.nonzero(organized.reshape(-1)).squeeze(1)
-        if len(at) != len(points):
-            raise ValueError(f"{len(points)} points for {len(at)} organised pixels")
+        kept = torch.nonzero(organized.reshape(-1)).squeeze(1)
+        if len(kept) != len(points):
+            raise ValueError(f"{len(points)} points for {len(kept)} organised pixels")
         words[:, :3] = float("nan")
-    x = layout.fields["x"][1] // 4
+        at = kept
+    fields = layout.fields
+    assert fields is not None  # cloud_dtype is a structured dtype
+    x = fields["x"][1] // 4
     words[at, x : x + 3] = points.to(torch.float32)  # x, y, z are consecutive
     if rgb is not None:
-        offset = layout.fields["rgb"][1]
+        offset = fields["rgb"][1]
         for byte, channel in enumerate((2, 1, 0)):  # B, G, R
             out[at, offset + byte] = rgb[:, channel]
     return out
@@ -113,10 +116,9 @@ def fill_pointcloud2(
     data = host_bytes(cloud_payload(points, rgb, organized))
     msg.header = header
     msg.height, msg.width = h, w
-    msg.fields = [
-        field_cls(name=n, offset=dtype.fields[n][1], datatype=FLOAT32, count=1)
-        for n in dtype.names
-    ]
+    fields, names = dtype.fields, dtype.names
+    assert fields is not None and names is not None  # cloud_dtype is a structured dtype
+    msg.fields = [field_cls(name=n, offset=fields[n][1], datatype=FLOAT32, count=1) for n in names]
     msg.is_bigendian = False
     msg.point_step = dtype.itemsize
     msg.row_step = dtype.itemsize * w

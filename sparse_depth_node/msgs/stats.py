@@ -8,6 +8,43 @@ from collections import Counter, deque
 
 from ..core.timing import summary
 
+# Every counter the node keeps, and what it counts (``<input>``: cloud, image or info). The
+# node's /diagnostics reports them and docs/NODE.md lists them from here.
+COUNTERS = {
+    "in_<input>": "messages received on an input",
+    "sets_paired": "cloud + image + camera_info sets paired within sync_slop",
+    "frames_out": "sets completed and published",
+    "dropped_busy": "paired sets replaced by a newer one before the worker was free (the "
+    "newest set wins)",
+    "dropped_unpaired": "messages that left a pairing queue without a partner",
+    "sync_resets": "pairing queues reset because an input's stamps jumped back (a looping bag)",
+    "skipped_no_subscribers": "paired sets left alone because no output had a subscriber",
+    "lost.<input>": "messages the middleware reports lost in transport",
+    "incompatible_qos.<input>": "publishers refused for an incompatible QoS",
+    "rejected_input": "messages or sets refused: malformed, over max_points or "
+    "max_image_pixels, or an image whose camera_info has another size",
+    "undecodable_image": "compressed images that cannot be decoded",
+    "tf_missing": "sets skipped: no transform from the cloud's frame to the image's yet",
+    "extrinsic_missing": "sets skipped: neither TF nor extrinsic.* give T_camera<-lidar",
+    "model_fallback": "the model could not load or run: the classical filler serves instead",
+    "cuda_oom_fallback": "CUDA ran out of memory: the model moved to the CPU",
+    "rejected_internal": "sets dropped by an unexpected error (a bug: please report it)",
+}
+
+
+_PREFIXES = {k.removesuffix("<input>"): k for k in COUNTERS if k.endswith("<input>")}
+
+
+def counter_entry(name: str) -> str:
+    """The COUNTERS entry of ``name`` (``lost.image`` -> ``lost.<input>``); ValueError for a
+    counter the table does not list."""
+    if name in COUNTERS and name not in _PREFIXES.values():
+        return name
+    for prefix, entry in _PREFIXES.items():
+        if name.startswith(prefix) and len(name) > len(prefix):
+            return entry
+    raise ValueError(f"counter '{name}' is not listed in msgs/stats.py COUNTERS")
+
 
 class PipelineStats:
     """Thread-safe counters (``count``), event rates over the last ``window`` seconds, and
@@ -15,15 +52,17 @@ class PipelineStats:
 
     def __init__(self, window: float = 5.0, history: int = 200) -> None:
         self.window = window
-        self.counters: Counter = Counter()
-        self._events: dict[str, deque] = {}
-        self._latency: dict[str, deque] = {}
+        self.counters: Counter[str] = Counter()
+        self._events: dict[str, deque[tuple[float, int]]] = {}
+        self._latency: dict[str, deque[float]] = {}
         self._history = history
         self._last: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def count(self, name: str, n: int = 1) -> None:
-        """Add ``n`` to counter ``name`` and record the event time (for rates and staleness)."""
+        """Add ``n`` to counter ``name`` (one of COUNTERS) and record the event time (for rates
+        and staleness)."""
+        counter_entry(name)
         now = time.monotonic()
         with self._lock:
             self.counters[name] += n

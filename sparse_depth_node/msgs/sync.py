@@ -51,7 +51,7 @@ class ApproximateSync:
         self.offsets = {s: 0.0 for s in STREAMS}
         self.offsets.update(offsets or {})
         self.reset_after = reset_after
-        self.queues: dict[str, deque] = {s: deque() for s in STREAMS}
+        self.queues: dict[str, deque[tuple[float, float, Any]]] = {s: deque() for s in STREAMS}
         self.dropped = 0
         self.resets = 0
         self._newest = {s: float("-inf") for s in STREAMS}

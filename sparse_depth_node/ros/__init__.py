@@ -1,19 +1,14 @@
 """The ROS 2 node (rclpy): its parameters, subscriptions, publishers, diagnostics, model
 fallbacks, DDS profile and the executable."""
 
-from importlib import import_module
+from .. import lazy_layer
 
-# the layer's public names and the module each lives in, imported on first use (a name of this
-# layer costs nothing until it is used: the CLI's --help and the bag tools stay free of torch)
-_WHERE = {
-    "RclpyKit": "kit",
-    "SparseDepthNode": "node",
-    "load_completer": "fallback",
-}
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> object:
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f"{__name__}.{_WHERE[name]}"), name)
+# the layer's public names and the module each lives in, imported on first use
+__all__, __getattr__ = lazy_layer(
+    __name__,
+    {
+        "RclpyKit": "kit",
+        "SparseDepthNode": "node",
+        "load_completer": "fallback",
+    },
+)

@@ -1,6 +1,6 @@
-"""The node's Fast DDS profile (fastdds_node.xml beside this file, README "Large messages"):
-chosen by the executable before rclpy starts, unless the user configured Fast DDS already, and
-the kernel limit it needs. No rclpy."""
+"""The node's Fast DDS profile (fastdds_node.xml beside this file; docs/NODE.md, "QoS and large
+messages"): chosen by the executable before rclpy starts, unless the user configured Fast DDS
+already, and the kernel limit it needs. No rclpy."""
 
 from __future__ import annotations
 
@@ -56,7 +56,8 @@ def receive_buffer_problem(rmem_max: Path = RMEM_MAX) -> "str | None":
     return (
         f"net.core.rmem_max is {limit} bytes: the kernel caps the node's {RECEIVE_BUFFER} byte "
         "UDP receive buffer and large clouds and images from other processes will be lost; "
-        f"raise it: sudo sysctl -w net.core.rmem_max={RECEIVE_BUFFER} (README, Large messages)"
+        f"raise it: sudo sysctl -w net.core.rmem_max={RECEIVE_BUFFER} (docs/NODE.md, QoS and "
+        "large messages)"
     )
 
 

@@ -13,7 +13,8 @@ SUSTAINED_LOSS = 2  # messages lost on one input within the stats window (5 s): 
 LOSS_FIX = (
     "likely multi-megabyte samples over Fast DDS's default transports (rmw_fastrtps#739): "
     f"run the node with its shipped DDS profile and net.core.rmem_max >= {RECEIVE_BUFFER}, or "
-    "FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA for driver and node (README, Large messages)"
+    "FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA for driver and node (docs/NODE.md, QoS and large "
+    "messages)"
 )
 
 

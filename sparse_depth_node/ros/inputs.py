@@ -53,9 +53,9 @@ class InputSubscriptions:
         self.auto = values["input_qos"] == "auto"
         start = "best_effort" if self.auto else values["input_qos"]
         self.topics: dict[str, tuple[str, str]] = {}  # stream -> (resolved topic, type)
-        for name, msgtype, stream in INPUTS:
-            suffix, msgtype = input_topic(name, msgtype, values["image_transport"])
-            self.topics[stream] = (node.resolve_topic_name(name) + suffix, msgtype)
+        for i in INPUTS:
+            suffix, msgtype = input_topic(i.topic, i.msgtype, values["image_transport"])
+            self.topics[i.stream] = (node.resolve_topic_name(i.topic) + suffix, msgtype)
         self.reliability: dict[str, str] = {}
         self.subs: dict[str, Any] = {}
         for stream in self.topics:
@@ -70,10 +70,14 @@ class InputSubscriptions:
             depth=qos_profile_sensor_data.depth,
             reliability=RELIABILITY[reliability],
         )
-        events = SubscriptionEventCallbacks(
-            message_lost=lambda info, s=stream: self._lost(s, info.total_count_change),
-            incompatible_qos=lambda info, s=stream: self._incompatible(s),
-        )
+
+        def lost(info: Any) -> None:
+            self._lost(stream, info.total_count_change)
+
+        def incompatible(_info: Any) -> None:
+            self._incompatible(stream)
+
+        events = SubscriptionEventCallbacks(message_lost=lost, incompatible_qos=incompatible)
         self.subs[stream] = self.node.create_subscription(
             self.kit.cls(msgtype),
             topic,

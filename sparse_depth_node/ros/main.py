@@ -1,5 +1,5 @@
 """The ``sparse_depth_node`` executable (``ros2 run sparse_depth_node sparse_depth_node``):
-``--help`` answers at once from the output table and the parameter schema; anything else
+``--help`` answers at once from the node's reference (reference.py); anything else
 starts the node (node.py, which loads torch) with the node's Fast DDS profile (dds.py)."""
 
 from __future__ import annotations
@@ -19,32 +19,7 @@ def _quit_quietly(signum: int, frame: object) -> None:
 for _signal in (signal.SIGINT, signal.SIGTERM):
     signal.signal(_signal, _quit_quietly)
 
-from ..core.settings import SETTINGS  # noqa: E402  (after the handlers: imports take time)
-from ..msgs.outputs import INPUTS, OUTPUTS  # noqa: E402
-
-
-def usage() -> str:
-    """The node's --help: its topics and parameters, from the output table and the schema."""
-    lines = [
-        "sparse_depth_node: LiDAR + camera -> dense depth (REP 118) and a point cloud.",
-        "usage: sparse_depth_node [--ros-args -r FROM:=TO -p NAME:=VALUE --params-file F ...]",
-        "",
-        "subscribes:",
-        *(f"  {topic:<22} {msgtype.rsplit('/', 1)[1]}" for topic, msgtype, _ in INPUTS),
-        "publishes:",
-        *(
-            f"  {o.topic:<22} {o.msgtype.rsplit('/', 1)[1]}"
-            + (f" (when {o.enabled_by})" if o.enabled_by else "")
-            for o in OUTPUTS
-        ),
-        "  /diagnostics           DiagnosticArray",
-        "parameters (name, default, description):",
-    ]
-    for s in SETTINGS:
-        extra = ", read-only" if s.read_only else ""
-        bounds = f", {s.bounds[0]} .. {s.bounds[1]}" if s.bounds else ""
-        lines.append(f"  {s.name} = {s.default!r}: {s.description}{bounds}{extra}")
-    return "\n".join(lines)
+from .reference import usage  # noqa: E402  (after the handlers: imports take time)
 
 
 def main(args: "list[str] | None" = None) -> None:

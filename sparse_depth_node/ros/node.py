@@ -24,7 +24,7 @@ from ..msgs.convert import stamp_seconds
 from ..msgs.errors import Dropped, UndecodableImage
 from ..msgs.frame import run_set
 from ..msgs.stats import PipelineStats
-from ..msgs.sync import ApproximateSync
+from ..msgs.sync import ApproximateSync, SyncedSet
 from . import parameters
 from .dds import transport_lines
 from .diagnostics import pipeline_status
@@ -36,14 +36,14 @@ from .tf import node_extrinsics
 
 
 class SparseDepthNode(Node):
-    """sparse_depth_node: see the module docstring and README for topics and parameters."""
+    """sparse_depth_node: its topics and parameters in docs/NODE.md."""
 
     def __init__(self, *, process_wide: bool = False, **kwargs: Any) -> None:
         """``process_wide``: apply the ``threads`` setting to the whole process (the executable
         does; tests sharing a process do not)."""
         super().__init__("sparse_depth_node", **kwargs)
         self._lock = threading.Condition()
-        self._pending = None
+        self._pending: "tuple[SyncedSet, float] | None" = None
         self._warm_size: "tuple[int, int] | None" = None  # requested by the first camera_info
         self._warm_requested = False  # once: at warmup_size, or at the first camera_info's
         self._warm_done = threading.Event()
@@ -160,8 +160,9 @@ class SparseDepthNode(Node):
                 if self._stop:
                     return
                 size, self._warm_size = self._warm_size, None
+                pending = None
                 if size is None:
-                    (frame, arrived), self._pending = self._pending, None
+                    pending, self._pending = self._pending, None
             try:
                 if size is not None:
                     try:
@@ -170,7 +171,8 @@ class SparseDepthNode(Node):
                     finally:
                         self._warm_done.set()
                     continue
-                self._process(frame, arrived)
+                assert pending is not None  # the wait above ends only with work or a stop
+                self._process(*pending)
             except Exception as exc:  # never let one frame kill the worker
                 if self._stop or not self.context.ok():
                     return  # shutting down: the publishers are going away

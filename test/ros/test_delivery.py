@@ -96,7 +96,7 @@ def test_lost_large_samples_are_counted_and_said_in_diagnostics(tmp_path, kitti_
     finally:
         stop_node(proc)
         driver.close()
-    assert status.level == status.WARN and "README, Large messages" in status.message
+    assert status.level == status.WARN and "docs/NODE.md" in status.message
     assert counts.get("lost.cloud", 0) + counts.get("lost.image", 0) > 0, counts
     assert "DDS: the node's Fast DDS profile" not in (tmp_path / "node.log").read_text()
 

@@ -14,7 +14,7 @@ to this one or None (computed inside when the network has a prefill); it returns
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -44,7 +44,7 @@ class DepthNetwork(nn.Module):
 
     def __init__(
         self,
-        config: dict,
+        config: dict[str, Any],
         support_margin: "int | None",
         support_multiple: int = 1,
         receptive_radius: "int | None" = None,

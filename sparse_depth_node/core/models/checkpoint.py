@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -25,10 +26,11 @@ def model_class(name: str) -> type[DepthNetwork]:
     if name not in NETWORKS:
         raise ValueError(f"unknown model '{name}', expected one of {sorted(NETWORKS)}")
     module, cls = NETWORKS[name].split(":")
-    return getattr(importlib.import_module(f"{__package__}.{module}"), cls)
+    found: type[DepthNetwork] = getattr(importlib.import_module(f"{__package__}.{module}"), cls)
+    return found
 
 
-def build_model(name: str, config: "dict | None" = None) -> DepthNetwork:
+def build_model(name: str, config: "dict[str, Any] | None" = None) -> DepthNetwork:
     """A new model ``name`` (a key of methods.NETWORKS) built with ``config``."""
     cls = model_class(name)
     cfg = dict(config or {})
@@ -38,7 +40,9 @@ def build_model(name: str, config: "dict | None" = None) -> DepthNetwork:
     return cls(**cfg)
 
 
-def save_checkpoint(path: "str | Path", name: str, model: DepthNetwork, provenance: dict) -> None:
+def save_checkpoint(
+    path: "str | Path", name: str, model: DepthNetwork, provenance: dict[str, Any]
+) -> None:
     """Write ``model`` (built as ``name`` with ``model.config``) and its provenance to ``path``."""
     torch.save(
         {
@@ -52,7 +56,9 @@ def save_checkpoint(path: "str | Path", name: str, model: DepthNetwork, provenan
     )
 
 
-def read_checkpoint(path: "str | Path", map_location: "str | torch.device" = "cpu") -> dict:
+def read_checkpoint(
+    path: "str | Path", map_location: "str | torch.device" = "cpu"
+) -> dict[str, Any]:
     """The checkpoint dict stored at ``path``, read without executing code.
 
     Raises ValueError naming the file when it is missing or not a checkpoint.
@@ -71,7 +77,7 @@ def read_checkpoint(path: "str | Path", map_location: "str | torch.device" = "cp
 
 def load_checkpoint(
     path: "str | Path", map_location: "str | torch.device" = "cpu"
-) -> tuple[DepthNetwork, dict]:
+) -> tuple[DepthNetwork, dict[str, Any]]:
     """The model stored at ``path`` and the checkpoint's dict (without the state dict).
 
     Raises ValueError naming the file when it is missing, not a checkpoint, names an unknown
@@ -83,6 +89,8 @@ def load_checkpoint(
     path = Path(path)
     ckpt = read_checkpoint(path, map_location)
     name, config, state = (ckpt.get(k) for k in ("model", "config", "state_dict"))
+    if not isinstance(name, str):
+        raise ValueError(f"weights file {path} names no model")
     if not isinstance(config, dict) or not isinstance(state, dict):
         raise ValueError(f"weights file {path} has no model config or no state dict")
     try:

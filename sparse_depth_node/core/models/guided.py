@@ -67,7 +67,8 @@ class TopKAttention(nn.Module):
         kth = scores.topk(top, dim=-1).values[..., -1:]
         weights = torch.softmax(scores.masked_fill(scores < kth, float("-inf")), dim=-1)
         y = torch.einsum("bnm,bcm->bcn", weights, v).reshape(b, c, h, w)
-        return x + self.gain * self.out(y)
+        out: torch.Tensor = x + self.gain * self.out(y)
+        return out
 
 
 class GuidedNet(DepthNetwork):
@@ -123,8 +124,10 @@ class GuidedNet(DepthNetwork):
         self.head = nn.Sequential(
             nn.Conv2d(2 * c2, 32, 1), nn.ReLU(inplace=True), nn.Conv2d(32, 2 * 16, 1)
         )
-        nn.init.zeros_(self.head[-1].weight)  # untrained, the output is the classical fill
-        nn.init.zeros_(self.head[-1].bias)
+        last = self.head[-1]
+        assert isinstance(last, nn.Conv2d)
+        nn.init.zeros_(last.weight)  # untrained, the output is the classical fill
+        nn.init.zeros_(last.bias)  # type: ignore[arg-type]  # a Conv2d with a bias
 
     def prefill(self, depth: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The classical fill (B, 1, H, W) metres the network corrects (its ``prefill``, a

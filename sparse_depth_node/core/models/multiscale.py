@@ -117,12 +117,12 @@ class SparseMultiScaleNet(DepthNetwork):
         for level, convs in enumerate(self.enc):
             if level > 0:
                 x, m = sparse_downsample(x, m)
-            for conv in convs:
+            for conv in convs:  # type: ignore[attr-defined]  # an nn.ModuleList
                 x, m = conv(x, m)
                 x = F.relu_(x)
             skips.append((x, m))
         for fuse, (sx, sm) in zip(self.dec, reversed(skips[:-1])):
-            ux, um = upsample_to(x, m, tuple(sx.shape[-2:]))
+            ux, um = upsample_to(x, m, (sx.shape[-2], sx.shape[-1]))
             x, m = fuse(sx, sm, ux, um)
             x = F.relu_(x)
         out, m = self.head(x, m)
