@@ -35,3 +35,11 @@ def test_every_local_link_resolves():
                 assert anchor in _anchors(dest), f"{page.name} links to missing #{anchor}"
             checked += 1
     assert checked > 20
+
+
+def test_readme_topic_table_names_every_topic_of_the_node():
+    from sparse_depth_node.msgs.outputs import INPUTS, OUTPUTS
+
+    readme = (REPO / "README.md").read_text()
+    for topic in [i.topic for i in INPUTS] + [o.topic for o in OUTPUTS] + ["/diagnostics"]:
+        assert f"`{topic}`" in readme, topic

@@ -98,7 +98,7 @@ def parameters_table() -> str:
         "|---|---|---|---|---|",
     ]
     for s in SETTINGS:
-        live = "no (read-only)" if s.read_only else "yes, next frame"
+        live = "no (read-only)" if s.read_only else "yes"
         rows.append(
             f"| `{s.name}` | `{_value(s.default)}` | {_accepts(s)} | {live} | "
             f"{_cell(s.description)} |"
