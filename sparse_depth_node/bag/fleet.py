@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -168,6 +170,7 @@ def run_fleet(
     total = sum(image_count(bags[i], params, remaps) for i in todo)
     started = not ray.is_initialized()
     if started:
+        handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
         ray.init(
             address=address,
             num_cpus=(workers or None) if address is None else None,
@@ -175,6 +178,11 @@ def run_fleet(
             log_to_driver=False,
             configure_logging=False,
         )
+        # Ray's driver takes SIGTERM for its crash handler (a stack dump, status 1): give it back
+        if threading.current_thread() is threading.main_thread():
+            for sig, handler in handlers.items():
+                if handler is not None:
+                    signal.signal(sig, handler)
     pending: dict[Any, tuple[int, Any]] = {}  # task -> (bag index, its actor)
     try:
         n = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))

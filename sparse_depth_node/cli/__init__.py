@@ -13,6 +13,7 @@ terminal (``--quiet`` silences it). Each command imports its modules only when i
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 
@@ -38,16 +39,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_received: list[int] = []  # the signals that interrupted the command, the first one counts
+
+
 def _interrupt(signum: int, _frame: object) -> None:
-    """SIGINT and SIGTERM unwind the command as KeyboardInterrupt(signum): outputs are closed
-    on the way out and the command ends with the conventional 128 + signum."""
+    """SIGINT and SIGTERM unwind the command as a KeyboardInterrupt: outputs are closed on the
+    way out and the command ends with the conventional 128 + signum. The number is kept here,
+    as a library on the way (Ray's ``get``) may raise its own KeyboardInterrupt instead."""
+    _received.append(signum)
     raise KeyboardInterrupt(signum)
 
 
-def main(argv: "list[str] | None" = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+def _end_with(status: int) -> None:
+    """Once the command's work is done and its outputs closed, a signal during the teardown
+    (Ray's, torch's, the interpreter's; a second or more on a busy machine) ends the process at
+    once with the command's own status, rather than by the signal the interpreter restores."""
+
+    def now(_signum: int, _frame: object) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, _interrupt)
+        signal.signal(sig, now)
+
+
+def main(argv: "list[str] | None" = None) -> int:
+    """The command; ``argv`` None when it is the process (``sparse-depth``, ``python -m``),
+    a list when called in another program, whose signal handlers are given back after."""
+    _received.clear()
+    before = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        status = _run(sys.argv[1:] if argv is None else list(argv))
+    finally:
+        if argv is not None:
+            for sig, handler in before.items():
+                signal.signal(sig, handler)
+    if argv is None:
+        _end_with(status)
+    return status
+
+
+def _run(argv: list[str]) -> int:
     parser = build_parser()
     if argv[:1] and argv[0] in PASS_THROUGH:
         func = lab.train if argv[0] == "train" else live.node
@@ -70,8 +103,8 @@ def main(argv: "list[str] | None" = None) -> int:
         )
         print(f"sparse-depth {args.command}: error: {message}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt as exc:
-        signum = exc.args[0] if exc.args and isinstance(exc.args[0], int) else signal.SIGINT
+    except KeyboardInterrupt:
+        signum = _received[0] if _received else signal.SIGINT
         name = signal.Signals(signum).name
         print(f"sparse-depth {args.command}: interrupted ({name})", file=sys.stderr)
         return 128 + signum

@@ -35,17 +35,10 @@ def test_a_set_of_messages_gives_the_pipelines_depth_restamped_as_the_image(samp
     values = resolve(
         {"publish_confidence": True, "publish_sparse": True, "publish_image_raw": True}
     )
-    cloud, image, info = frame_messages(f, stamp_ns=1_500_000_000)
-    messages, timings = run_set(
-        cloud,
-        image,
-        info,
-        lambda *_: f.t_cam_from_lidar,
-        completer,
-        values,
-        enabled_outputs(values),
-        BagKit(),
-    )
+    msgs = frame_messages(f, stamp_ns=1_500_000_000)
+    known = lambda *_: f.t_cam_from_lidar  # noqa: E731
+    messages, timings = run_set(*msgs, known, completer, values, enabled_outputs(values), BagKit())
+    info = msgs[2]
     assert sorted(messages) == sorted(o.topic for o in OUTPUTS)
     ref = process_frame(f.points, f.camera, f.t_cam_from_lidar, completer, f.rgb)
     depth = messages["depth/image"]
@@ -102,17 +95,9 @@ def test_malformed_sets_and_missing_transforms_are_dropped_with_a_counter(sample
         run_set(cloud, image, info, lambda *_: None, completer, values, ["depth/image"], kit)
     assert missing.value.counter == "tf_missing" and "lidar -> camera" in str(missing.value)
     info.width = 640
+    known = lambda *_: f.t_cam_from_lidar  # noqa: E731
     with pytest.raises(Dropped) as bad:
-        run_set(
-            cloud,
-            image,
-            info,
-            lambda *_: f.t_cam_from_lidar,
-            completer,
-            values,
-            ["depth/image"],
-            kit,
-        )
+        run_set(cloud, image, info, known, completer, values, ["depth/image"], kit)
     assert bad.value.counter == "rejected_input" and "640x375" in str(bad.value)
 
 

@@ -392,10 +392,17 @@ def test_faults_resolution_change_late_camera_info_time_jump_and_stale_input(
         spin_until(ex, lambda: False, 0.5)
         h.pub_info.publish(info)
         assert spin_until(ex, lambda: h.got["depth/image"][-1].header.stamp.sec == 51, 30.0)
-        # time jumps back (a looping bag): queues reset, frames keep coming
-        cloud, image, info = frame_messages(kitti_frame0, 2 * 10**9)
-        h.publish((cloud, image, info))
-        assert spin_until(ex, lambda: h.got["depth/image"][-1].header.stamp.sec == 2, 30.0)
+        # time jumps back (a looping bag, which goes on publishing): queues reset, frames come;
+        # that the first set after a jump pairs is test/msgs/test_sync.py's
+        jumped = frame_messages(kitti_frame0, 2 * 10**9)
+        back = lambda: h.got["depth/image"][-1].header.stamp.sec == 2  # noqa: E731
+        assert spin_until(ex, back, 30.0, lambda: h.publish(jumped), period=1.0), (
+            node.stats.snapshot(),
+            node.inputs.reliability,
+            {s: [t for t, _, _ in q] for s, q in node._sync.queues.items()},
+            [m.header.stamp.sec for m in h.got["depth/image"]],
+            _worker_stack(node),
+        )
         assert node._sync.resets >= 1
         # every sensor stops: the status says so
         assert spin_until(
@@ -406,6 +413,16 @@ def test_faults_resolution_change_late_camera_info_time_jump_and_stale_input(
         from diagnostic_msgs.msg import DiagnosticStatus
 
         assert node.diagnostic_status().level == DiagnosticStatus.WARN
+
+
+def _worker_stack(node) -> str:
+    """Where the node's worker thread is now (for a failure's message)."""
+    import traceback
+
+    worker = node._worker
+    if worker is None or not worker.is_alive():
+        return "worker not running"
+    return "".join(traceback.format_stack(sys._current_frames()[worker.ident]))
 
 
 def _inconsistent_checkpoint(path: Path) -> Path:
