@@ -4,6 +4,7 @@ marked ``validation`` need the full data sets in ../shared/data (or $SPARSE_DEPT
 run with `bash scripts/validate.sh`, and `bash scripts/test.sh` leaves them out."""
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,19 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "sample" / "kitti_raw_2011_09_26"
 FIXTURES = REPO / "test" / "fixtures"
 FULL_DATA = Path(os.environ.get("SPARSE_DEPTH_DATA", REPO.parent / "shared" / "data"))
+
+
+def process_group(cmd: list[str], **kwargs) -> subprocess.Popen:
+    """``cmd`` as the leader of a process group of its own (a terminal's Ctrl-C signals the
+    group), its stdout and stderr as one text pipe."""
+    return subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        **kwargs,
+    )
 
 
 @pytest.fixture(scope="session", autouse=True)

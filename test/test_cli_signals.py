@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SAMPLE
+from conftest import REPO, SAMPLE, process_group
 
 from sparse_depth_node.bag.fleet import DONE_SUFFIX
 from sparse_depth_node.bag.io import open_bag
@@ -56,15 +56,7 @@ def test_a_signal_stops_a_command_cleanly(name, sig, tmp_path):
     cmd, wait, bag = commands(tmp_path)[name]
     env = dict(os.environ, ROS_DOMAIN_ID=str(60 + os.getpid() % 30))
     env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-        cwd=tmp_path,
-        env=env,
-    )
+    proc = process_group(cmd, cwd=tmp_path, env=env)
     if isinstance(wait, Path):
         deadline = time.monotonic() + 120
         while not wait.exists() and proc.poll() is None and time.monotonic() < deadline:

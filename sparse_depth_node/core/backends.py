@@ -15,13 +15,17 @@ network's weights (``export_cache``) and made once.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import importlib
 import logging
 import os
+import signal
 import sys
+import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -179,6 +183,30 @@ def missing_export_modules() -> list[str]:
     return [m for m in EXPORT_MODULES if not installed(m)]
 
 
+@contextlib.contextmanager
+def signals_noted() -> Iterator[list[int]]:
+    """The SIGINT and SIGTERM that arrive meanwhile, listed as they arrive; each still goes to
+    the handler there was (which raises KeyboardInterrupt). Only Python handlers on the main
+    thread are watched: elsewhere the list stays empty."""
+    got: list[int] = []
+    before = {int(s): signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    watched = {s: h for s, h in before.items() if callable(h)}
+    if threading.current_thread() is not threading.main_thread():
+        watched = {}
+
+    def note(signum: int, frame: Any) -> None:
+        got.append(signum)
+        watched[signum](signum, frame)
+
+    for s in watched:
+        signal.signal(s, note)
+    try:
+        yield got
+    finally:
+        for s, h in watched.items():
+            signal.signal(s, h)
+
+
 def export_onnx(net: DepthNetwork, path: "str | Path") -> Path:
     """``net`` (on the CPU, fp32) as an ONNX graph at ``path``, dynamic in H and W, checked by
     ``onnx.checker``. BackendUnavailable when the exporter's packages are missing."""
@@ -197,22 +225,29 @@ def export_onnx(net: DepthNetwork, path: "str | Path") -> Path:
     dims = tuple({2: Dim.AUTO, 3: Dim.AUTO} for _ in inputs)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    quiet = logging.getLogger("torch.onnx")  # it lists the torchvision ops it skips
+    # torch's loggers list the ops it skips and the exceptions it passes on: the caller says
+    # why in one line
+    quiet = logging.getLogger("torch")
     level = quiet.level
-    quiet.setLevel(logging.ERROR)
+    quiet.setLevel(logging.CRITICAL)
     try:
-        with warnings.catch_warnings(), torch.no_grad():
+        with warnings.catch_warnings(), torch.no_grad(), signals_noted() as signals:
             warnings.simplefilter("ignore")
-            program = torch.onnx.export(
-                graph,
-                inputs,
-                input_names=list(graph.names),
-                output_names=list(OUTPUTS),
-                dynamic_shapes=(dims,),
-                opset_version=OPSET,
-                dynamo=True,
-                verbose=False,
-            )
+            try:
+                program = torch.onnx.export(
+                    graph,
+                    inputs,
+                    input_names=list(graph.names),
+                    output_names=list(OUTPUTS),
+                    dynamic_shapes=(dims,),
+                    opset_version=OPSET,
+                    dynamo=True,
+                    verbose=False,
+                )
+            except Exception:
+                if signals:  # a Ctrl-C the exporter turned into an error of its own
+                    raise KeyboardInterrupt(signals[0]) from None
+                raise
     finally:
         quiet.setLevel(level)
     if program is None:
@@ -253,7 +288,11 @@ def export_cache(net: DepthNetwork, announce: bool = False) -> Path:
                 flush=True,
             )
         partial = path.with_suffix(f".{os.getpid()}.partial")
-        export_onnx(net, partial)
+        try:
+            export_onnx(net, partial)
+        except BaseException:  # a failure or a Ctrl-C: no half-written file stays behind
+            partial.unlink(missing_ok=True)
+            raise
         partial.replace(path)  # atomic: a node started beside this one never reads half a file
     return path
 

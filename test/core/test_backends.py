@@ -23,6 +23,7 @@ from sparse_depth_node.core.backends import (
 from sparse_depth_node.core.completion import DepthCompleter, image_tensor
 from sparse_depth_node.core.geometry import project_points
 from sparse_depth_node.core.methods import NETWORKS
+from sparse_depth_node.core.models import SparseConvNet
 from sparse_depth_node.core.settings import resolve
 from sparse_depth_node.data.datasets import KittiRawReader
 from sparse_depth_node.ros.fallback import load_completer
@@ -223,3 +224,33 @@ def test_tensorrts_shape_profile_names_exactly_the_graphs_inputs():
             assert tuple(names) == inputs
         assert trt["trt_fp16_enable"] is True
         assert session_providers("onnxruntime", CPU, "fp32", inputs) == ["CPUExecutionProvider"]
+
+
+class _InterruptedNet(SparseConvNet):
+    """A network whose tracing gets a real SIGINT and turns the KeyboardInterrupt into an
+    error of its own, as torch's fake-tensor dispatch once did (a TypeError, logged with a
+    traceback, then an AssertionError) when a Ctrl-C landed in it."""
+
+    def forward(self, *args, **kwargs):
+        import os
+        import signal
+        import time
+
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        except KeyboardInterrupt:
+            raise TypeError("the exporter's own error") from None
+        return super().forward(*args, **kwargs)
+
+
+def test_a_ctrl_c_during_the_export_stays_a_ctrl_c_and_leaves_no_file(
+    tmp_path, monkeypatch, capfd
+):
+    from sparse_depth_node.core.backends import cache_dir, export_cache
+
+    monkeypatch.setenv("SPARSE_DEPTH_CACHE", str(tmp_path))
+    with pytest.raises(KeyboardInterrupt):
+        export_cache(_InterruptedNet())
+    assert not list(cache_dir().rglob("*.onnx")) and not list(cache_dir().rglob("*.partial"))
+    assert "Traceback" not in capfd.readouterr().err

@@ -6,13 +6,13 @@ status 0, no traceback and no ERROR line."""
 import os
 import random
 import signal
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
 import rclpy
+from conftest import process_group
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from ros_helpers import extrinsic_parameters, frame_messages, input_publishers, isolate_dds
@@ -62,14 +62,7 @@ def test_a_signal_at_any_moment_ends_the_node_cleanly(kitti_frame0):
         for run in range(20):
             sig = rng.choice([signal.SIGINT, signal.SIGTERM])
             delay = rng.uniform(0.0, 5.0)  # start-up takes ~2-3 s here: both phases are hit
-            proc = subprocess.Popen(
-                args,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                start_new_session=True,
-                env=dict(os.environ),
-            )
+            proc = process_group(args, env=dict(os.environ))
             time.sleep(delay)
             os.killpg(proc.pid, sig)
             out, _ = proc.communicate(timeout=60)
