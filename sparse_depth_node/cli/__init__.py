@@ -39,14 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_received: list[int] = []  # the signals that interrupted the command, the first one counts
-
-
 def _interrupt(signum: int, _frame: object) -> None:
     """SIGINT and SIGTERM unwind the command as a KeyboardInterrupt: outputs are closed on the
-    way out and the command ends with the conventional 128 + signum. The number is kept here,
-    as a library on the way (Ray's ``get``) may raise its own KeyboardInterrupt instead."""
-    _received.append(signum)
+    way out and the command ends with the conventional 128 + signum."""
     raise KeyboardInterrupt(signum)
 
 
@@ -67,10 +62,14 @@ def _end_with(status: int) -> None:
 def main(argv: "list[str] | None" = None) -> int:
     """The command; ``argv`` None when it is the process (``sparse-depth``, ``python -m``),
     a list when called in another program, whose signal handlers are given back after."""
-    _received.clear()
+    from ..core.runtime import signals_noted
+
     before = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        status = _run(sys.argv[1:] if argv is None else list(argv))
+        # the signal's number is kept as it arrives: a library on the way (Ray's ``get``) may
+        # raise its own KeyboardInterrupt without it
+        with signals_noted() as received:
+            status = _run(sys.argv[1:] if argv is None else list(argv), received)
     finally:
         if argv is not None:
             for sig, handler in before.items():
@@ -80,7 +79,7 @@ def main(argv: "list[str] | None" = None) -> int:
     return status
 
 
-def _run(argv: list[str]) -> int:
+def _run(argv: list[str], received: list[int]) -> int:
     parser = build_parser()
     if argv[:1] and argv[0] in PASS_THROUGH:
         func = lab.train if argv[0] == "train" else live.node
@@ -104,7 +103,7 @@ def _run(argv: list[str]) -> int:
         print(f"sparse-depth {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        signum = _received[0] if _received else signal.SIGINT
+        signum = received[0] if received else signal.SIGINT
         name = signal.Signals(signum).name
         print(f"sparse-depth {args.command}: interrupted ({name})", file=sys.stderr)
         return 128 + signum

@@ -15,17 +15,13 @@ network's weights (``export_cache``) and made once.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
 import importlib
 import logging
 import os
-import signal
 import sys
-import threading
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +32,7 @@ from torch import nn
 from .errors import BackendUnavailable
 from .models import DepthNetwork
 from .models.base import probe_frame
+from .runtime import signals_noted
 from .settings import BACKENDS
 
 # what each backend needs beside torch, as the one line that says how to get it
@@ -181,30 +178,6 @@ def installed(module: str) -> bool:
 
 def missing_export_modules() -> list[str]:
     return [m for m in EXPORT_MODULES if not installed(m)]
-
-
-@contextlib.contextmanager
-def signals_noted() -> Iterator[list[int]]:
-    """The SIGINT and SIGTERM that arrive meanwhile, listed as they arrive; each still goes to
-    the handler there was (which raises KeyboardInterrupt). Only Python handlers on the main
-    thread are watched: elsewhere the list stays empty."""
-    got: list[int] = []
-    before = {int(s): signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    watched = {s: h for s, h in before.items() if callable(h)}
-    if threading.current_thread() is not threading.main_thread():
-        watched = {}
-
-    def note(signum: int, frame: Any) -> None:
-        got.append(signum)
-        watched[signum](signum, frame)
-
-    for s in watched:
-        signal.signal(s, note)
-    try:
-        yield got
-    finally:
-        for s, h in watched.items():
-            signal.signal(s, h)
 
 
 def export_onnx(net: DepthNetwork, path: "str | Path") -> Path:

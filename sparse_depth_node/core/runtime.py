@@ -1,13 +1,19 @@
 """Process-wide start-up settings, applied once by the node and the CLI before any work:
 the memory allocator and the CPU thread counts of torch and OpenCV; and float32 that is float32
-on CUDA (``exact_float32_on_cuda``, applied wherever a CUDA device is resolved)."""
+on CUDA (``exact_float32_on_cuda``, applied wherever a CUDA device is resolved). Also which
+signals arrived during a piece of work (``signals_noted``)."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import functools
 import os
+import signal
+import threading
+from collections.abc import Iterator
+from typing import Any
 
 
 @functools.cache
@@ -81,3 +87,27 @@ def exact_float32_on_cuda() -> None:
     else:
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cuda.matmul.allow_tf32 = False
+
+
+@contextlib.contextmanager
+def signals_noted() -> Iterator[list[int]]:
+    """The SIGINT and SIGTERM that arrive meanwhile, listed as they arrive; each still goes to
+    the handler there was (which raises KeyboardInterrupt). Only Python handlers on the main
+    thread are watched: elsewhere the list stays empty."""
+    got: list[int] = []
+    before = {int(s): signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    watched = {s: h for s, h in before.items() if callable(h)}
+    if threading.current_thread() is not threading.main_thread():
+        watched = {}
+
+    def note(signum: int, frame: Any) -> None:
+        got.append(signum)
+        watched[signum](signum, frame)
+
+    for s in watched:
+        signal.signal(s, note)
+    try:
+        yield got
+    finally:
+        for s, h in watched.items():
+            signal.signal(s, h)

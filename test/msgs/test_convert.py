@@ -56,9 +56,8 @@ def test_velodyne_layout_x_y_z_intensity_ring_time():
 
 
 def test_ouster_layout_point_step_48_with_padding():
-    # ouster-ros: x y z (f32) + 4 pad, intensity f32 @16, t u32 @20, reflectivity u16 @24, ring u16
-    # @26,
-    # ambient u16 @28, range u32 @32, padding to 48
+    # ouster-ros: x y z (f32) + 4 pad, intensity f32 @16, t u32 @20, reflectivity u16 @24,
+    # ring u16 @26, ambient u16 @28, range u32 @32, padding to 48
     fields = [
         ("x", 0, F32),
         ("y", 4, F32),
@@ -231,6 +230,8 @@ def test_cloud_output_layouts_and_rgb_packing():
 def test_rosbags_messages_decode_and_encode_the_same():
     from rosbags.typesys import Stores, get_typestore
 
+    from sparse_depth_node.bag.io import blank_message
+
     ts = get_typestore(Stores.ROS2_JAZZY)
     T = ts.types
     hdr = T["std_msgs/msg/Header"](
@@ -240,22 +241,9 @@ def test_rosbags_messages_decode_and_encode_the_same():
     ros_msg = fill_pointcloud2(
         PointCloud2(), PointField, Header(frame_id="cam"), tensor(PTS[:3]), tensor(rgb)
     )
+    blank = blank_message("sensor_msgs/msg/PointCloud2")  # the bag tools' (Humble's) class
     bag_msg = fill_pointcloud2(
-        T["sensor_msgs/msg/PointCloud2"](
-            header=hdr,
-            height=0,
-            width=0,
-            fields=[],
-            is_bigendian=False,
-            point_step=0,
-            row_step=0,
-            data=np.zeros(0, np.uint8),
-            is_dense=False,
-        ),
-        T["sensor_msgs/msg/PointField"],
-        hdr,
-        tensor(PTS[:3]),
-        tensor(rgb),
+        blank, T["sensor_msgs/msg/PointField"], hdr, tensor(PTS[:3]), tensor(rgb)
     )
     assert isinstance(bag_msg.data, np.ndarray) and bag_msg.data.tobytes() == bytes(ros_msg.data)
     cdr = ts.serialize_cdr(bag_msg, "sensor_msgs/msg/PointCloud2")
