@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -75,21 +76,46 @@ def cache_frames(
     tick: "Callable[[], object] | None" = None,
 ) -> Path:
     """The cache folder of ``bag`` under the node parameters ``params`` and input ``remaps``:
-    reused when it exists, else made (in a ``.partial`` folder renamed when complete, so that an
-    interrupted run leaves no half cache). ``tick`` is called after each set decoded. ValueError
-    when the bag gives no frame (why each set was dropped) or frames of different sizes."""
+    reused when it exists, else made (in a ``.partial`` folder of its own, renamed when
+    complete: an interrupted run leaves no half cache, and processes that make the same cache
+    at once, as torchrun's do, never write into one folder). ``tick`` is called after each set
+    decoded. ValueError when the bag gives no frame (why each set was dropped) or frames of
+    different sizes."""
     bag, values, remaps = Path(bag), resolve(params), dict(remaps or {})
     folder = (root or default_cache()) / cache_key(bag, values, remaps)
     if (folder / "frames.json").is_file():
         return folder
-    partial = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(
+        tempfile.mkdtemp(prefix=f"{folder.name}.", suffix=".partial", dir=folder.parent)
+    )
+    try:
+        write_frames(bag, values, remaps, partial, tick)
+        partial.rename(folder)
+    except OSError:
+        if not (folder / "frames.json").is_file():
+            raise
+        # another process completed the same cache first: its folder is the same frames
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return folder
+
+
+def write_frames(
+    bag: Path,
+    values: "Mapping[str, Any]",
+    remaps: dict[str, str],
+    out: Path,
+    tick: "Callable[[], object] | None",
+) -> None:
+    """Decode every set of ``bag`` into the folder ``out``: points.f32 (N, 3) float32 metres in
+    the LiDAR frame, rgb.u8 (H, W, 3) uint8 per frame, frames.json (ids, stamps, cameras,
+    transforms, point offsets, the sets dropped by counter)."""
     meta: dict[str, Any] = {"bag": str(bag), "names": [], "stamps": [], "cameras": []}
     meta.update(transforms=[], offsets=[0], skipped={})
     with open_bag(bag) as reader:
         sets = BagSets(reader, bag, values, remaps)
-        with open(partial / "points.f32", "wb") as points, open(partial / "rgb.u8", "wb") as rgb:
+        with open(out / "points.f32", "wb") as points, open(out / "rgb.u8", "wb") as rgb:
             for matched in sets:
                 if tick is not None:
                     tick()
@@ -114,10 +140,7 @@ def cache_frames(
                 meta["offsets"].append(meta["offsets"][-1] + len(d.points))
     if not meta["names"]:
         raise ValueError(f"{bag} gives no frame (dropped: {meta['skipped'] or 'no set paired'})")
-    (partial / "frames.json").write_text(json.dumps(meta))
-    shutil.rmtree(folder, ignore_errors=True)
-    partial.rename(folder)
-    return folder
+    (out / "frames.json").write_text(json.dumps(meta))
 
 
 class BagFrames:
