@@ -392,8 +392,8 @@ def few_steps_bag(tmp_path) -> list[str]:
 
 def test_two_processes_take_the_step_one_process_takes(tmp_path):
     """PyTorch DDP under torchrun, 2 processes on the CPU (gloo), the same global batch of 4
-    crops: the same weights as 1 process (float rounding of the summed gradients apart)."""
-    env = dict(os.environ, SPARSE_DEPTH_CACHE=str(tmp_path / "cache"))
+    crops: the same weights as 1 process (float rounding of the summed gradients apart). Each
+    run decodes the bag into a cache of its own: torchrun's processes make theirs at once."""
     cli = [sys.executable, "-m", "sparse_depth_node.cli", "train", *few_steps_bag(tmp_path)]
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
     torchrun += ["--master-port", str(29500 + os.getpid() % 400), "-m", "sparse_depth_node.cli"]
@@ -403,10 +403,11 @@ def test_two_processes_take_the_step_one_process_takes(tmp_path):
             [*cmd, "--out", str(tmp_path / out)],
             capture_output=True,
             text=True,
-            env=env,
+            env=dict(os.environ, SPARSE_DEPTH_CACHE=str(tmp_path / f"cache-{out}")),
             timeout=300,
         )
-        assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+        # a process's own error comes before torchrun's report of it
+        assert run.returncode == 0, run.stdout[-1500:] + run.stderr[:2500]
     one, two = (load_checkpoint(tmp_path / n)[0].state_dict() for n in ("one.pt", "two.pt"))
     for name, value in one.items():
         torch.testing.assert_close(two[name], value, rtol=1e-4, atol=1e-6)
