@@ -13,7 +13,6 @@ terminal (``--quiet`` silences it). Each command imports its modules only when i
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 
@@ -50,10 +49,10 @@ def _end_with(status: int) -> None:
     (Ray's, torch's, the interpreter's; a second or more on a busy machine) ends the process at
     once with the command's own status, rather than by the signal the interpreter restores."""
 
+    from ..core.runtime import exit_now
+
     def now(_signum: int, _frame: object) -> None:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(status)
+        exit_now(status)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, now)

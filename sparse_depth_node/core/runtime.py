@@ -1,7 +1,8 @@
 """Process-wide start-up settings, applied once by the node and the CLI before any work:
 the memory allocator and the CPU thread counts of torch and OpenCV; and float32 that is float32
 on CUDA (``exact_float32_on_cuda``, applied wherever a CUDA device is resolved). Also which
-signals arrived during a piece of work (``signals_noted``)."""
+signals arrived during a piece of work (``signals_noted``), and the end of a process whose work
+is done (``exit_now``)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import ctypes.util
 import functools
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 
 @functools.cache
@@ -111,3 +113,12 @@ def signals_noted() -> Iterator[list[int]]:
     finally:
         for s, h in watched.items():
             signal.signal(s, h)
+
+
+def exit_now(status: int) -> NoReturn:
+    """End the process at once with ``status``, its stdout and stderr flushed, skipping the
+    interpreter's teardown (library threads, atexit handlers): for when the work is done and
+    its outputs are closed, and that teardown could still die or be signalled."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

@@ -23,6 +23,7 @@ from ..core.completion import DepthCompleter, image_tensor, resolve_device
 from ..core.geometry import project_points
 from ..core.models import GOOD_FRACTION, build_model, save_checkpoint
 from ..core.models.checkpoint import read_checkpoint
+from ..core.runtime import exit_now
 from ..data.datasets import open_dataset, parse_frame_range, resolve_frame_id
 from ..data.depth_io import colorize_depth
 from .evaluate import MAX_DEPTH, MIN_DEPTH, evaluate, frame_rings
@@ -737,9 +738,7 @@ def main(argv: "list[str] | None" = None) -> int:
     # the work is done and written; left to the interpreter's exit, gloo's threads can end a
     # torchrun worker in "terminate called without an active exception" (SIGABRT: 2 of 41 runs
     # of two processes here; ended here, none of 60)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)
+    exit_now(status)
 
 
 def train(args, device: torch.device, argv: "list[str] | None") -> int:
