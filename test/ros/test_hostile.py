@@ -50,33 +50,27 @@ def peak_rss_mb(pid: int) -> float:
     raise AssertionError("no VmHWM")
 
 
-def good_frames_out(driver: Driver, frames, n: int = 3, start_s: int = 100) -> int:
-    """Publish ``n`` good sets at 1 Hz stamped from ``start_s`` on (after any garbage: a
-    garbled message stamped as a good one is paired as one would be; a garbled set still being
-    completed when the next good one comes is replaced by it, as any busy frame is); how many
-    depth images came back."""
-    before = len(driver.got["reliable"])
-    driver.publish_at(frames, 1.0, n, start_ns=start_s * 10**9)
-    spin_until(driver.ex, lambda: len(driver.got["reliable"]) >= before + n, 10.0)
-    return len(driver.got["reliable"]) - before
-
-
-def awaited_good_frames(driver: Driver, frames, most: int, n: int = 3) -> tuple[int, int]:
-    """Good sets stamped from 100 s on, each sent once the one before came back (or after 5 s),
-    until ``n`` depth images came back or ``most`` sets were sent: (images back, sets sent).
-    One by one because over LARGE_DATA at 1 Hz the clouds (0.35 MB) reach the node in bursts
-    3 s apart, Fast DDS's heartbeat period, with or without garbage before: sets sent 1 s apart
-    arrive together and the node completes the newest (the others counted ``dropped_busy``).
-    The first set after garbage may reset the queues (a garbled stamp from the future)."""
+def good_frames_out(
+    driver: Driver, frames, n: int = 3, start_s: int = 100, most: "int | None" = None
+) -> tuple[int, int]:
+    """Good sets stamped from ``start_s`` on, 1 s apart, each sent once the one before came
+    back (or after 5 s), until ``n`` depth images came back or ``most`` (default ``n``) sets
+    were sent: (images back, sets sent). One by one because over LARGE_DATA at 1 Hz the clouds
+    (0.35 MB) reach the node in bursts 3 s apart, Fast DDS's heartbeat period, with or without
+    garbage before: sets sent 1 s apart arrive together and the node completes the newest (the
+    others counted ``dropped_busy``). After garbage, a garbled message stamped as a good one is
+    paired as one would be, and the first good set may reset the queues (a garbled stamp from
+    the future)."""
     before = len(driver.got["reliable"])
 
     def back() -> int:
         return len(driver.got["reliable"]) - before
 
     sent = 0
-    while sent < most and back() < n:
+    while sent < (most or n) and back() < n:
         waiting = back() + 1
-        driver.publish_at(frames[sent % len(frames) :], 1.0, 1, start_ns=(100 + sent) * 10**9)
+        stamp_ns = (start_s + sent) * 10**9
+        driver.publish_at(frames[sent % len(frames) :], 1.0, 1, start_ns=stamp_ns)
         sent += 1
         spin_until(driver.ex, lambda: back() >= waiting, 5.0)
     return back(), sent
@@ -95,7 +89,7 @@ def test_a_huge_camera_info_is_refused_before_the_warm_up(tmp_path, frames):
         )
         driver.pubs[2].publish(huge)
         spin_until(driver.ex, lambda: False, 1.0)
-        out = good_frames_out(driver, frames)
+        out, _ = good_frames_out(driver, frames)
         spin_until(driver.ex, lambda: False, 1.5)
         counts, peak = driver.counters(), peak_rss_mb(proc.pid)
     finally:
@@ -148,7 +142,7 @@ def test_garbled_payloads_on_every_input_cost_neither_memory_nor_frames(
             if i % 10 == 0:
                 driver.ex.spin_once(timeout_sec=0.01)
         spin_until(driver.ex, lambda: False, 3.0)
-        out, sent = awaited_good_frames(driver, frames, most=5)
+        out, sent = good_frames_out(driver, frames, most=5)
         spin_until(driver.ex, lambda: False, 1.5)
         peak = peak_rss_mb(proc.pid)
         alive = proc.poll() is None
@@ -180,7 +174,7 @@ def test_a_malformed_checkpoint_as_the_model_falls_back_and_frames_come_out(tmp_
     driver = Driver(RELIABLE)
     try:
         driver.wait_for_node(proc, tmp_path / "node.log")
-        out = good_frames_out(driver, frames)
+        out, _ = good_frames_out(driver, frames)
     finally:
         stop_node(proc)
         driver.close()
@@ -224,11 +218,11 @@ def test_the_extrinsic_is_set_at_run_time_through_the_parameter_service(tmp_path
     try:
         driver.wait_for_node(proc, tmp_path / "node.log")
         same = set_parameters(driver, ext)
-        before = good_frames_out(driver, frames, 1)
+        before, _ = good_frames_out(driver, frames, 1)
         far = list(ext["extrinsic.translation"])
         far[2] += 200.0
         moved = set_parameters(driver, {"extrinsic.translation": far})
-        after = good_frames_out(driver, frames, 1, start_s=200)
+        after, _ = good_frames_out(driver, frames, 1, start_s=200)
         spin_until(driver.ex, lambda: len(depths) >= 2, 5.0)
     finally:
         stop_node(proc)
