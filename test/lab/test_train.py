@@ -393,7 +393,12 @@ def few_steps_bag(tmp_path) -> list[str]:
 def test_two_processes_take_the_step_one_process_takes(tmp_path):
     """PyTorch DDP under torchrun, 2 processes on the CPU (gloo), the same global batch of 4
     crops: the same weights as 1 process (float rounding of the summed gradients apart). Each
-    run decodes the bag into a cache of its own: torchrun's processes make theirs at once."""
+    run decodes the bag into a cache of its own: torchrun's processes make theirs at once.
+
+    The rounding, measured after these 4 steps: up to 8.0e-6 (ATen's AVX2 kernels; CI and two
+    fresh clones saw the same 8.0e-6) and 1.6e-6 (its default kernels); a DDP that trained on
+    another global batch (2 crops instead of 4) ends 1.2e-2 away. The tolerance, 1e-4, sits
+    12x above the first and 120x below the second (docs/TRAINING.md)."""
     cli = [sys.executable, "-m", "sparse_depth_node.cli", "train", *few_steps_bag(tmp_path)]
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
     torchrun += ["--master-port", str(29500 + os.getpid() % 400), "-m", "sparse_depth_node.cli"]
@@ -410,7 +415,7 @@ def test_two_processes_take_the_step_one_process_takes(tmp_path):
         assert run.returncode == 0, run.stdout[-1500:] + run.stderr[:2500]
     one, two = (load_checkpoint(tmp_path / n)[0].state_dict() for n in ("one.pt", "two.pt"))
     for name, value in one.items():
-        torch.testing.assert_close(two[name], value, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(two[name], value, rtol=0, atol=1e-4)
     assert "2 processes" in run.stdout
 
 
