@@ -30,7 +30,7 @@ KITTI_LIDAR_FRAME = "velo_link"
 KITTI_CAMERA_FRAME = "camera_optical"
 
 
-def _tf_static(parent: str, child: str, t_parent_child: np.ndarray, stamp_ns: int) -> Any:
+def tf_message(parent: str, child: str, t_parent_child: np.ndarray, stamp_ns: int) -> Any:
     """A rosbags TFMessage with the one transform T_parent<-child."""
     T = TYPESTORE.types
     p = extrinsic_parameters(t_parent_child)
@@ -79,7 +79,7 @@ def convert_kitti(
         topics = kitti_connections(writer)
         start_ns = round(reader.read(ids[a]).stamp * 1e9)
         # the camera frame is the tf child: T_parent<-child = T_velo<-cam
-        tf = _tf_static(KITTI_LIDAR_FRAME, KITTI_CAMERA_FRAME, np.linalg.inv(t_cam_velo), start_ns)
+        tf = tf_message(KITTI_LIDAR_FRAME, KITTI_CAMERA_FRAME, np.linalg.inv(t_cam_velo), start_ns)
         write(writer, topics["tf"], start_ns, tf)
         for i in range(a, b):
             f = reader.read(ids[i])

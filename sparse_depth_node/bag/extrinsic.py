@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 from ..msgs.extrinsics import extrinsic_parameters
+from ..msgs.tf_buffer import TfBuffer, TfUnavailable
 from .io import deserialize, open_bag, read_messages, resolve_inputs
-from .tf_tree import TfTree
 
 
 def bag_extrinsic(
@@ -34,31 +34,34 @@ def reader_extrinsic(
     camera_frame: "str | None" = None,
 ) -> tuple[np.ndarray, str, str]:
     """``bag_extrinsic`` of the bag open in ``reader``."""
-    tree = TfTree()
+    tree = TfBuffer()
     inputs = inputs or resolve_inputs(reader.connections, {})
     wanted = {inputs["lidar/points"]: "lidar", inputs["camera/image"]: "camera"}
     given = {"lidar": lidar_frame, "camera": camera_frame}
     frames = {k: v for k, v in given.items() if v}
+    t, problem = None, "no transform read"
     for conn, _, raw in read_messages(reader, bag):
         if conn.msgtype == "tf2_msgs/msg/TFMessage":
-            tree.add_message(deserialize(reader, raw, conn.msgtype, bag))
+            msg = deserialize(reader, raw, conn.msgtype, bag)
+            tree.add_message(msg, static=conn.topic.endswith("tf_static"))
         elif conn.topic in wanted and wanted[conn.topic] not in frames:
             msg = deserialize(reader, raw, conn.msgtype, bag)
             frames[wanted[conn.topic]] = msg.header.frame_id
-        if len(frames) == 2 and tree.lookup(frames["camera"], frames["lidar"]) is not None:
-            break  # both frames known and connected: no need to read the rest
+        if len(frames) == 2:
+            try:  # the newest transform of each link, as tf2's time 0
+                t = tree.lookup(frames["camera"], frames["lidar"], None)
+                break  # both frames known and connected: no need to read the rest
+            except TfUnavailable as exc:
+                problem = str(exc)
     lidar, camera = frames.get("lidar"), frames.get("camera")
     if lidar is None or camera is None:
         raise ValueError(
             f"bag {bag} has no cloud or no image to take the frame ids from: "
             "pass --lidar-frame and --camera-frame"
         )
-    t = tree.lookup(camera, lidar)
     if t is None:
-        known = ", ".join(sorted({f for edge in tree.edges for f in edge})) or "none"
         raise ValueError(
-            f"bag {bag}: /tf_static and /tf do not connect {lidar} to {camera} "
-            f"(frames in the bag's TF: {known})"
+            f"bag {bag}: /tf_static and /tf do not connect {lidar} to {camera} ({problem})"
         )
     return t, camera, lidar
 

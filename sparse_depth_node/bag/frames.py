@@ -21,8 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..core.camera import PinholeCamera
+from ..core.geometry import deskew
+from ..core.motion import Sweep
 from ..core.settings import resolve
 from ..data.datasets import Frame
 from ..msgs.convert import stamp_ns
@@ -40,6 +43,10 @@ DECODING = (
     "extrinsic.rotation",
     "time_offset.image",
     "time_offset.lidar",
+    "fixed_frame_id",
+    "point_time.field",
+    "point_time.unit",
+    "point_time.reference",
     "sync_slop",
     "queue_size",
     "max_points",
@@ -121,26 +128,38 @@ def write_frames(
                     tick()
                 try:
                     d = decode_set(
-                        matched.cloud, matched.image, matched.info, sets.extrinsics.lookup, values
+                        matched.cloud, matched.image, matched.info, sets.extrinsics.place, values
                     )
                 except Dropped as exc:
                     meta["skipped"][exc.counter] = meta["skipped"].get(exc.counter, 0) + 1
                     continue
+                xyz = compensated_points(d.points, d.placement.sweep)
                 size = [d.camera.width, d.camera.height]
                 if meta.setdefault("size", size) != size:
                     raise ValueError(
                         f"{bag}: images of {meta['size']} and {size} px: one camera size per bag"
                     )
-                points.write(np.ascontiguousarray(d.points, np.float32).tobytes())
+                points.write(np.ascontiguousarray(xyz, np.float32).tobytes())
                 rgb.write(np.ascontiguousarray(d.rgb, np.uint8).tobytes())
                 meta["names"].append(str(stamp_ns(matched.image.header)))
                 meta["stamps"].append(stamp_ns(matched.image.header) * 1e-9)
                 meta["cameras"].append(camera_record(d.camera))
-                meta["transforms"].append(np.asarray(d.t_cam_from_lidar).ravel().tolist())
-                meta["offsets"].append(meta["offsets"][-1] + len(d.points))
+                meta["transforms"].append(d.placement.t_cam_from_lidar.ravel().tolist())
+                meta["offsets"].append(meta["offsets"][-1] + len(xyz))
     if not meta["names"]:
         raise ValueError(f"{bag} gives no frame (dropped: {meta['skipped'] or 'no set paired'})")
     (out / "frames.json").write_text(json.dumps(meta))
+
+
+def compensated_points(points: np.ndarray, sweep: "Sweep | None") -> np.ndarray:
+    """(N', 3) float32: the points carried to the camera's instant by ``sweep`` (core.motion,
+    on the CPU), those without a place (no return, no time) left out; as they are without."""
+    if sweep is None:
+        return points
+    times = None if sweep.times is None else torch.from_numpy(sweep.times)
+    carried = deskew(torch.from_numpy(points), times, sweep.span, torch.from_numpy(sweep.poses))
+    kept = carried.numpy()
+    return np.asarray(kept[np.isfinite(kept).all(axis=1)])
 
 
 class BagFrames:

@@ -87,7 +87,7 @@ def process_bag(
     with contextlib.ExitStack() as stack:
         reader = stack.enter_context(open_bag(in_bag))
         stack.callback(_close_output, partial, out_bag)  # after the writer below has closed
-        sets = BagSets(reader, in_bag, values, remaps)
+        sets = BagSets(reader, in_bag, values, remaps, notice)
         report.inputs, report.extrinsic_source = sets.inputs, sets.extrinsics.description
         if sets.extrinsics.ignored() and notice is not None:
             notice(f"process: {sets.extrinsics.ignored()}")
@@ -143,17 +143,14 @@ def write_outputs(
         )
         for t in topics
     }
-    for conn, t_ns, raw in read_messages(reader, in_bag):
-        writer.write(passthrough[conn.topic], t_ns, raw)
-        matched = sets.feed(conn, raw)
-        if matched is None:
-            continue
+
+    def write_set(matched: Any) -> None:
         try:
             messages, timings = run_set(
                 matched.cloud,
                 matched.image,
                 matched.info,
-                sets.extrinsics.lookup,
+                sets.extrinsics.place,
                 completer,
                 values,
                 topics,
@@ -161,7 +158,7 @@ def write_outputs(
             )
         except Dropped as exc:
             report.skip(f"{exc.counter}: {exc}")
-            continue
+            return
         stamp = stamp_ns(matched.image.header)
         for topic, out in messages.items():
             writer.write(outs[topic], stamp, TYPESTORE.serialize_cdr(out, types[topic]))
@@ -170,6 +167,15 @@ def write_outputs(
         report.frames_out += 1
         if progress is not None:
             progress(report)
+
+    try:
+        for conn, t_ns, raw in read_messages(reader, in_bag):
+            writer.write(passthrough[conn.topic], t_ns, raw)
+            for matched in sets.feed(conn, raw):
+                write_set(matched)
+    finally:  # the sets still waiting for TF: at the end, or before a damaged stretch
+        for matched in sets.flush():
+            write_set(matched)
 
 
 def fresh_partial(out_bag: Path, notice: "Callable[[str], None] | None") -> Path:

@@ -1,4 +1,5 @@
-"""Projection of LiDAR points into a depth image, and back-projection.
+"""Motion compensation of LiDAR points, their projection into a depth image, and
+back-projection.
 
 Conventions: metres; the camera optical frame is z forward, x right, y down (REP 103);
 depth is Z along the optical axis (REP 118); an empty pixel holds depth 0 and mask 0.
@@ -13,6 +14,35 @@ import torch
 from .camera import PinholeCamera
 
 
+def deskew(
+    points: torch.Tensor, times: "torch.Tensor | None", span: float, poses: torch.Tensor
+) -> torch.Tensor:
+    """Points (N, 3) in the LiDAR frame at their firing times -> (N, 3) float32 in the LiDAR
+    frame at the camera's instant: p' = R_b p + t_b, with [R_b | t_b] = ``poses`` (B, 4, 4) of
+    the bin b of each point's time (``times`` (N,) s from the sweep's start; None: bin 0).
+
+    A point at the LiDAR's own origin (0, 0, 0: a beam without a return, as Ouster's organised
+    clouds hold them) and one of unknown time become NaN, which the projection ignores:
+    carried, it would land at the LiDAR's position, in view. They take an extra bin of NaN.
+    """
+    bins = poses.shape[0]
+    x, y, z = points[:, :3].to(torch.float32).unbind(1)
+    if times is None:
+        index = torch.zeros_like(x)
+    else:  # bins / span per second; an unknown (NaN) time takes the NaN bin
+        scale = bins / span if span > 0 else 0.0
+        index = (times * scale).clamp_(0, bins - 1).nan_to_num_(bins)
+    index = index.to(torch.int64).masked_fill_((x == 0) & (y == 0) & (z == 0), bins)
+    nan = torch.full((1, 12), float("nan"), device=poses.device)
+    rows = torch.cat([poses[:, :3, :].reshape(bins, 12).to(torch.float32), nan]).T.contiguous()
+    m = rows.index_select(1, index)  # (12, N): row 4 i + j is R_b[i, j], row 4 i + 3 t_b[i]
+    out = torch.empty(3, len(x), dtype=torch.float32, device=points.device)
+    for i in range(3):  # row i of R_b p + t_b, over every point at once
+        torch.addcmul(m[4 * i + 3], m[4 * i], x, out=out[i])
+        out[i].addcmul_(m[4 * i + 1], y).addcmul_(m[4 * i + 2], z)
+    return out.T
+
+
 def project_points(
     points: torch.Tensor,
     camera: PinholeCamera,
@@ -24,7 +54,9 @@ def project_points(
 
     Args:
         points: (N, 3) float tensor, x/y/z in the LiDAR frame (metres). Rows with NaN or Inf
-            are ignored.
+            are ignored, and so are points at the LiDAR's origin (0, 0, 0): a beam without a
+            return, as Ouster's organised clouds hold them (a LiDAR in front of the camera
+            would put them in view).
         camera: the pinhole camera; its ``shift`` (translation column of P) is applied.
         t_cam_from_lidar: (4, 4) transform mapping LiDAR coordinates into the camera's
             reference optical frame.
@@ -48,6 +80,7 @@ def project_points(
     cam = xyz @ t[:3, :3].T + t[:3, 3]
     z = cam[:, 2]
     keep = torch.isfinite(cam).all(dim=1) & (z >= min_depth) & (z <= max_depth)
+    keep &= (xyz[:, 0] != 0) | (xyz[:, 1] != 0) | (xyz[:, 2] != 0)  # not the origin
     z_safe = torch.where(keep, z, torch.ones_like(z))
     u = torch.floor(camera.fx * cam[:, 0] / z_safe + camera.cx + 0.5)
     v = torch.floor(camera.fy * cam[:, 1] / z_safe + camera.cy + 0.5)

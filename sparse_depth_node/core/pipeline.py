@@ -19,7 +19,8 @@ import torch
 
 from .camera import PinholeCamera
 from .completion import DepthCompleter, image_tensor
-from .geometry import backproject_depth, project_points, voxel_downsample
+from .geometry import backproject_depth, deskew, project_points, voxel_downsample
+from .motion import Sweep
 from .settings import resolve
 from .timing import Stopwatch
 
@@ -87,9 +88,10 @@ def process_frame(
     completer: DepthCompleter,
     rgb: "np.ndarray | None" = None,
     settings: "Mapping[str, Any] | None" = None,
+    sweep: "Sweep | None" = None,
 ) -> FrameResult[np.ndarray]:
     """``run_frame``, its outputs copied to the host."""
-    return run_frame(points, camera, t_cam_from_lidar, completer, rgb, settings).to_host()
+    return run_frame(points, camera, t_cam_from_lidar, completer, rgb, settings, sweep).to_host()
 
 
 def checked_inputs(
@@ -139,19 +141,24 @@ def run_frame(
     completer: DepthCompleter,
     rgb: "np.ndarray | None" = None,
     settings: "Mapping[str, Any] | None" = None,
+    sweep: "Sweep | None" = None,
 ) -> FrameResult[torch.Tensor]:
-    """Run projection, completion and back-projection on one frame, on the completer's device.
+    """Run motion compensation, projection, completion and back-projection on one frame, on
+    the completer's device.
 
     Args:
         points: (N, 3+) float LiDAR points (x, y, z first), LiDAR frame, metres.
         camera: the rectified pinhole camera of the image.
-        t_cam_from_lidar: (4, 4) LiDAR -> camera reference optical frame.
+        t_cam_from_lidar: (4, 4) LiDAR (at the camera's instant) -> camera reference optical
+            frame.
         completer: the completion method and its device.
         rgb: optional (H, W, 3) uint8 image of the camera: the input of an image-guided
             completer (which needs it) and the cloud's colour.
         settings: the settings (core.settings) that differ from the defaults, or all of them;
             per frame: min_depth, max_depth, confidence_threshold, cloud_stride, cloud_voxel,
             colorize_cloud.
+        sweep: each point's motion from its firing to the camera's instant (core.motion);
+            None: the points are taken as they are.
 
     Raises ValueError for malformed input (wrong shapes, an image that does not match the
     camera, a non-finite transform, settings out of range). Empty clouds give an empty, valid
@@ -164,6 +171,11 @@ def run_frame(
     pts_t = to_device(np.asarray(pts[:, :3], dtype=np.float32), device)
     rgb_t = None if rgb is None else to_device(np.asarray(rgb, dtype=np.uint8), device)
     timer.lap("to_device")
+    if sweep is not None:
+        times = None if sweep.times is None else to_device(sweep.times, device)
+        poses = torch.as_tensor(sweep.poses, dtype=torch.float32).to(device, non_blocking=True)
+        pts_t = deskew(pts_t, times, sweep.span, poses)
+        timer.lap("deskew")
     sparse, mask = project_points(pts_t, camera, t, s["min_depth"], s["max_depth"])
     timer.lap("project")
     image = image_tensor(rgb_t) if rgb_t is not None and completer.needs_image else None

@@ -21,6 +21,7 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 BACKENDS = ("torch", "onnxruntime", "tensorrt")  # what can run a network (core.backends)
 INPUT_QOS = ("auto", "reliable", "best_effort")
 IMAGE_TRANSPORTS = ("raw", "compressed")
+TIME_UNITS = ("auto", "s", "ms", "us", "ns")
 UNSET = float("nan")  # a calibration value nobody gave: never guessed
 
 
@@ -167,7 +168,43 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("time_offset.lidar", 0.0, "added to cloud stamps before pairing, s", (-1.0, 1.0)),
     Setting(
-        "use_tf", True, "look T_camera<-lidar up in tf2 when tf2 is available", read_only=True
+        "use_tf",
+        True,
+        "look T_camera<-lidar up in TF (/tf and /tf_static) when tf2_msgs is installed",
+        read_only=True,
+    ),
+    Setting(
+        "fixed_frame_id",
+        "",
+        "a frame fixed in the world (odom): each LiDAR point is carried through it from its "
+        "firing time to the camera's instant, by the TF poses of the sweep (motion compensation; "
+        "empty: the cloud is projected as it is)",
+    ),
+    Setting(
+        "point_time.field",
+        "",
+        "the cloud's per-point time field (empty: found by name: time, t, timestamp, "
+        "offset_time; without one the whole cloud moves from its stamp)",
+    ),
+    Setting(
+        "point_time.unit",
+        "auto",
+        "unit of the per-point times (auto: near the stamp for absolute times, else s for a "
+        "float field and ns for an integer one)",
+        choices=TIME_UNITS,
+    ),
+    Setting(
+        "point_time.reference",
+        "auto",
+        "what the per-point times count from: relative (the cloud's stamp), absolute (the "
+        "clock of the stamps) or auto (absolute when they lie within 1 s of the stamp)",
+        choices=("auto", "relative", "absolute"),
+    ),
+    Setting(
+        "wait_for_transform",
+        0.1,
+        "how long a set waits for TF to reach the last time it needs, s",
+        (0.0, 5.0),
     ),
     Setting(
         "extrinsic.translation",

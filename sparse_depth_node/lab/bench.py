@@ -18,17 +18,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..bag.io import BagKit
 from ..core.completion import DepthCompleter
 from ..core.geometry import project_points
 from ..core.pipeline import process_frame
-from ..core.settings import BACKENDS, DEFAULTS, resolve
-from ..core.timing import Stopwatch, summary
+from ..core.settings import BACKENDS, DEFAULTS
+from ..core.timing import Stopwatch
 from ..data.datasets import Frame, open_dataset
 from ..msgs.convert import pointcloud2_to_xyz
-from ..msgs.frame import run_set
-from ..msgs.kits import sensor_messages
-from ..msgs.outputs import enabled_outputs
+from .bench_frames import bench_frames, frame_messages
+from .bench_motion import bench_motion
 from .bench_scaling import completion_paths, scaling_image, scaling_models, scaling_points
 
 
@@ -62,46 +60,6 @@ def python_cloud_decoder(msg) -> np.ndarray:
         base = i * msg.point_step
         out.append([struct.unpack_from("<f", data, base + offsets[n])[0] for n in ("x", "y", "z")])
     return np.asarray(out, np.float32)
-
-
-def frame_messages(frame: Frame, stamp_ns: int = 0) -> tuple[Any, Any, Any]:
-    """The frame as a driver would publish it (rosbags messages; msgs.kits.sensor_messages),
-    the cloud in frame "lidar", the image in "camera"."""
-    points = np.c_[frame.points, frame.intensity]
-    return sensor_messages(BagKit(), points, frame.rgb, frame.camera, stamp_ns, "lidar", "camera")
-
-
-def bench_frames(
-    frames: list[Frame],
-    completer: DepthCompleter,
-    iterations: int,
-    warmup: int,
-    tick: "Callable[[], object] | None" = None,
-) -> dict:
-    """Stage timings over ``iterations`` frames (cycling through ``frames``) after ``warmup``.
-
-    One pass per frame through the node's frame path (msgs.frame.run_set) with the default
-    settings and outputs: decode the messages, the pipeline's stages, encode every output;
-    ``end_to_end`` is that whole pass.
-    """
-    values = resolve()
-    topics = enabled_outputs(values)
-    kit = BagKit()
-    watch = Stopwatch(cuda=completer.device.type == "cuda")
-    samples: dict[str, list[float]] = {}
-    for it in range(warmup + iterations):
-        if tick is not None:
-            tick()
-        f = frames[it % len(frames)]
-        msgs = frame_messages(f)
-        watch.restart()
-        _, timings = run_set(*msgs, lambda *_: f.t_cam_from_lidar, completer, values, topics, kit)
-        end_to_end = watch.lap("end_to_end")
-        if it >= warmup:
-            for stage, ms in {**timings, "end_to_end": end_to_end}.items():
-                samples.setdefault(stage, []).append(ms)
-    samples.pop("total", None)
-    return {k: summary(v) for k, v in samples.items()}
 
 
 def bench_references(frame: Frame, repeats: int = 5) -> dict[str, dict[str, Any]]:
@@ -222,8 +180,18 @@ def bench_backends(
     return out
 
 
-SECTIONS = ("stages", "paths", "compile", "backends", "busy", "points", "images", "models")
-DEFAULT_SECTIONS = ("stages", "paths", "backends", "busy")  # about a minute on 2 CPU cores
+SECTIONS = (
+    "stages",
+    "paths",
+    "compile",
+    "backends",
+    "busy",
+    "motion",
+    "points",
+    "images",
+    "models",
+)
+DEFAULT_SECTIONS = ("stages", "paths", "backends", "busy", "motion")  # a minute on 2 CPU cores
 MODELS = (
     "guided",
     "sparseconv",
@@ -254,7 +222,8 @@ def run(
     references), ``busy`` (end to end idle and with a busy neighbour), and the bench_scaling
     sections: ``paths`` (a network's completion paths side by side; ``compile`` adds the
     torch.compile paths, a minute of compiling), ``backends`` (end to end with each backend),
-    ``points``, ``images`` and ``models`` (scaling tables, ``repeats`` runs each).
+    ``motion`` (what motion compensation adds: lab/bench_motion.py), ``points``, ``images``
+    and ``models`` (scaling tables, ``repeats`` runs each).
     ``progress(desc, total)`` gives a callable ticked once per timed pass of the stages, busy
     and backends sections; ``backend`` is the configured one's (core.backends)."""
 
@@ -319,6 +288,11 @@ def section_runs(
         "backends": lambda: {
             "backends": bench_backends(
                 frames, completer, few, warmup, bar("backends", len(BACKENDS) * (warmup + few))
+            )
+        },
+        "motion": lambda: {
+            "motion": bench_motion(
+                frames, completer, few, warmup, bar("motion", 2 * (warmup + few))
             )
         },
         "points": lambda: {
@@ -422,6 +396,22 @@ def _backend_tail(s: dict) -> str:
     )
 
 
+def motion_line(m: dict) -> str:
+    """The motion section in one line: what carrying each point through odom adds to a frame,
+    the stages it adds to and the whole frame, medians."""
+    static, moving = m["static"], m["moving"]
+    place = (
+        moving["camera_and_extrinsic"]["median_ms"] - static["camera_and_extrinsic"]["median_ms"]
+    )
+    deskew = moving["deskew"]["median_ms"]
+    whole = (moving["end_to_end"]["median_ms"], static["end_to_end"]["median_ms"])
+    return (
+        f"motion compensation (fixed_frame_id, 128 poses a sweep): +{place + deskew:.2f} ms a "
+        f"frame (point times and TF +{place:.2f}, deskew {deskew:.2f}); end to end "
+        f"{whole[0]:.1f} ms against {whole[1]:.1f}"
+    )
+
+
 def format_report(r: dict) -> str:
     lines = [
         f"{r['model']}; device {r['device']}; {r['machine']}; {r['data']}, {r['iterations']} "
@@ -464,6 +454,8 @@ def format_report(r: dict) -> str:
         torch_ms = r["backends"]["torch"]["median_ms"]
         for name, s in r["backends"].items():
             lines.append(_speed_row(name, s, 12, torch_ms, _backend_tail))
+    if "motion" in r:
+        lines.append(motion_line(r["motion"]))
     mem = [("host_peak_rss_mb", "peak RSS MB", ".0f"), ("cuda_max_allocated_mb", "CUDA MB", ".0f")]
     for key, (title, columns) in SCALING_TABLES.items():
         if key in r:

@@ -46,7 +46,8 @@ from ..core.settings import resolve
 from ..data.datasets import Frame, open_dataset
 from ..msgs.frame import run_set, warm_up
 from ..msgs.outputs import enabled_outputs
-from .bench import bench_frames, depth_against, frame_messages, machine
+from .bench import depth_against, machine
+from .bench_frames import bench_frames, frame_messages
 from .bench_scaling import camera_of_size, completion_inputs, image_for, time_ms
 from .evaluate import evaluate
 

@@ -51,28 +51,25 @@ def _buffer(data: Any) -> np.ndarray:
     return np.frombuffer(memoryview(data).cast("B"), dtype=np.uint8)
 
 
-def pointcloud2_to_xyz(msg: PointCloud2Like) -> np.ndarray:
-    """x, y, z of a PointCloud2 as (N, 3) float32, LiDAR frame, metres.
-
-    Reads the fields named x, y and z at their offsets with their datatypes, for any
-    point_step, either endianness, organised (height > 1, row padding allowed) or not.
-    Points with a non-finite coordinate are kept (the projection ignores them).
-    """
+def pointcloud2_records(msg: PointCloud2Like, names: "tuple[str, ...]") -> np.ndarray:
+    """The fields ``names`` of a PointCloud2 as a structured array (N,) of their own datatypes
+    (native byte order), for any point_step, either endianness, organised (height > 1, row
+    padding allowed) or not. ValueError naming what is malformed or missing."""
     height, width = int(msg.height), int(msg.width)
     point_step, row_step = int(msg.point_step), int(msg.row_step)
     if height < 0 or width < 0 or height * width > MAX_POINTS:
         raise ValueError(f"PointCloud2 of {width}x{height} points is out of bounds")
     fields = {f.name: f for f in msg.fields}
     if len(fields) != len(msg.fields):
-        names = [f.name for f in msg.fields]
-        twice = sorted({n for n in names if names.count(n) > 1})
+        listed = [f.name for f in msg.fields]
+        twice = sorted({n for n in listed if listed.count(n) > 1})
         raise ValueError(f"PointCloud2 names field {twice} more than once")
-    missing = [n for n in ("x", "y", "z") if n not in fields]
+    missing = [n for n in names if n not in fields]
     if missing:
         raise ValueError(f"PointCloud2 has no field {missing} (fields: {sorted(fields)})")
     order = ">" if msg.is_bigendian else "<"
-    names, formats, offsets = [], [], []
-    for n in ("x", "y", "z"):
+    formats, offsets = [], []
+    for n in names:
         f = fields[n]
         if int(f.datatype) not in _FIELD_DTYPES:
             raise ValueError(f"PointCloud2 field '{n}' has unknown datatype {f.datatype}")
@@ -82,11 +79,13 @@ def pointcloud2_to_xyz(msg: PointCloud2Like) -> np.ndarray:
                 f"PointCloud2 field '{n}' at offset {f.offset} does not fit point_step "
                 f"{point_step}"
             )
-        names.append(n)
         formats.append(dt)
         offsets.append(int(f.offset))
+    dtype = np.dtype(
+        {"names": list(names), "formats": formats, "offsets": offsets, "itemsize": point_step}
+    )
     if height * width == 0:
-        return np.zeros((0, 3), np.float32)
+        return np.zeros(0, dtype)
     if row_step < width * point_step:
         raise ValueError(
             f"PointCloud2 row_step {row_step} < width {width} x point_step {point_step}"
@@ -94,20 +93,28 @@ def pointcloud2_to_xyz(msg: PointCloud2Like) -> np.ndarray:
     buf = _buffer(msg.data)
     if buf.size < row_step * (height - 1) + width * point_step:
         raise ValueError(f"PointCloud2 data has {buf.size} bytes, expected {row_step * height}")
-    dtype = np.dtype(
-        {"names": names, "formats": formats, "offsets": offsets, "itemsize": point_step}
-    )
     if row_step == width * point_step:
-        rec = np.frombuffer(buf, dtype=dtype, count=height * width)
-    else:
-        rows = np.lib.stride_tricks.as_strided(
-            buf, shape=(height, width * point_step), strides=(row_step, 1)
-        )
-        rec = np.frombuffer(np.ascontiguousarray(rows).reshape(-1), dtype=dtype)
+        return np.frombuffer(buf, dtype=dtype, count=height * width)
+    rows = np.lib.stride_tricks.as_strided(
+        buf, shape=(height, width * point_step), strides=(row_step, 1)
+    )
+    return np.frombuffer(np.ascontiguousarray(rows).reshape(-1), dtype=dtype)
+
+
+def pointcloud2_to_xyz(msg: PointCloud2Like) -> np.ndarray:
+    """x, y, z of a PointCloud2 as (N, 3) float32, LiDAR frame, metres (any layout:
+    ``pointcloud2_records``). Points with a non-finite coordinate are kept (the projection
+    ignores them)."""
+    rec = pointcloud2_records(msg, ("x", "y", "z"))
     out = np.empty((rec.shape[0], 3), np.float32)
-    for i, n in enumerate(names):
+    for i, n in enumerate(("x", "y", "z")):
         out[:, i] = rec[n]
     return out
+
+
+def pointcloud2_field_types(msg: PointCloud2Like) -> dict[str, str]:
+    """Each field's name and numpy type code ('f4', 'u4', ...; '?' for an unknown datatype)."""
+    return {f.name: _FIELD_DTYPES.get(int(f.datatype), "?") for f in msg.fields}
 
 
 def image_to_rgb(msg: ImageLike) -> np.ndarray:
@@ -221,11 +228,17 @@ def cloud_dtype(colorize: bool) -> np.dtype:
     )
 
 
-def fill_cloud_from_array(msg: Any, field_cls: type, header: Any, points: np.ndarray) -> Any:
-    """Fill a PointCloud2 with (N, K) float32 columns named x, y, z[, intensity] (point_step 4K),
-    as a LiDAR driver publishes; unorganised."""
+def fill_cloud_from_array(
+    msg: Any,
+    field_cls: type,
+    header: Any,
+    points: np.ndarray,
+    names: "tuple[str, ...]" = ("x", "y", "z", "intensity"),
+) -> Any:
+    """Fill a PointCloud2 with (N, K) float32 columns named the first K of ``names`` (x, y,
+    z[, intensity] by default; point_step 4K), as a LiDAR driver publishes; unorganised."""
     pts = np.ascontiguousarray(points, dtype="<f4")
-    names = ["x", "y", "z", "intensity"][: pts.shape[1]]
+    names = names[: pts.shape[1]]
     msg.header = header
     msg.height, msg.width = 1, pts.shape[0]
     msg.fields = [

@@ -11,3 +11,12 @@ class Dropped(Exception):
     def __init__(self, counter: str, reason: str) -> None:
         super().__init__(reason)
         self.counter = counter
+
+
+class TfNotYet(Dropped):
+    """The set needs TF up to ``needed_ns`` (ns), which it does not hold yet: newer transforms
+    may still place it (the node waits ``wait_for_transform``, a bag reads on)."""
+
+    def __init__(self, counter: str, reason: str, needed_ns: int) -> None:
+        super().__init__(counter, reason)
+        self.needed_ns = needed_ns

@@ -23,20 +23,24 @@ from .admit import size_problem
 from .convert import any_image_to_rgb, pointcloud2_to_xyz
 from .errors import Dropped, UndecodableImage
 from .kits import sensor_messages
+from .motion import Placement
 from .outputs import OUTPUTS, MessageKit
 
-ExtrinsicLookup = Callable[[str, str, Any], "np.ndarray | None"]
+# (cloud, image, the image's camera) -> the set's placement (a bare T_camera<-lidar (4, 4) for
+# a fixed extrinsic), or None when there is none yet; ExtrinsicSource.place is the full one
+ExtrinsicLookup = Callable[[Any, Any, PinholeCamera], "Placement | np.ndarray | None"]
 
 
 @dataclass
 class DecodedSet:
     """A synchronised set as arrays: points (N, 3) float32 in the LiDAR frame, metres; the image
-    (H, W, 3) uint8 RGB; its camera; T_camera<-lidar (4, 4); the stage timings (ms)."""
+    (H, W, 3) uint8 RGB; its camera; where the cloud goes (T_camera<-lidar (4, 4) and the sweep's
+    motion); the stage timings (ms)."""
 
     points: np.ndarray
     rgb: np.ndarray
     camera: PinholeCamera
-    t_cam_from_lidar: np.ndarray
+    placement: Placement
     timings_ms: dict[str, float]
 
 
@@ -44,10 +48,10 @@ def decode_set(
     cloud: Any, image: Any, info: Any, extrinsic: ExtrinsicLookup, values: Mapping[str, Any]
 ) -> DecodedSet:
     """The messages of a synchronised set as arrays, each checked against the caps first
-    (admit.py). ``extrinsic(camera_frame, lidar_frame, stamp)`` gives T_camera<-lidar (4, 4) or
-    None; ``image`` is an Image or a CompressedImage. Raises ``Dropped`` for a malformed set or
-    one larger than the caps (``rejected_input``), a compressed image that cannot be decoded
-    (``undecodable_image``) or a missing transform (``tf_missing``)."""
+    (admit.py). ``extrinsic(cloud, image, camera)`` places the cloud (ExtrinsicSource.place,
+    whose Dropped passes through; None: ``tf_missing``); ``image`` is an Image or a
+    CompressedImage. Raises ``Dropped`` for a malformed set or one larger than the caps
+    (``rejected_input``) or a compressed image that cannot be decoded (``undecodable_image``)."""
     watch = Stopwatch()
     try:
         for stream, msg in (("cloud", cloud), ("image", image), ("info", info)):
@@ -68,13 +72,14 @@ def decode_set(
         raise Dropped("undecodable_image", str(exc)) from exc
     except ValueError as exc:
         raise Dropped("rejected_input", str(exc)) from exc
-    t_cam = extrinsic(image.header.frame_id, cloud.header.frame_id, cloud.header.stamp)
-    if t_cam is None:
+    placed = extrinsic(cloud, image, camera)
+    if placed is None:
         raise Dropped(
             "tf_missing", f"no transform {cloud.header.frame_id} -> {image.header.frame_id}"
         )
+    placement = placed if isinstance(placed, Placement) else Placement(np.asarray(placed))
     watch.lap("camera_and_extrinsic")
-    return DecodedSet(points, rgb, camera, t_cam, dict(watch.laps))
+    return DecodedSet(points, rgb, camera, placement, dict(watch.laps))
 
 
 def run_set(
@@ -100,10 +105,11 @@ def run_set(
         result = run_frame(
             decoded.points,
             decoded.camera,
-            decoded.t_cam_from_lidar,
+            decoded.placement.t_cam_from_lidar,
             completer,
             decoded.rgb,
             values,
+            decoded.placement.sweep,
         )
     except ValueError as exc:
         raise Dropped("rejected_input", str(exc)) from exc

@@ -6,6 +6,8 @@ import threading
 import time
 from collections import Counter, deque
 
+import numpy as np
+
 from ..core.timing import summary
 
 # Every counter the node keeps, and what it counts (``<input>``: cloud, image or info). The
@@ -25,6 +27,9 @@ COUNTERS = {
     "max_image_pixels, or an image whose camera_info has another size",
     "undecodable_image": "compressed images that cannot be decoded",
     "tf_missing": "sets skipped: no transform from the cloud's frame to the image's yet",
+    "motion_tf_missing": "sets skipped: fixed_frame_id is set but TF does not give the LiDAR's "
+    "motion over the sweep (an unknown frame, a time past the newest transform or before the "
+    "oldest kept, a gap, or no TF at all): never projected uncompensated",
     "extrinsic_missing": "sets skipped: neither TF nor extrinsic.* give T_camera<-lidar",
     "model_fallback": "the model could not load or run: the classical filler serves instead",
     "cuda_oom_fallback": "CUDA ran out of memory: the model moved to the CPU",
@@ -57,6 +62,7 @@ class PipelineStats:
         self._latency: dict[str, deque[float]] = {}
         self._history = history
         self._last: dict[str, float] = {}
+        self._motion: deque[tuple[float, float]] = deque(maxlen=history)
         self._lock = threading.Lock()
 
     def count(self, name: str, n: int = 1) -> None:
@@ -74,6 +80,22 @@ class PipelineStats:
         with self._lock:
             for stage, ms in timings_ms.items():
                 self._latency.setdefault(stage, deque(maxlen=self._history)).append(ms)
+
+    def motion(self, metres: float, degrees: float) -> None:
+        """Record the largest correction motion compensation applied to a frame's points."""
+        with self._lock:
+            self._motion.append((metres, degrees))
+
+    def motion_summary(self) -> "str | None":
+        """The corrections over the last ``history`` frames in words, or None without any."""
+        with self._lock:
+            if not self._motion:
+                return None
+            m, d = np.array(self._motion).T
+        return (
+            f"median {np.median(m):.3f} m {np.median(d):.2f} deg, max {m.max():.3f} m "
+            f"{d.max():.2f} deg over {len(m)} frames"
+        )
 
     def recent(self, name: str) -> int:
         """What was added to ``name`` over the last ``window`` seconds."""

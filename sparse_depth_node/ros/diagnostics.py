@@ -71,6 +71,9 @@ def pipeline_status(
     values["output_rate_hz"] = f"{stats.rate('frames_out'):.1f}"
     for name, n in sorted(counts.items()):
         values[f"count.{name}"] = str(n)
+    motion = stats.motion_summary()
+    if motion:
+        values["motion_applied"] = motion
     for stage, t in sorted(stats.percentiles().items()):
         values[f"latency_ms.{stage}"] = f"median {t['median_ms']:.1f} p90 {t['p90_ms']:.1f}"
     status.values = [KeyValue(key=k, value=v) for k, v in values.items()]

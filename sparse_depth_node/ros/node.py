@@ -12,7 +12,6 @@ import threading
 import time
 from typing import Any
 
-import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
@@ -21,8 +20,9 @@ from ..core.runtime import configure_process, release_freed_memory
 from ..core.settings import BY_NAME, problem
 from ..msgs.admit import size_problem
 from ..msgs.convert import stamp_seconds
-from ..msgs.errors import Dropped, UndecodableImage
+from ..msgs.errors import Dropped, TfNotYet, UndecodableImage
 from ..msgs.frame import run_set
+from ..msgs.motion import Placement
 from ..msgs.stats import PipelineStats
 from ..msgs.sync import ApproximateSync, SyncedSet
 from . import parameters
@@ -181,11 +181,26 @@ class SparseDepthNode(Node):
                     f"frame dropped: {type(exc).__name__}: {exc}", throttle_duration_sec=5.0
                 )
 
-    def _extrinsic(self, camera_frame: str, lidar_frame: str, stamp: Any) -> "np.ndarray | None":
-        problem = self.extrinsics.problem()
-        if problem:
-            raise Dropped("extrinsic_missing", problem)
-        return self.extrinsics.lookup(camera_frame, lidar_frame, stamp)
+    def _place(self, cloud: Any, image: Any, camera: Any) -> Placement:
+        """The set's placement (msgs.extrinsics), the motion it applies recorded."""
+        placement = self.extrinsics.place(cloud, image, camera)
+        if placement.sweep is not None:
+            self.stats.motion(*placement.motion())
+        return placement
+
+    def _run_set(self, frame: Any, v: dict, topics: list) -> tuple[dict, dict]:
+        """The set through the frame path (``run_set``); a set whose times TF has not reached
+        yet runs again once it has, within ``wait_for_transform`` (else its TfNotYet, a
+        Dropped, passes)."""
+        deadline = time.monotonic() + v["wait_for_transform"]
+        args = (frame.cloud, frame.image, frame.info, self._place)
+        while True:
+            try:
+                return self.model.run(lambda c: run_set(*args, c, v, topics, self._kit))
+            except TfNotYet as exc:
+                tf, left = self.extrinsics.tf, deadline - time.monotonic()
+                if tf is None or left <= 0 or not tf.wait_newer(exc.needed_ns, left):
+                    raise
 
     def _process(self, frame: Any, arrived: float) -> None:
         """Complete one synchronised set; ``arrived``: perf_counter time of its last message."""
@@ -195,9 +210,8 @@ class SparseDepthNode(Node):
             self.stats.count("skipped_no_subscribers")
             return
         start = time.perf_counter()
-        args = (frame.cloud, frame.image, frame.info, self._extrinsic)
         try:
-            messages, timings = self.model.run(lambda c: run_set(*args, c, v, topics, self._kit))
+            messages, timings = self._run_set(frame, v, topics)
         except Dropped as exc:
             self.stats.count(exc.counter)
             self.get_logger().warning(f"frame dropped: {exc}", throttle_duration_sec=5.0)

@@ -59,7 +59,7 @@ def _value(v: Any) -> str:
         return str(v).lower()
     if isinstance(v, list):
         return "not set" if any(isinstance(x, float) and math.isnan(x) for x in v) else str(v)
-    return str(v)
+    return '""' if v == "" else str(v)
 
 
 def _accepts(s: Setting) -> str:

@@ -1,59 +1,62 @@
-"""T_camera<-lidar from tf2 in the node. It follows the documented tf2_ros Python API (Buffer,
-TransformListener, can_transform with no timeout, so the executor never blocks); on machines
-without tf2_ros it is not available and the extrinsic.* parameters serve (msgs.extrinsics)."""
+"""The node's TF: /tf and /tf_static subscribed to as tf2's TransformListener does (the same
+QoS), kept by time in the buffer the bag tools use (msgs/tf_buffer.py), so that a frame's
+T_camera<-lidar and a sweep's 128 poses come from one vectorised lookup instead of a tf2 call
+each. tf2_msgs comes with every ROS install; where it is missing (ROS 2 as pip wheels) TF is
+not available and the extrinsic.* parameters serve (msgs.extrinsics)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
-from ..msgs.extrinsics import ExtrinsicSource, transform_msg_to_matrix
+from ..msgs.extrinsics import ExtrinsicSource
+from ..msgs.tf_buffer import TfBuffer
 
-try:  # tf2_ros comes with a ROS install, not with the pip wheels
-    import tf2_ros
+try:  # tf2_msgs comes with a ROS install, not with the pip wheels
+    from tf2_msgs.msg import TFMessage
 except ImportError:  # pragma: no cover - depends on the machine
-    tf2_ros = None
+    TFMessage = None
+
+# tf2_ros's DynamicListenerQoS and StaticListenerQoS
+DYNAMIC = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+STATIC = QoSProfile(
+    depth=100,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
 
 
-def tf2_available() -> bool:
-    return tf2_ros is not None
+def tf_available() -> bool:
+    return TFMessage is not None
 
 
-class TfExtrinsics:
-    """Looks T_camera<-lidar up in tf2 at a stamp without waiting."""
-
-    def __init__(self, node: Any) -> None:
-        if tf2_ros is None:
-            raise RuntimeError("tf2_ros is not importable")
-        self.buffer = tf2_ros.Buffer(node=node)
-        self.listener = tf2_ros.TransformListener(self.buffer, node)
-
-    def lookup(self, camera_frame: str, lidar_frame: str, stamp: Any) -> "np.ndarray | None":
-        """The transform mapping ``lidar_frame`` coordinates into ``camera_frame`` at ``stamp``
-        (a builtin_interfaces/Time), or None when tf2 does not have it (yet)."""
-        from rclpy.time import Time
-
-        when = Time.from_msg(stamp)
-        if not self.buffer.can_transform(camera_frame, lidar_frame, when):
-            return None
-        try:
-            ts = self.buffer.lookup_transform(camera_frame, lidar_frame, when)
-        except tf2_ros.TransformException:
-            return None
-        return transform_msg_to_matrix(ts.transform)
+def listen(node: Any, buffer: TfBuffer) -> None:
+    """Feed ``buffer`` from /tf and /tf_static (absolute names: a namespaced node hears the
+    robot's TF, as tf2's listener does)."""
+    node.create_subscription(TFMessage, "/tf", buffer.add_message, DYNAMIC)
+    node.create_subscription(
+        TFMessage, "/tf_static", lambda m: buffer.add_message(m, static=True), STATIC
+    )
 
 
 def node_extrinsics(node: Any) -> ExtrinsicSource:
-    """The node's T_camera<-lidar by the one policy (msgs.extrinsics): tf2 when ``use_tf`` and
-    tf2_ros is installed, else its ``extrinsic.*`` parameters; what it says of the choice."""
-    values = node.values
-    use_tf = values()["use_tf"]
-    tf = TfExtrinsics(node).lookup if use_tf and tf2_available() else None
-    extrinsics = ExtrinsicSource(values, tf)
-    if use_tf and tf is None:
+    """The node's placement of its sets by the one policy (msgs.extrinsics): TF when
+    ``use_tf`` and tf2_msgs is installed, else its ``extrinsic.*`` parameters; what it says of
+    the choice, and later the lines worth saying once."""
+    use_tf = node.values()["use_tf"]
+    buffer = None
+    if use_tf and tf_available():
+        buffer = TfBuffer()
+        listen(node, buffer)
+    logger = node.get_logger()
+    extrinsics = ExtrinsicSource(
+        node.values, buffer, "TF", lambda level, line: getattr(logger, level)(line)
+    )
+    if use_tf and buffer is None:
         node.get_logger().info(
-            "tf2_ros is not available: T_camera<-lidar comes from the extrinsic.* parameters"
+            "tf2_msgs is not installed (ROS 2 from pip wheels): TF is not available and "
+            "T_camera<-lidar comes from the extrinsic.* parameters"
         )
     for line in (extrinsics.ignored(), extrinsics.problem()):
         if line:

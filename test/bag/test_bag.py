@@ -16,12 +16,12 @@ from rosbags.interfaces import QosDurability
 from sparse_depth_node.bag.convert import convert_kitti
 from sparse_depth_node.bag.io import TYPESTORE, open_bag, parse_remaps
 from sparse_depth_node.bag.process import process_bag
-from sparse_depth_node.bag.tf_tree import TfTree
 from sparse_depth_node.core.completion import DepthCompleter
 from sparse_depth_node.core.pipeline import process_frame
 from sparse_depth_node.data.calibration import read_kitti_calib_file
 from sparse_depth_node.data.datasets import KittiRawReader
 from sparse_depth_node.msgs.convert import image_to_rgb, pointcloud2_to_xyz
+from sparse_depth_node.msgs.tf_buffer import TfBuffer
 
 
 def read_all(bag):
@@ -66,9 +66,9 @@ def test_convert_kitti_reads_back_to_the_same_data(tmp_path, kitti_dir, storage)
     np.testing.assert_array_equal(k, p2[:, :3])
     np.testing.assert_array_equal(np.reshape(info.p, (3, 4)), np.c_[p2[:, :3], np.zeros(3)])
     # /tf_static: K @ T_camera<-velo reproduces P_rect_02 @ R_rect_00 @ Tr_velo_to_cam
-    tree = TfTree()
-    tree.add_message(msgs["/tf_static"][0][1])
-    t = tree.lookup(image.header.frame_id, cloud.header.frame_id)
+    tree = TfBuffer()
+    tree.add_message(msgs["/tf_static"][0][1], static=True)
+    t = tree.lookup(image.header.frame_id, cloud.header.frame_id, None)
     v2c = read_kitti_calib_file(kitti_dir / "calib" / "calib_velo_to_cam.txt")
     r = np.eye(4)
     r[:3, :3] = c2c["R_rect_00"].reshape(3, 3)

@@ -10,7 +10,7 @@ from sparse_depth_node.core.completion import DepthCompleter
 from sparse_depth_node.core.pipeline import process_frame
 from sparse_depth_node.core.settings import resolve
 from sparse_depth_node.data.datasets import KittiRawReader
-from sparse_depth_node.lab.bench import frame_messages
+from sparse_depth_node.lab.bench_frames import frame_messages
 from sparse_depth_node.msgs.convert import pointcloud2_to_xyz
 from sparse_depth_node.msgs.errors import Dropped
 from sparse_depth_node.msgs.frame import run_set
@@ -102,21 +102,23 @@ def test_malformed_sets_and_missing_transforms_are_dropped_with_a_counter(sample
 
 
 def test_one_extrinsic_policy_for_the_node_and_process(sample_frame):
-    """ExtrinsicSource, as the node (tf: tf2's lookup) and process (tf: the bag's TfTree) build
-    it: with use_tf and TF there, TF only (the parameters ignored, and said); without TF or
-    with use_tf false, the parameters; with neither, no transform and the reason."""
-    from sparse_depth_node.bag.tf_tree import TfTree
-    from sparse_depth_node.core.transforms import invert_transform
+    """ExtrinsicSource, as the node (its /tf buffer) and process (the bag's) build it: with
+    use_tf and TF there, TF only (the parameters ignored, and said); without TF or with use_tf
+    false, the parameters; with neither, no transform and the reason (extrinsic_missing)."""
+    from sparse_depth_node.core.transforms import invert_transform, matrix_to_quaternion
     from sparse_depth_node.msgs.extrinsics import (
         ExtrinsicSource,
         extrinsic_from_parameters,
         extrinsic_parameters,
     )
+    from sparse_depth_node.msgs.tf_buffer import TfBuffer
 
     t_bag = sample_frame.t_cam_from_lidar
-    tree = TfTree()
-    tree.add("velo", "cam", invert_transform(t_bag))  # parent <- child, as /tf_static holds it
-    tf = lambda cam, lidar, _stamp: tree.lookup(cam, lidar)  # noqa: E731 (process's lookup)
+    tf = TfBuffer()
+    t_velo_cam = invert_transform(t_bag)  # parent <- child, as /tf_static holds it
+    tf.add("velo", "cam", 0, t_velo_cam[:3, 3], matrix_to_quaternion(t_velo_cam[:3, :3]), True)
+    cloud, image, _ = frame_messages(sample_frame)
+    cloud.header.frame_id, image.header.frame_id = "velo", "cam"
     shifted = t_bag.copy()
     shifted[:3, 3] += [0.0, 0.0, 5.0]
     params = extrinsic_parameters(shifted)
@@ -127,17 +129,20 @@ def test_one_extrinsic_policy_for_the_node_and_process(sample_frame):
         ({}, tf, t_bag),
         (params, tf, t_bag),
         ({**params, "use_tf": False}, tf, shifted),
-        (params, None, shifted),  # use_tf but no TF (tf2_ros missing): the parameters
+        (params, None, shifted),  # use_tf but no TF (tf2_msgs missing): the parameters
         ({}, None, None),
         ({"use_tf": False}, tf, None),
     ]
     for overrides, source, expected in cases:
         values = resolve(overrides)
         s = ExtrinsicSource(lambda v=values: v, source)
-        got = s.lookup("cam", "velo", None)
         if expected is None:
-            assert got is None and "never guessed" in s.problem(), overrides
+            with pytest.raises(Dropped) as dropped:
+                s.place(cloud, image, sample_frame.camera)
+            assert dropped.value.counter == "extrinsic_missing"
+            assert "never guessed" in s.problem(), overrides
         else:
-            np.testing.assert_allclose(got, expected, atol=1e-8, err_msg=str(overrides))
-            assert s.problem() is None
+            got = s.place(cloud, image, sample_frame.camera)
+            np.testing.assert_allclose(got.t_cam_from_lidar, expected, atol=1e-8)
+            assert got.sweep is None and s.problem() is None
         assert (s.ignored() is not None) == (source is not None and overrides == params)

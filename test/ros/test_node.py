@@ -622,6 +622,77 @@ def test_without_tf_or_an_extrinsic_nothing_is_published_and_diagnostics_say_why
         h.node.destroy_node()
 
 
+def test_with_fixed_frame_id_and_no_tf_nothing_is_projected_uncompensated(context, kitti_frame0):
+    """fixed_frame_id asks for each point's motion from TF; without TF (use_tf false; nor is
+    tf2_msgs in the pip wheels) the node publishes nothing, though an extrinsic is given,
+    counts every set as motion_tf_missing and its status is ERROR naming what to change."""
+    with live(context, kitti_frame0, ("depth/image",), fixed_frame_id="odom") as (
+        node,
+        h,
+        ex,
+        send,
+    ):
+        assert spin_until(
+            ex, lambda: node.stats.snapshot().get("motion_tf_missing", 0) >= 3, 30.0, send
+        )
+        assert h.got["depth/image"] == [] and "frames_out" not in node.stats.snapshot()
+        status = node.diagnostic_status()
+        assert status.level == DiagnosticStatus.ERROR
+        assert "fixed_frame_id 'odom' needs the LiDAR's motion from TF" in status.message
+
+
+def test_with_tf_on_the_wire_a_moving_lidars_points_are_carried(context, kitti_frame0):
+    """/tf_static and a moving /tf published over DDS as a robot does; the node carries each
+    point through odom and says how far in its diagnostics."""
+    tf2_msgs = pytest.importorskip(
+        "tf2_msgs.msg", reason="tf2_msgs comes with a ROS install from apt, not the pip wheels"
+    )
+    from geometry_msgs.msg import TransformStamped
+    from rclpy.qos import DurabilityPolicy, QoSProfile
+
+    from sparse_depth_node.msgs.extrinsics import extrinsic_parameters as params_of
+
+    def transform(parent, child, t, stamp_ns):
+        ts = TransformStamped()
+        ts.header.frame_id, ts.child_frame_id = parent, child
+        ts.header.stamp.sec, ts.header.stamp.nanosec = divmod(stamp_ns, 10**9)
+        p = params_of(t)
+        tr, q = ts.transform.translation, ts.transform.rotation
+        tr.x, tr.y, tr.z = p["extrinsic.translation"]
+        q.x, q.y, q.z, q.w = p["extrinsic.rotation"]
+        return tf2_msgs.TFMessage(transforms=[ts])
+
+    with live(context, kitti_frame0, ("depth/image",), use_tf=True, fixed_frame_id="odom") as (
+        node,
+        h,
+        ex,
+        send,
+    ):
+        static = h.node.create_publisher(
+            tf2_msgs.TFMessage,
+            "/tf_static",
+            QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL),
+        )
+        moving = h.node.create_publisher(tf2_msgs.TFMessage, "/tf", 100)
+        # T_camera<-velo, the camera the robot's base that odometry moves
+        static.publish(transform("camera_optical", "velo_link", kitti_frame0.t_cam_from_lidar, 0))
+
+        odometry = [10**9]  # the next stamp of odometry, ns: 100 Hz, 1 m/s along z
+
+        def send_with_odometry():
+            ahead = (send.sent[-1] if send.sent else 10**9) + 3 * 10**8
+            while odometry[0] <= ahead:  # odometry to 0.3 s past the next set's stamp
+                t = np.eye(4)
+                t[2, 3] = (odometry[0] - 10**9) * 1e-9
+                moving.publish(transform("odom", "camera_optical", t, odometry[0]))
+                odometry[0] += 10**7
+            send()
+
+        assert spin_until(ex, lambda: len(h.got["depth/image"]) >= 3, 60.0, send_with_odometry)
+        status = {kv.key: kv.value for kv in node.diagnostic_status().values}
+        assert "motion_applied" in status and "m" in status["motion_applied"]
+
+
 def test_a_configured_node_says_no_input_yet_until_the_first_message(context, kitti_frame0):
     node = make_node(context, kitti_frame0)
     try:
