@@ -112,7 +112,8 @@ CASES = [  # (name, arguments; {tmp} and {made} are filled in, made by the funct
         "train, an option of the guided network for another",
         ["train", "--model", "sparseconv", "--prefill", "classic-refined", "--out", OUT],
         None,
-        "--prefill apply only to --model guided: drop them or add --model guided",
+        "--prefill applies only to --model guided (the fill it corrects) and judge (the fill "
+        "it judges): drop it",
     ),
     (
         "train, a missing KITTI folder names train's own option",

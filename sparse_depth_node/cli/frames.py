@@ -75,7 +75,8 @@ def register(command) -> None:
     p.add_argument(
         "--confidence",
         action="store_true",
-        help="also: per method, the error of the pixels kept and dropped by confidence thresholds",
+        help="also: per method, the error of the pixels kept and dropped at each confidence "
+        "threshold (the calibration and order of every confidence are always printed)",
     )
     p.add_argument("--seed", type=int, default=0, help="hold-out seed")
     p.add_argument(
@@ -198,27 +199,21 @@ def _methods(args: argparse.Namespace) -> dict:
 
 def _held_out(args: argparse.Namespace, frames: list, methods: dict, splits: "list | None") -> int:
     """``evaluate`` at held-out points (or the accumulated targets of ``splits``): the table,
-    the pairs, and with --confidence the confidence curves."""
-    from ..lab.evaluate import (
-        CONFIDENCE_THRESHOLDS,
-        format_confidence,
-        format_paired,
-        format_table,
-    )
+    the pairs, and the confidences' calibration and order (with --confidence also what each
+    threshold keeps)."""
     from ..lab.evaluate import evaluate as run_evaluation
+    from ..lab.evaluate import format_confidence, format_paired, format_table
     from ..lab.report import write_json
 
-    thresholds = CONFIDENCE_THRESHOLDS if args.confidence else None
     show = _preview_writer(Path(args.previews), args.protocol) if args.previews else None
     with progress(args, "evaluate", len(frames)) as bar:
         result = run_evaluation(
-            frames, methods, args.protocol, args.seed, thresholds, bar.update, show, splits
+            frames, methods, args.protocol, args.seed, bar.update, show, splits
         )
     print(format_table(result))
     if result["paired"]:
         print(format_paired(result))
-    for name, rows in result.get("confidence", {}).items():
-        print(format_confidence(name, rows))
+    print(format_confidence(result, thresholds=args.confidence))
     if args.json:
         write_json(args.json, result)
     return 0
@@ -252,7 +247,7 @@ def _recordings(args: argparse.Namespace) -> int:
     from ..bag.fleet import expand_bags
     from ..bag.frames import BagFrames, cache_frames
     from ..bag.io import load_parameters, parse_remaps
-    from ..lab.evaluate import format_table
+    from ..lab.evaluate import format_confidence, format_table
     from ..lab.recordings import judge_recordings, verdict
     from ..lab.report import write_json
     from ..lab.whole_image import format_whole_image
@@ -271,6 +266,7 @@ def _recordings(args: argparse.Namespace) -> int:
     for name in ("held_out", "accumulated"):
         if name in result:
             print(format_table(result[name]))
+            print(format_confidence(result[name], thresholds=args.confidence))
     print(format_whole_image(result["photometric"], reference="classic-multiscale"))
     networks = [n for n, c in methods.items() if c.model is not None]
     result["verdict"] = verdict(result, networks)

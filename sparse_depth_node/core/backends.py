@@ -317,10 +317,12 @@ def largest_difference(
     return worst
 
 
-def resolve_backend(backend: str, device: torch.device, precision: str) -> tuple[str, str]:
+def resolve_backend(
+    backend: str, device: torch.device, precision: str, onnx_on_cpu: bool = True
+) -> tuple[str, str]:
     """The backend that runs for ``backend`` ("auto" or one of BACKENDS), and why: ``auto`` is
-    onnxruntime on the CPU at fp32 when it can run there (exact and faster: docs/SPEED.md),
-    else torch. ValueError for an unknown name."""
+    onnxruntime on the CPU at fp32 when it can run there (exact and faster: docs/SPEED.md) for
+    a network it runs faster (``onnx_on_cpu``), else torch. ValueError for an unknown name."""
     if backend != "auto":
         if backend not in BACKENDS:
             raise ValueError(
@@ -329,6 +331,8 @@ def resolve_backend(backend: str, device: torch.device, precision: str) -> tuple
         return backend, "as configured"
     if device.type != "cpu":
         return "torch", "auto: torch on CUDA (backend tensorrt or onnxruntime to choose them)"
+    if not onnx_on_cpu:
+        return "torch", "auto: torch runs this network faster on the CPU"
     reason = backend_problem("onnxruntime", device, precision)
     return ("torch", f"auto: {reason}") if reason else ("onnxruntime", "auto: the CPU default")
 

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from .backends import CudaGraphs, OnnxNetwork, resolve_backend
 from .classic import FILLS, fill_tensor
 from .inference import autocast_dtype, downsample_sparse, support_window, upsample_dense
-from .methods import DEFAULT_METHOD, METHODS, NETWORKS
+from .methods import DEFAULT_METHOD, FILLERS, METHODS, NETWORKS
 from .models import DepthNetwork, build_model, load_checkpoint
 from .runtime import exact_float32_on_cuda
 from .settings import scale_factor
@@ -106,8 +106,10 @@ class CompleterOptions:
     classical fills' inversion); ``inference_scale``: 1, 1/2, 1/3, ... of the resolution;
     ``precision``: fp32, bf16, fp16 (CUDA), the network's autocast; ``channels_last``: the
     network's memory format (the same result, faster); ``backend``: what runs a network
-    (core.backends; a classical filler ignores it). Adding an option: a field here and the
-    code that reads it."""
+    (core.backends; a classical filler ignores it); ``judge``: a classical fill's confidence
+    from the shipped judge of that fill (weights/judge.pt, core.models.judge) where there is
+    one, else 1 wherever it fills (a mask, not a probability). Adding an option: a field here
+    and the code that reads it."""
 
     method: str = DEFAULT_METHOD
     device: str = "auto"
@@ -117,6 +119,7 @@ class CompleterOptions:
     precision: str = "fp32"
     channels_last: bool = True
     backend: str = "torch"
+    judge: bool = True
 
     @classmethod
     def from_settings(cls, values: Mapping[str, Any], **overrides: Any) -> "CompleterOptions":
@@ -138,12 +141,13 @@ def load_network(
 ) -> tuple["DepthNetwork | None", dict[str, Any], bool]:
     """The network ``options.method`` names, its checkpoint's metadata, and whether it is
     trained: a checkpoint path's, a network's shipped weights (or, with ``allow_untrained``,
-    its random initialisation), or (None, {}, True) for a classical filler. ValueError when
-    the weights cannot be used (checkpoint.load_checkpoint)."""
+    its random initialisation), a classical filler's judge (``judged_fill``) or (None, {},
+    True) for a classical filler without one. ValueError when the weights cannot be used
+    (checkpoint.load_checkpoint)."""
     if options.method not in METHODS:  # a checkpoint path
         return (*load_checkpoint(Path(options.method)), True)
     if options.method not in NETWORKS:
-        return None, {}, True
+        return (*judged_fill(options), True)
     path = default_weights(options.method)
     if path.is_file():
         return (*load_checkpoint(path), True)
@@ -153,6 +157,16 @@ def load_network(
     raise ValueError(
         f"no weights for '{options.method}' at {path}; train them or pass allow_untrained"
     )
+
+
+def judged_fill(options: CompleterOptions) -> tuple["DepthNetwork | None", dict[str, Any]]:
+    """The shipped judge of the classical fill ``options.method`` (weights/judge.pt, when it
+    judges that fill and ``options.judge``) and its metadata, or (None, {})."""
+    path = default_weights("judge")
+    if not options.judge or not path.is_file():
+        return None, {}
+    judge, meta = load_checkpoint(path)
+    return (judge, meta) if judge.config.get("prefill") == options.method else (None, {})
 
 
 class DepthCompleter:
@@ -198,7 +212,9 @@ class DepthCompleter:
         Runtime nor the exporter)."""
         if self.model is None:
             return "torch", "a classical filler: OpenCV or PyTorch", None
-        backend, reason = resolve_backend(self.options.backend, self.device, self.precision)
+        backend, reason = resolve_backend(
+            self.options.backend, self.device, self.precision, self.model.onnx_on_cpu
+        )
         if backend != "torch":
             return backend, reason, OnnxNetwork(self.model, backend, self.device, self.precision)
         if self.device.type == "cuda":
@@ -232,6 +248,8 @@ class DepthCompleter:
     def description(self) -> str:
         """One line naming the method, the weights' state, the device and the backend."""
         state = "" if self.model is None else f" ({self.training_state})"
+        if self.model is not None and self.method in FILLERS:
+            state = f" (confidence by its judge, {self.training_state})"
         network = self.model is not None
         extras = (
             ([self.precision] if network and self.precision != "fp32" else [])

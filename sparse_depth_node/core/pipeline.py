@@ -181,7 +181,8 @@ def run_frame(
     image = image_tensor(rgb_t) if rgb_t is not None and completer.needs_image else None
     dense, conf = completer.complete(sparse, mask, image)
     in_range = (dense >= s["min_depth"]) & (dense <= s["max_depth"])
-    in_range &= (conf >= s["confidence_threshold"]) & (conf > 0)
+    # a LiDAR return is published whatever the confidence: the threshold is for the fill
+    in_range &= ((conf >= s["confidence_threshold"]) & (conf > 0)) | (mask > 0)
     dense = torch.where(in_range, dense, torch.zeros_like(dense))
     timer.lap("complete")
     cloud, colours, kept = frame_cloud(dense, camera, rgb_t, s)

@@ -89,8 +89,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_depth", 100.0, "farthest depth kept, metres", (0.1, 1000.0)),
     Setting(
         "confidence_threshold",
-        0.0,
-        "pixels with lower confidence get no estimate (0: every pixel reached)",
+        0.8,
+        "pixels whose confidence is lower get no estimate (NaN), but for those holding a LiDAR "
+        "return; 0: every pixel the model fills. The default's confidence is the probability "
+        "that its depth is within 5 % of the truth: 0.8 keeps about 90 % of a KITTI frame's "
+        "filled pixels, their RMSE 0.5 m against 3.8 m for those dropped (docs/MODELS.md)",
         (0.0, 1.0),
     ),
     Setting("cloud_stride", 1, "keep every n-th row and column in depth/points", (1, 64)),

@@ -31,6 +31,7 @@ from ..core.settings import DEFAULTS
 from ..core.timing import Stopwatch
 from ..data.datasets import Frame
 from .metrics import edge_mask, finite_mean, frame_errors, mean_errors, striping
+from .uncertainty import ece, good, sparsification
 
 MIN_DEPTH, MAX_DEPTH = DEFAULTS["min_depth"], DEFAULTS["max_depth"]
 
@@ -38,16 +39,24 @@ MIN_DEPTH, MAX_DEPTH = DEFAULTS["min_depth"], DEFAULTS["max_depth"]
 def rings_from_scan_order(points: np.ndarray, jump_deg: float = 5.0) -> np.ndarray:
     """Laser ring per point of a sweep stored ring after ring (as KITTI stores HDL-64E scans).
 
-    Within a ring the azimuth moves one way; a new ring starts where it jumps back against
-    that direction by more than ``jump_deg`` (the wrap at +-pi of a full sweep, or the return to
-    the sector's start in a cloud cropped to the camera's view).
+    A laser's run starts where the sweep's first point lies (KITTI's: facing forward, where the
+    camera is triggered) and turns one way; so the azimuth is measured from the first point in
+    the direction of rotation, and a new ring starts where it falls back by more than
+    ``jump_deg``: the start of the next laser's run, or the return to the sector's start in a
+    cloud cropped to the camera's view. (The wrap at +-180 degrees lies in the middle of a run,
+    behind the sensor: split there, KITTI's rings would be two lasers each, meeting in the
+    middle of the image.)
     """
-    az = np.arctan2(points[:, 1], points[:, 0])
-    step = np.diff(az)
-    if step.size == 0:
+    az = np.degrees(np.arctan2(points[:, 1], points[:, 0]))
+    if len(az) < 2:
         return np.zeros(len(points), np.int32)
+    step = (np.diff(az) + 180.0) % 360.0 - 180.0  # the turn between neighbours, wraps undone
     direction = np.sign(np.median(step)) or 1.0
-    starts = np.r_[False, step * direction < -np.radians(jump_deg)]
+    # degrees turned since half a point's spacing before the first point: each run's first
+    # point lies that far past it, give or take float rounding, not a hair before
+    start = az[0] - direction * abs(np.median(step)) / 2
+    turned = ((az - start) * direction) % 360.0
+    starts = np.r_[False, np.diff(turned) < -jump_deg]
     return np.cumsum(starts).astype(np.int32)
 
 
@@ -149,7 +158,6 @@ def evaluate(
     methods: dict[str, DepthCompleter],
     protocol: str,
     seed: int,
-    confidence_thresholds: "tuple[float, ...] | None" = None,
     tick: "Callable[[], object] | None" = None,
     show: "Callable[[Frame, np.ndarray, dict[str, np.ndarray]], object] | None" = None,
     splits: "list[Split] | None" = None,
@@ -159,8 +167,8 @@ def evaluate(
     + "edge": the metrics on the targets near a strong image edge (metrics.edge_mask) +
     "striping" (metrics.striping, mean over frames)}, "paired": {NAME: {"first", "this": the
     metrics of the first method and of NAME on the targets both cover, "share": their share of
-    the targets}} for every method after the first}, with ``confidence_thresholds`` also
-    "confidence": {NAME: confidence_curve rows}.
+    the targets}} for every method after the first, "confidence": {NAME: how its confidence
+    serves, ``confidence_report``}}.
 
     The "common" metrics compare methods on the same pixels, whatever each one's coverage; the
     "paired" ones compare the first method with each other on the pixels the two cover.
@@ -178,7 +186,7 @@ def evaluate(
             show(frame, split.input_depth[0, 0].numpy(), preds)
         if tick is not None:
             tick()
-    return scores.result(protocol, seed, confidence_thresholds)
+    return scores.result(protocol, seed)
 
 
 class Scores:
@@ -192,6 +200,7 @@ class Scores:
         self.stripes: dict[str, list] = {m: [] for m in methods}
         self.times: dict[str, list] = {m: [] for m in methods}
         self.errors_mm: dict[str, list] = {m: [] for m in methods}
+        self.truths_mm: dict[str, list] = {m: [] for m in methods}
         self.confidences: dict[str, list] = {m: [] for m in methods}
         self.paired: dict[str, dict[str, list[Any]]] = {
             m: {"first": [], "this": [], "share": []} for m in methods[1:]
@@ -218,6 +227,7 @@ class Scores:
             self.times[name].append(ms[name])
             covered = measured & (pred > 0)
             self.errors_mm[name].append((pred[covered].astype(np.float64) - depth[covered]) * 1e3)
+            self.truths_mm[name].append(depth[covered].astype(np.float64) * 1e3)
             self.confidences[name].append(confs[name][covered].astype(np.float64))
         common = target & np.logical_and.reduce([p > 0 for p in preds.values()])
         self.common_share.append(common.sum() / max(int(measured.sum()), 1))
@@ -230,9 +240,7 @@ class Scores:
             rows["share"].append(both.sum() / max(int(measured.sum()), 1))
         self.frames += 1
 
-    def result(
-        self, protocol: str, seed: int, thresholds: "tuple[float, ...] | None" = None
-    ) -> dict:
+    def result(self, protocol: str, seed: int) -> dict:
         """The JSON-ready result ``evaluate`` describes."""
         out = {
             "protocol": protocol,
@@ -258,15 +266,15 @@ class Scores:
                 for m, rows in self.paired.items()
             },
         }
-        if thresholds:
-            out["confidence"] = {
-                m: confidence_curve(
-                    np.concatenate(self.errors_mm[m]),
-                    np.concatenate(self.confidences[m]),
-                    thresholds,
-                )
-                for m in self.methods
-            }
+        out["confidence"] = {
+            m: confidence_report(
+                np.concatenate(self.errors_mm[m]),
+                np.concatenate(self.truths_mm[m]),
+                np.concatenate(self.confidences[m]),
+                seed,
+            )
+            for m in self.methods
+        }
         return out
 
 
@@ -292,7 +300,26 @@ def density_sweep(
     return out
 
 
-CONFIDENCE_THRESHOLDS = (0.25, 0.5, 0.75, 0.9)
+CONFIDENCE_THRESHOLDS = (0.25, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9)
+
+
+def confidence_report(
+    err: np.ndarray, truth: np.ndarray, conf: np.ndarray, seed: int = 0
+) -> dict[str, Any]:
+    """How a method's confidence ``conf`` serves at pixels with errors ``err`` and true depths
+    ``truth`` (mm), pooled: "ece", "brier" (the mean squared gap between the confidence and the
+    outcome, 1 good or 0 not: calibration and sharpness in one proper score), "binary"
+    (whether it takes two values at most: a mask, not a probability), "rmse" and "mae"
+    sparsification ({"ause", "aurg", "curve", "oracle"}), "fractions", and "thresholds"
+    (``confidence_curve`` at CONFIDENCE_THRESHOLDS)."""
+    outcome = good(err, truth)
+    return {
+        "ece": ece(conf, outcome),
+        "brier": float(np.mean((conf - outcome) ** 2)) if conf.size else float("nan"),
+        "binary": bool(np.unique(conf[: 10**6]).size <= 2),
+        **sparsification(err, conf, seed),
+        "thresholds": confidence_curve(err, conf, CONFIDENCE_THRESHOLDS),
+    }
 
 
 def confidence_curve(
@@ -326,7 +353,28 @@ def confidence_curve(
     return rows
 
 
-def format_confidence(name: str, rows: list[dict]) -> str:
+def format_confidence(result: dict, thresholds: bool = True) -> str:
+    """Per method: its confidence's calibration (ECE) and order (AUSE, AURG for RMSE and MAE);
+    with ``thresholds`` then what each threshold keeps and the error of the pixels kept and
+    dropped."""
+    lines = [
+        "confidence: ECE of 'within 5 %'; sparsification AUSE / AURG for RMSE and MAE "
+        "(AURG >= AUSE: at least half of what the oracle's order recovers)",
+        f"{'method':<28} {'ECE':>6} {'AUSE RMSE':>10} {'AURG RMSE':>10} {'AUSE MAE':>9} "
+        f"{'AURG MAE':>9}",
+    ]
+    for name, c in result["confidence"].items():
+        lines.append(
+            f"{name:<28} {c['ece']:6.3f} {c['rmse']['ause']:10.3f} {c['rmse']['aurg']:10.3f} "
+            f"{c['mae']['ause']:9.3f} {c['mae']['aurg']:9.3f}"
+            + ("  (a mask: two values)" if c["binary"] else "")
+        )
+    if thresholds:
+        lines += [format_thresholds(n, c["thresholds"]) for n, c in result["confidence"].items()]
+    return "\n".join(lines)
+
+
+def format_thresholds(name: str, rows: list[dict]) -> str:
     lines = [
         f"{name}: confidence threshold against the error of the pixels kept and dropped",
         f"{'threshold':>9} {'kept':>7} {'RMSE kept':>10} {'MAE kept':>9} {'RMSE dropped':>13} "

@@ -233,8 +233,9 @@ def prefill_rows(frames: list[Frame], iterations: int) -> list[dict]:
 def training_rows(model: str, steps: int) -> list[dict]:
     """Table 4: optimiser steps per second of ``model`` with every loss on the sample's frames
     (batch 8, the default crop), on the CPU with 2 threads and on the GPU at fp32 and bf16."""
-    from .train import Trainer, load_training_data
+    from .train_data import load_training_data
     from .train_options import parser
+    from .trainer import Trainer
 
     rows = []
     for device, precision in (("cpu", "fp32"), ("cuda", "fp32"), ("cuda", "bf16")):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..core.methods import NETWORKS
+from ..core.methods import TRAINABLE
 from ..core.options import renamed
 
 DESCRIPTION = """\
@@ -16,7 +16,12 @@ the figures.)
 
 With --ring-holdout, that share of the batches takes every 2nd or 4th scan line as input and
 the other lines as targets (the evaluation's lines:K protocol). A network that needs the image
-(guided) gets each crop's image, colour-jittered.
+(guided, judge) gets each crop's image, colour-jittered.
+
+--model judge trains the confidence of a classical fill (--prefill, default classic-refined:
+the default model's), its depth the fill unchanged: the probability that the fill is within
+5 % of each held-out return. Give it whole frames (--crop 375 1242: the fill of a crop is not
+the fill of the frame) and no depth losses; its kept step is the one with the lowest Brier score.
 
 Splits (defaults): train on KITTI raw frames 0-59, DDAD scene_01 and the KITTI object frames of
 other drives and days except --extra-val; validate on KITTI raw 60-77, the --extra-val frames
@@ -101,7 +106,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--train-frames", default="0:60", help="KITTI frames A:B to train on")
     p.add_argument("--val-frames", default="60:78", help="KITTI frames A:B to validate on")
     p.add_argument(
-        "--model", default="sparseconv", choices=sorted(NETWORKS), help="network to train"
+        "--model",
+        default="sparseconv",
+        choices=sorted(TRAINABLE),
+        help="network to train (judge: the confidence of a classical fill, its depth unchanged)",
     )
     p.add_argument(
         "--attention-keep",
@@ -114,8 +122,8 @@ def parser() -> argparse.ArgumentParser:
         "--prefill",
         default=None,
         choices=("classic-full", "classic-multiscale", "classic-refined"),
-        help="guided only: the classical fill the network corrects (default: the network's, "
-        "classic-full)",
+        help="guided: the classical fill the network corrects (default classic-full); judge: "
+        "the fill it judges (default classic-refined)",
     )
     p.add_argument("--steps", type=int, default=3000, help="optimiser steps")
     p.add_argument("--batch", type=int, default=4, help="random crops per step")

@@ -13,7 +13,10 @@ Sanity rows: the ``sanity`` method's depth x 1.05, x 0.95 and blurred (Gaussian,
 over the pixels it fills) must score worse than it. ``kept``: the share of LiDAR input pixels
 whose output is within 1 % of the input depth. ``striping``: metrics.striping of each method's
 depth on the pixels every method fills (a method that fills more, e.g. the sky with vertical
-streaks, is not credited for its own extra pixels).
+streaks, is not credited for its own extra pixels). ``confidence``: how each method's confidence
+orders its pixels between the returns by this error (uncertainty.sparsification of the
+photometric error, pooled: AURG > 0 where the pixels it trusts are the ones the other views
+agree with; a confidence that holds only on scan lines scores about 0 here).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from ..data.datasets import Frame
 from .evaluate import project_lidar
 from .metrics import gradient_magnitude, striping
 from .photometric import grey, identity_error, reprojection
+from .uncertainty import sparsification
 from .views import View
 
 EDGE_SHARE = 0.1  # the strongest-gradient tenth of the scored pixels
@@ -55,9 +59,10 @@ def sanity_rows(name: str, depth: np.ndarray) -> dict[str, np.ndarray]:
 
 def frame_scores(
     frame: Frame, views: list[View], depths: dict[str, np.ndarray], lidar: np.ndarray
-) -> tuple[dict[str, dict[str, float]], int]:
-    """Per method, the mean error over each of REGIONS for one frame, and the number of scored
-    pixels. ``depths``: {name: (H, W) metres}; ``lidar``: (H, W) bool, pixels with a return."""
+) -> tuple[dict[str, dict[str, float]], int, dict[str, np.ndarray], np.ndarray]:
+    """Per method, the mean error over each of REGIONS for one frame, the number of scored
+    pixels, each method's error (H, W) and the scored pixels between the returns (H, W) bool.
+    ``depths``: {name: (H, W) metres}; ``lidar``: (H, W) bool, pixels with a return."""
     target = grey(image_tensor(frame.rgb))
     images = [grey(image_tensor(v.rgb)) for v in views]
     sources = [(g, torch.from_numpy(v.t_view_target)) for g, v in zip(images, views)]
@@ -77,7 +82,7 @@ def frame_scores(
         name: {r: float(e[m].mean()) if m.any() else float("nan") for r, m in regions.items()}
         for name, e in errors.items()
     }
-    return out, int(scored.sum())
+    return out, int(scored.sum()), errors, regions["between"]
 
 
 def kept_share(pred: np.ndarray, depth: np.ndarray, mask: np.ndarray) -> float:
@@ -88,9 +93,13 @@ def kept_share(pred: np.ndarray, depth: np.ndarray, mask: np.ndarray) -> float:
 
 def complete_all(
     methods: dict[str, DepthCompleter], depth: torch.Tensor, mask: torch.Tensor, rgb: torch.Tensor
-) -> dict[str, np.ndarray]:
-    """Each method's dense depth (H, W) metres of the whole LiDAR input."""
-    return {name: c.complete(depth, mask, rgb)[0][0, 0].numpy() for name, c in methods.items()}
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Each method's dense depth (H, W) metres of the whole LiDAR input, and its confidence."""
+    done = {name: c.complete(depth, mask, rgb) for name, c in methods.items()}
+    return (
+        {name: d[0, 0].numpy() for name, (d, _) in done.items()},
+        {name: c[0, 0].numpy() for name, (_, c) in done.items()},
+    )
 
 
 def evaluate_whole_image(
@@ -109,6 +118,7 @@ def evaluate_whole_image(
     metres and every method's depth {NAME: (H, W) metres}."""
     sanity = sanity or next(iter(methods))
     per: dict[str, list[dict[str, float]]] = {}
+    trust: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {name: [] for name in methods}
     kept: dict[str, list[float]] = {name: [] for name in methods}
     stripes: dict[str, list[float]] = {name: [] for name in methods}
     used, views_used, pixels = 0, [], []
@@ -118,7 +128,7 @@ def evaluate_whole_image(
         if not views:
             continue
         depth, mask = project_lidar(frame, frame.points)
-        preds = complete_all(methods, depth, mask, image_tensor(frame.rgb))
+        preds, confs = complete_all(methods, depth, mask, image_tensor(frame.rgb))
         lidar = mask[0, 0].numpy() > 0
         for name, pred in preds.items():
             kept[name].append(kept_share(pred, depth[0, 0].numpy(), lidar))
@@ -128,9 +138,11 @@ def evaluate_whole_image(
         for name, pred in preds.items():
             stripes[name].append(striping(np.where(common, pred, 0.0)))
         preds.update(sanity_rows(sanity, preds[sanity]))
-        scores, n = frame_scores(frame, views, preds, lidar)
+        scores, n, errors, between = frame_scores(frame, views, preds, lidar)
         for name, score in scores.items():
             per.setdefault(name, []).append(score)
+        for name in methods:
+            trust[name].append((errors[name][between], confs[name][between]))
         used += 1
         views_used.append(",".join(v.name for v in views))
         pixels.append(n)
@@ -139,7 +151,14 @@ def evaluate_whole_image(
             "no frame has another view of its scene (neighbours that moved, or a "
             "second camera): nothing to score"
         )
-    return whole_image_result(per, kept, stripes, sanity, views_used, pixels)
+    result = whole_image_result(per, kept, stripes, sanity, views_used, pixels)
+    result["confidence"] = {}
+    for name, pairs in trust.items():
+        errors, confidences = zip(*pairs)
+        result["confidence"][name] = sparsification(
+            np.concatenate(errors), np.concatenate(confidences)
+        )
+    return result
 
 
 def whole_image_result(
@@ -193,4 +212,12 @@ def format_whole_image(result: dict, reference: "str | None" = None) -> str:
         )
         kept = f"{100 * m['kept']:7.1f}%{m['striping']:10.2f}" if "kept" in m else ""
         lines.append(f"{name:<40}{cells}{kept}")
+    if "confidence" in result:
+        lines.append(
+            "confidence judged by the other views: sparsification of the photometric error "
+            "between the returns, AUSE / AURG (AURG > 0: the pixels it trusts are the ones "
+            "the other views agree with)"
+        )
+        for name, c in result["confidence"].items():
+            lines.append(f"{name:<40}{c['mae']['ause']:10.3f}{c['mae']['aurg']:10.3f}")
     return "\n".join(lines)

@@ -1,6 +1,6 @@
 """The node's model with its fallbacks: the configured model on the configured device with the
 configured backend, else (unless ``strict``) the same model in torch, then on the CPU, else the
-classical filler; and the move to the CPU when CUDA runs out of memory."""
+default's classical fill; and the move to the CPU when CUDA runs out of memory."""
 
 from __future__ import annotations
 
@@ -51,9 +51,15 @@ def load_completer(values: Mapping[str, Any]) -> tuple[DepthCompleter, "Exceptio
 
 
 def fallback_completer(values: Mapping[str, Any]) -> DepthCompleter:
-    """The last fallback: the classical filler on the CPU (always loads)."""
+    """The last fallback: the default's classical fill on the CPU, without a judge (always
+    loads)."""
     return DepthCompleter.from_settings(
-        values, method=FALLBACK_METHOD, device="cpu", precision="fp32", backend="torch"
+        values,
+        method=FALLBACK_METHOD,
+        device="cpu",
+        precision="fp32",
+        backend="torch",
+        judge=False,
     )
 
 

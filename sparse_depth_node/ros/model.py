@@ -51,7 +51,7 @@ class NodeModel:
     def warm_up(self, values: Mapping[str, Any], kit: MessageKit, size: tuple[int, int]) -> float:
         """A synthetic frame of ``size`` (width, height) through the frame path, on the calling
         thread (the kernels chosen are its); ms. A model that fails it gives way to the
-        classical filler on the CPU (with ``strict``, or for the filler itself, it raises)."""
+        default's classical fill on the CPU (with ``strict``, or for a filler, it raises)."""
 
         def once() -> float:
             return self.run(lambda c: warm_up(c, values, enabled_outputs(values), kit, *size))

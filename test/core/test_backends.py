@@ -101,6 +101,10 @@ def test_the_completer_on_onnxruntime_gives_torchs_depth_in_one_window_and_in_ba
 
 def test_auto_runs_onnxruntime_on_the_cpu_at_fp32_and_torch_otherwise():
     assert resolve_backend("auto", CPU, "fp32") == ("onnxruntime", "auto: the CPU default")
+    assert resolve_backend("auto", CPU, "fp32", onnx_on_cpu=False) == (
+        "torch",
+        "auto: torch runs this network faster on the CPU",
+    )  # the judge: its pooling and resizing are slower in ONNX Runtime
     chosen, why = resolve_backend("auto", CPU, "bf16")
     assert chosen == "torch" and "fp32 only" in why
     assert resolve_backend("torch", CPU, "fp32")[0] == "torch"

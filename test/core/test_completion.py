@@ -139,16 +139,22 @@ def test_confidence_threshold_and_stride_shape_the_cloud(kitti_frame0):
     assert abs(len(strided.cloud) * 16 - len(full.cloud)) < 0.05 * len(full.cloud)
 
 
-def test_confidence_threshold_drops_exactly_the_less_confident_pixels(kitti_frame0):
+def test_confidence_threshold_drops_exactly_the_less_confident_pixels_but_no_return(
+    kitti_frame0,
+):
     f = kitti_frame0
     c = DepthCompleter("multiscale", "cpu")
-    every = process_frame(f.points, f.camera, f.t_cam_from_lidar, c)
+    every = process_frame(
+        f.points, f.camera, f.t_cam_from_lidar, c, settings={"confidence_threshold": 0.0}
+    )
     sure = process_frame(
         f.points, f.camera, f.t_cam_from_lidar, c, settings={"confidence_threshold": 0.5}
     )
     reached = every.dense_depth > 0
     assert reached.mean() > 0.7 and np.array_equal(reached, every.confidence > 0)
-    np.testing.assert_array_equal(sure.dense_depth > 0, reached & (every.confidence >= 0.5))
+    kept = reached & ((every.confidence >= 0.5) | every.mask)  # a return whatever it says
+    np.testing.assert_array_equal(sure.dense_depth > 0, kept)
+    assert (every.mask & reached & (every.confidence < 0.5)).any()  # such returns exist
     assert 0.5 < (sure.dense_depth > 0).sum() / reached.sum() < 0.95
 
 

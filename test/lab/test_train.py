@@ -166,7 +166,7 @@ def test_guided_trains_on_images_with_held_out_drives_and_a_rig_for_selection(
 
 
 def test_colour_jitter_keeps_images_in_range_and_changes_each_differently():
-    from sparse_depth_node.lab.train import colour_jitter
+    from sparse_depth_node.lab.trainer import colour_jitter
 
     rgb = torch.rand(3, 3, 20, 30, generator=torch.Generator().manual_seed(0))
     out = colour_jitter(rgb, torch.Generator().manual_seed(1))
@@ -177,7 +177,7 @@ def test_colour_jitter_keeps_images_in_range_and_changes_each_differently():
 
 def test_ring_inputs_are_the_projections_of_every_kth_scan_line(kitti_frame0):
     from sparse_depth_node.lab.evaluate import split_frame
-    from sparse_depth_node.lab.train import RING_STEPS, ring_inputs
+    from sparse_depth_node.lab.train_data import RING_STEPS, ring_inputs
 
     variants = ring_inputs(kitti_frame0, 0.5, 100.0)
     assert variants.shape[1] == 2 * sum(RING_STEPS)
@@ -193,7 +193,7 @@ def test_ring_inputs_are_the_projections_of_every_kth_scan_line(kitti_frame0):
 
 
 def test_row_smoothness_costs_stripes_not_planes_and_not_across_image_edges():
-    from sparse_depth_node.lab.train import row_smoothness
+    from sparse_depth_node.lab.train_losses import row_smoothness
 
     y = torch.arange(64.0).view(1, 1, 64, 1).expand(1, 1, 64, 80)
     plane = 10 + 0.1 * y  # depth growing smoothly with the row, as a road does
@@ -214,7 +214,7 @@ def test_row_smoothness_costs_stripes_not_planes_and_not_across_image_edges():
 def test_parallax_cleaning_drops_the_background_returns_beside_a_nearer_edge():
     """Oracle: a 5 m block beside a 20 m wall; wall returns within 3 px of the block are more
     than 10 % behind the nearest return there, so they go; the rest stay."""
-    from sparse_depth_node.lab.train import visible
+    from sparse_depth_node.lab.train_losses import visible
 
     depth = torch.full((1, 1, 20, 40), 20.0)
     depth[..., :, :10] = 5.0
@@ -232,7 +232,8 @@ def test_photometric_loss_of_a_crop_is_zero_for_the_true_depth_and_the_same_flip
     without views adds nothing."""
     from photometric_oracle import Z, plane_pair
 
-    from sparse_depth_node.lab.train import Neighbours, batch_photometric_loss
+    from sparse_depth_node.lab.train_data import Neighbours
+    from sparse_depth_node.lab.train_losses import batch_photometric_loss
 
     source, target, k, t = plane_pair()
     nb = Neighbours(k, source, t[None])
@@ -303,8 +304,9 @@ def test_on_cuda_training_with_every_loss_follows_the_cpu(kitti_dir, ddad_dir):
     on the device): the same losses step by step, within float rounding."""
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU (none on this machine); the CPU path is tested above")
-    from sparse_depth_node.lab.train import Trainer, load_training_data
+    from sparse_depth_node.lab.train_data import load_training_data
     from sparse_depth_node.lab.train_options import parser
+    from sparse_depth_node.lab.trainer import Trainer
 
     base = few_steps(kitti_dir, ddad_dir) + ["--model", "guided", "--out", "unused"]
     base[base.index("--train-frames") + 1] = "0:3"
@@ -324,7 +326,7 @@ SAMPLE_BAG = Path(__file__).resolve().parents[2] / "sample" / "kitti_2011_09_26_
 
 
 def test_a_bag_splits_by_time_with_a_gap():
-    from sparse_depth_node.lab.train import time_split
+    from sparse_depth_node.lab.train_data import time_split
 
     stamps = [0.1 * i for i in range(20)]
     train, val = time_split(stamps, 0.25, 0.35)
@@ -343,8 +345,9 @@ def test_training_from_a_bag_equals_training_from_the_folder_it_was_converted_fr
     into the extrinsic, a different frame for the views' poses, which the photometric error of
     small crops feels). The cache is reused."""
     from sparse_depth_node.bag.frames import cache_frames
-    from sparse_depth_node.lab.train import Trainer, load_training_data
+    from sparse_depth_node.lab.train_data import load_training_data
     from sparse_depth_node.lab.train_options import parser
+    from sparse_depth_node.lab.trainer import Trainer
 
     monkeypatch.setenv("SPARSE_DEPTH_CACHE", str(tmp_path))
     common = ["--ddad", "", "--extra", "", "--rig", "", "--model", "guided", "--batch", "2"]
@@ -372,7 +375,7 @@ def test_training_from_a_bag_equals_training_from_the_folder_it_was_converted_fr
 
 
 def test_near_returns_is_the_chebyshev_neighbourhood_of_the_returns():
-    from sparse_depth_node.lab.train import near_returns
+    from sparse_depth_node.lab.train_losses import near_returns
 
     mask = torch.zeros(1, 1, 9, 9)
     mask[0, 0, 4, 4] = 1.0

@@ -31,6 +31,8 @@ class DepthNetwork(nn.Module):
     - ``needs_image``: it reads the camera image (``rgb`` must be given).
     - ``learned_confidence``: its confidence is a trained probability (trained against "the
       error is within GOOD_FRACTION of the depth"), not the reach of its mask stream.
+    - ``onnx_on_cpu``: ONNX Runtime runs it faster than torch on the CPU (backend auto's
+      choice there; measured per network, docs/SPEED.md).
     - ``support_margin``: no output lies farther than this from a LiDAR return, so the network
       may run on the window of the returns plus this margin; None: only on the whole image.
     - ``support_multiple``: such a window starts and ends on this grid (the coarsest scale).
@@ -41,6 +43,7 @@ class DepthNetwork(nn.Module):
 
     needs_image: ClassVar[bool] = False
     learned_confidence: ClassVar[bool] = False
+    onnx_on_cpu: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -10,28 +10,30 @@ so a weights file cannot run code.
 from __future__ import annotations
 
 import importlib
+import re
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..methods import NETWORKS
+from ..methods import TRAINABLE
 from .base import DepthNetwork, probe_problem
 
 FORMAT = "sparse_depth_node/checkpoint/1"
 
 
 def model_class(name: str) -> type[DepthNetwork]:
-    """The class of network ``name`` (a key of methods.NETWORKS)."""
-    if name not in NETWORKS:
-        raise ValueError(f"unknown model '{name}', expected one of {sorted(NETWORKS)}")
-    module, cls = NETWORKS[name].split(":")
+    """The class of network ``name`` (a key of methods.TRAINABLE)."""
+    if name not in TRAINABLE:
+        raise ValueError(f"unknown model '{name}', expected one of {sorted(TRAINABLE)}")
+    module, cls = TRAINABLE[name].split(":")
     found: type[DepthNetwork] = getattr(importlib.import_module(f"{__package__}.{module}"), cls)
     return found
 
 
 def build_model(name: str, config: "dict[str, Any] | None" = None) -> DepthNetwork:
-    """A new model ``name`` (a key of methods.NETWORKS) built with ``config``."""
+    """A new model ``name`` (a key of methods.TRAINABLE) built with ``config``."""
     cls = model_class(name)
     cfg = dict(config or {})
     for key in ("kernels", "channels"):
@@ -67,9 +69,21 @@ def read_checkpoint(
     if not path.is_file():
         raise ValueError(f"weights file {path} does not exist")
     try:
-        ckpt = torch.load(str(path), map_location=map_location, weights_only=True)
-    except Exception as exc:  # a truncated file or a pickle that is not plain data
-        raise ValueError(f"weights file {path} cannot be read safely: {exc}") from exc
+        with warnings.catch_warnings():  # torch's own lines about the pickle: said below
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(str(path), map_location=map_location, weights_only=True)
+    except Exception as exc:  # a pickle that is not plain data (never run), a damaged file
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        if found:
+            raise ValueError(
+                f"weights file {path} holds objects other than tensors and plain values "
+                f"({found.group(1)}): refused without running them (a checkpoint of "
+                "sparse-depth train holds none)"
+            ) from None
+        raise ValueError(
+            f"weights file {path} cannot be read: not a checkpoint, or damaged "
+            f"({type(exc).__name__})"
+        ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ValueError(f"weights file {path} is not a {FORMAT} checkpoint")
     return ckpt
