@@ -31,7 +31,6 @@ setup(
     maintainer_email="maintainers@sparse-depth-node.invalid",
     description="Dense depth from LiDAR + camera with a sparsity-invariant CNN",
     license="Apache-2.0",
-    tests_require=["pytest"],
     entry_points={
         "console_scripts": [
             f"sparse_depth_node = {PACKAGE}.ros.main:main",

@@ -2,12 +2,15 @@
 
 ros2 launch sparse_depth_node sparse_depth.launch.py points:=/velodyne_points \
     image:=/camera/image_rect_color camera_info:=/camera/camera_info use_sim_time:=true \
-    model:=classic-refined device:=cpu rviz:=true fixed_frame:=camera_color_optical_frame
+    rig_file:=my_rig.yaml extrinsic_file:=my_extrinsic.yaml rviz:=true
 
-``model``, ``device``, ``backend``, ``inference_scale``, ``input_qos`` (auto | reliable |
-best_effort) and ``image_transport`` (raw | compressed) override the parameter file when given.
-The node's executable brings its own Fast DDS profile (docs/NODE.md, "QoS and large messages").
-``rviz:=true`` on a machine without rviz2 stops before anything starts, saying so.
+Parameters come from ``params_file`` (the shipped defaults), then ``rig_file``, then
+``extrinsic_file`` (each later file wins, as ROS applies several); ``model``, ``device``,
+``backend``, ``inference_scale``, ``input_qos`` (auto | reliable | best_effort),
+``image_transport`` (raw | compressed) and ``strict`` override them when given. The node's
+executable brings its own Fast DDS profile (docs/NODE.md, "QoS and large messages").
+``rviz:=true`` on a machine without rviz2 stops before anything starts, saying so; the config
+it opens shows the topics the node uses (its remaps and namespace: ros/rviz.py).
 """
 
 import os
@@ -19,7 +22,16 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch_ros.actions import Node
 
 # launch arguments that override the YAML
-OVERRIDES = ("model", "device", "backend", "inference_scale", "input_qos", "image_transport")
+OVERRIDES = (
+    "model",
+    "device",
+    "backend",
+    "inference_scale",
+    "input_qos",
+    "image_transport",
+    "strict",
+)
+PARAMETER_FILES = ("params_file", "rig_file", "extrinsic_file")  # in the order they apply
 REMAPS = (
     ("lidar/points", "points"),
     ("camera/image", "image"),
@@ -27,14 +39,13 @@ REMAPS = (
 )
 
 
-def rviz_config(share: str, fixed_frame: str) -> str:
-    """The shipped RViz config, with ``fixed_frame`` as its Fixed Frame when given."""
-    path = os.path.join(share, "config", "sparse_depth.rviz")
-    if not fixed_frame:
-        return path
-    text = open(path).read().replace("Fixed Frame: camera_optical", f"Fixed Frame: {fixed_frame}")
+def rviz_file(share: str, namespace: str, image: str, fixed_frame: str) -> str:
+    """The shipped RViz config written with the node's topics and ``fixed_frame``."""
+    from sparse_depth_node.ros.rviz import rviz_config
+
+    template = open(os.path.join(share, "config", "sparse_depth.rviz")).read()
     out = tempfile.NamedTemporaryFile("w", prefix="sparse_depth_", suffix=".rviz", delete=False)
-    out.write(text)
+    out.write(rviz_config(template, namespace, image, fixed_frame))
     out.close()
     return out.name
 
@@ -59,6 +70,9 @@ def nodes(context, share: str) -> list:
     overrides = {name: value[name] for name in OVERRIDES if value[name]}
     if "inference_scale" in overrides:
         overrides["inference_scale"] = float(overrides["inference_scale"])
+    if "strict" in overrides:
+        overrides["strict"] = flag(overrides["strict"])
+    files = [value[name] for name in PARAMETER_FILES if value[name]]
     topics = {name: value[arg] for name, arg in REMAPS}
     started = [
         Node(
@@ -66,17 +80,18 @@ def nodes(context, share: str) -> list:
             executable="sparse_depth_node",
             name="sparse_depth_node",
             namespace=value["namespace"],
-            parameters=[value["params_file"], {"use_sim_time": sim_time, **overrides}],
+            parameters=[*files, {"use_sim_time": sim_time, **overrides}],
             remappings=list(topics.items()),
             output="screen",
         )
     ]
     if rviz:
+        config = rviz_file(share, value["namespace"], topics["camera/image"], value["fixed_frame"])
         started.append(
             Node(
                 package="rviz2",
                 executable="rviz2",
-                arguments=["-d", rviz_config(share, value["fixed_frame"])],
+                arguments=["-d", config],
                 parameters=[{"use_sim_time": sim_time}],
                 output="screen",
             )
@@ -90,7 +105,22 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             "params_file",
             default_value=os.path.join(share, "config", "sparse_depth.yaml"),
-            description="parameter YAML",
+            description="parameter YAML: the defaults",
+        ),
+        DeclareLaunchArgument(
+            "rig_file",
+            default_value="",
+            description="parameter YAML applied after params_file: your rig (topics, sizes)",
+        ),
+        DeclareLaunchArgument(
+            "extrinsic_file",
+            default_value="",
+            description="parameter YAML applied last: an extrinsic (sparse-depth extrinsic BAG)",
+        ),
+        DeclareLaunchArgument(
+            "strict",
+            default_value="",
+            description="true: exit when the model or device cannot be used ('': the files')",
         ),
         DeclareLaunchArgument(
             "use_sim_time", default_value="false", description="use /clock (bag replay)"

@@ -20,3 +20,15 @@ def damaged_bag(tmp_path: Path) -> Path:
     data[at : at + 5000] = bytes(5000)
     mcap.write_bytes(data)
     return bag
+
+
+def truncated_bag(tmp_path: Path, compress: bool = False) -> Path:
+    """The sample as a bag whose .mcap was cut at 80 % of its bytes, as a recording killed
+    before it wrote its index and footer leaves it (its metadata.yaml as written at the end):
+    the first frame's messages whole, the rest cut."""
+    bag = tmp_path / "truncated"
+    convert_kitti(SAMPLE, bag, compress=compress)
+    mcap = next(bag.glob("*.mcap"))
+    data = mcap.read_bytes()
+    mcap.write_bytes(data[: int(len(data) * 0.8)])
+    return bag

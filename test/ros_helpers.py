@@ -68,19 +68,19 @@ def spin_until(executor, done, timeout: float, step=None, period: float = 0.3) -
     return done()
 
 
-def node_process(tmp_path, frame, *params, env=None):
-    """The installed executable with the shipped YAML, ``frame``'s extrinsic and ``params``
+def node_process(tmp_path, frame, *params, env=None, files=(), extrinsic=True):
+    """The installed executable with the shipped YAML, then ``files`` (more parameter files,
+    in that order), ``frame``'s extrinsic (unless not ``extrinsic``) and ``params``
     (NAME:=VALUE); its log in tmp_path/node.log."""
     exe = Path(sys.executable).with_name("sparse_depth_node")
-    ext = extrinsic_parameters(frame)
     cmd = [str(exe), "--ros-args", "--params-file", str(REPO / "config" / "sparse_depth.yaml")]
-    for p in (
-        "use_tf:=false",
-        "device:=cpu",
-        f"extrinsic.translation:={ext['extrinsic.translation']}",
-        f"extrinsic.rotation:={ext['extrinsic.rotation']}",
-        *params,
-    ):
+    for f in files:
+        cmd += ["--params-file", str(f)]
+    given = ["use_tf:=false", "device:=cpu"]
+    if extrinsic:
+        ext = extrinsic_parameters(frame)
+        given += [f"{k}:={v}" for k, v in ext.items()]
+    for p in (*given, *params):
         cmd += ["-p", p]
     return subprocess.Popen(
         cmd,

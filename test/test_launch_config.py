@@ -27,6 +27,9 @@ def test_launch_file_declares_the_documented_arguments_and_names_the_installed_e
     }
     assert declared == {
         "params_file",
+        "rig_file",
+        "extrinsic_file",
+        "strict",
         "use_sim_time",
         "namespace",
         "points",
@@ -48,6 +51,12 @@ def test_launch_file_declares_the_documented_arguments_and_names_the_installed_e
         n for n in ast.walk(tree) if isinstance(n, ast.Assign) and n.targets[0].id == "OVERRIDES"
     )
     assert {e.value for e in overrides.value.elts} <= set(BY_NAME)
+    files = next(
+        n
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Assign) and n.targets[0].id == "PARAMETER_FILES"
+    )  # the defaults, then the rig, then the extrinsic: the later wins
+    assert [e.value for e in files.value.elts] == ["params_file", "rig_file", "extrinsic_file"]
     assert (
         kw["package"].value == "sparse_depth_node"
         and kw["executable"].value == "sparse_depth_node"
@@ -64,6 +73,7 @@ def test_launch_file_declares_the_documented_arguments_and_names_the_installed_e
     for name in ("sparse_depth.yaml", "sparse_depth.rviz"):
         assert f'"config", "{name}"' in source and (REPO / "config" / name).is_file(), name
     assert "Fixed Frame: camera_optical" in (REPO / "config" / "sparse_depth.rviz").read_text()
+    assert "rviz_config(template, namespace, image, fixed_frame)" in source
     assert (REPO / "config" / "sparse_depth.yaml").is_file() and (
         REPO / "config" / "sparse_depth.rviz"
     ).is_file()
@@ -78,7 +88,7 @@ def test_launch_description_builds_with_launch_ros():
     spec = importlib.util.spec_from_file_location("sparse_depth_launch", LAUNCH)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert len(module.generate_launch_description().entities) == 15
+    assert len(module.generate_launch_description().entities) == 18
 
 
 def test_parameter_yaml_sets_only_declared_parameters_within_their_ranges():
@@ -112,3 +122,29 @@ def test_rviz_config_shows_the_outputs_with_matching_qos():
     assert (
         displays["Camera image"]["Topic"]["Reliability Policy"] == "Best Effort"
     )  # matches any camera driver
+
+
+def test_the_rviz_config_launch_writes_shows_the_topics_the_node_uses():
+    """The README's remap of the image and a namespace: every display on the topic the node
+    subscribes or publishes under them (the shipped file's /camera/image and /depth/* would
+    stay empty), the Fixed Frame given."""
+    from sparse_depth_node.ros.rviz import rviz_config
+
+    shipped = (REPO / "config" / "sparse_depth.rviz").read_text()
+    written = yaml.safe_load(
+        rviz_config(shipped, "front", "/camera/image_rect_color", "camera_color_optical_frame")
+    )
+    manager = written["Visualization Manager"]
+    topics = {d["Name"]: d["Topic"]["Value"] for d in manager["Displays"] if "Topic" in d}
+    assert topics == {
+        "Camera image": "/camera/image_rect_color",
+        "Sparse LiDAR depth": "/front/depth/sparse",
+        "Dense depth": "/front/depth/image",
+        "Dense cloud": "/front/depth/points",
+    }
+    assert manager["Global Options"]["Fixed Frame"] == "camera_color_optical_frame"
+    plain = yaml.safe_load(rviz_config(shipped, "", "camera/image"))
+    displays = plain["Visualization Manager"]["Displays"]
+    again = {d["Name"]: d["Topic"]["Value"] for d in displays if "Topic" in d}
+    assert again["Camera image"] == "/camera/image" and again["Dense depth"] == "/depth/image"
+    assert plain["Visualization Manager"]["Global Options"]["Fixed Frame"] == "camera_optical"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -99,15 +100,20 @@ def node_command(demo: DemoBag, model: str, device: str, *extra: str) -> list[st
 
 def stop_node(proc: subprocess.Popen, timeout: float = 20.0) -> bool:
     """SIGTERM the node's process and wait; SIGKILL it after ``timeout`` s. Returns whether it
-    stopped by itself."""
+    stopped by itself. A Ctrl-C meanwhile does not cut the wait short (the node would outlive
+    us): it is already stopping."""
     proc.terminate()
-    try:
-        proc.wait(timeout=timeout)
-        return True
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        return False
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            return True
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            return False
+        except KeyboardInterrupt:
+            continue
 
 
 @dataclass
@@ -152,12 +158,19 @@ def run_demo(
         demo = read_demo_bag(reader, bag)
         log(f"demo: starting the node ({model} on {device}); its log: {out / 'node.log'}")
         with open(out / "node.log", "w") as node_log:
-            proc = subprocess.Popen(
-                node_command(demo, model, device, *ENABLE_ALL),
-                stdout=node_log,
-                stderr=subprocess.STDOUT,
-                env=dict(os.environ),
-            )
+            # a Ctrl-C or SIGTERM while the node starts waits until this process holds it, so
+            # that the finally below stops it (else it would outlive the demo)
+            stopping = {signal.SIGINT, signal.SIGTERM}
+            signal.pthread_sigmask(signal.SIG_BLOCK, stopping)
+            try:
+                proc = subprocess.Popen(
+                    node_command(demo, model, device, *ENABLE_ALL),
+                    stdout=node_log,
+                    stderr=subprocess.STDOUT,
+                    env=dict(os.environ),
+                )  # the node unblocks them for itself (ros/main.py)
+            finally:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, stopping)
             try:
                 recording = play_into(proc, reader, demo, out, rate, timeout, log)
             finally:

@@ -5,6 +5,9 @@ input topics in it, and reading a node parameter file."""
 from __future__ import annotations
 
 import contextlib
+import shutil
+import tempfile
+import weakref
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -182,38 +185,100 @@ def resolve_inputs(
     return out
 
 
+# the readers of salvaged bags (open_bag), and where each was cut
+TRUNCATED: "weakref.WeakKeyDictionary[AnyReader, str]" = weakref.WeakKeyDictionary()
+MCAP_MAGIC = b"\x89MCAP0\r\n"
+MCAP_DATA_END, MCAP_FOOTER = 0x0F, 0x02  # record opcodes
+
+
+def truncated_mcap(path: Path) -> "tuple[bytes, int] | None":
+    """For an .mcap cut short (a recording killed before it wrote its index and footer): the
+    file's complete records, closed as an unindexed MCAP (a DataEnd record and a footer without
+    a summary, which readers scan from the start), and how many bytes of the file they keep;
+    None for a file that is not a cut MCAP."""
+    data = path.read_bytes()
+    if not data.startswith(MCAP_MAGIC) or data.endswith(MCAP_MAGIC):
+        return None
+    at = len(MCAP_MAGIC)
+    while at + 9 <= len(data):  # a record: opcode (1), length (8), body
+        length = int.from_bytes(data[at + 1 : at + 9], "little")
+        if data[at] in (MCAP_DATA_END, MCAP_FOOTER) or at + 9 + length > len(data):
+            break
+        at += 9 + length
+    end = bytes([MCAP_DATA_END]) + (4).to_bytes(8, "little") + bytes(4)  # no CRC
+    footer = bytes([MCAP_FOOTER]) + (20).to_bytes(8, "little") + bytes(20)  # no summary
+    return data[:at] + end + footer + MCAP_MAGIC, at
+
+
 @contextlib.contextmanager
 def open_bag(path: "str | Path") -> Iterator[AnyReader]:
     """``with open_bag(path) as reader``: an open reader of a rosbag2 folder or file, closed
-    on the way out; a clear error for what is not one."""
+    on the way out; a clear error for what is not one. A folder whose .mcap was cut short is
+    read up to the cut (``salvaged``), and ``read_messages`` raises DamagedBag there."""
     path = Path(path)
     if not path.exists():
         raise ValueError(
             f"bag {path} does not exist: pass a rosbag2 folder (metadata.yaml + .mcap/.db3)"
         )
+    with contextlib.ExitStack() as stack:
+        try:
+            reader = AnyReader([path], default_typestore=TYPESTORE)
+            reader.open()
+        except Exception as exc:  # rosbags raises its own error classes for broken files
+            rescued = salvaged(path, stack)
+            if rescued is None:
+                raise ValueError(
+                    f"bag {path} cannot be read ({exc}): pass a rosbag2 folder "
+                    "(metadata.yaml + .mcap/.db3)"
+                ) from None
+            reader = rescued
+        try:
+            yield reader
+        finally:
+            reader.close()
+
+
+def salvaged(path: Path, stack: contextlib.ExitStack) -> "AnyReader | None":
+    """A reader of the bag folder ``path`` whose .mcap files were cut short, each closed after
+    its last complete record in a temporary copy (removed by ``stack``), with a line saying
+    where in TRUNCATED; None when the folder holds no cut .mcap."""
+    cut = {f: truncated_mcap(f) for f in sorted(path.glob("*.mcap"))} if path.is_dir() else {}
+    if not any(cut.values()):
+        return None
+    copy = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="salvaged_")))
+    folder = copy / path.name
+    shutil.copytree(path, folder, ignore=shutil.ignore_patterns("*.mcap"))
+    said = []
+    for f, fixed in cut.items():
+        if fixed is None:
+            shutil.copy2(f, folder / f.name)
+            continue
+        data, kept = fixed
+        (folder / f.name).write_bytes(data)
+        said.append(f"{f.name} ends at byte {f.stat().st_size} without its index and footer")
     try:
-        reader = AnyReader([path], default_typestore=TYPESTORE)
+        reader = AnyReader([folder], default_typestore=TYPESTORE)
         reader.open()
-    except Exception as exc:  # rosbags raises its own error classes for broken files
-        raise ValueError(
-            f"bag {path} cannot be read ({exc}): pass a rosbag2 folder "
-            "(metadata.yaml + .mcap/.db3)"
-        ) from None
-    try:
-        yield reader
-    finally:
-        reader.close()
+    except Exception:  # not even the records before the cut make a bag
+        return None
+    TRUNCATED[reader] = f"bag {path} is truncated: {'; '.join(said)}"
+    return reader
 
 
 def read_messages(reader: AnyReader, path: "str | Path", connections: "list | None" = None):
     """``reader.messages()`` as (connection, time ns, raw), with a damaged stretch of the file
-    raised as DamagedBag naming how many messages were read and the last good time."""
+    raised as DamagedBag naming how many messages were read and the last good time, as is the
+    end of a salvaged (cut) bag's messages (open_bag)."""
     count, last = 0, None
     messages = reader.messages(connections=connections) if connections else reader.messages()
     while True:
         try:
             item = next(messages)
         except StopIteration:
+            cut = TRUNCATED.get(reader)
+            if cut:
+                at = f" (time {last * 1e-9:.3f} s)" if last else ""
+                raise DamagedBag(f"{cut}: the {count} messages before the cut read{at}") from None
             return
         except Exception as exc:  # rosbags, mcap and zstd each raise their own errors
             where = f"after message {count}" + (f" (time {last * 1e-9:.3f} s)" if last else "")

@@ -60,6 +60,15 @@ def offered_qos(connection: Any) -> QoSProfile:
     )
 
 
+# what the sparse depth node reads, by message type (an image raw or compressed)
+SENSOR_KINDS = {
+    "sensor_msgs/msg/PointCloud2": "cloud",
+    "sensor_msgs/msg/Image": "image",
+    "sensor_msgs/msg/CompressedImage": "image",
+    "sensor_msgs/msg/CameraInfo": "info",
+}
+
+
 class BagPlayer:
     """Publishes a bag's messages from ``node``; ``play()`` paces them by their recorded times."""
 
@@ -125,17 +134,31 @@ class BagPlayer:
             self.publishers[t].get_subscription_count() > 0 for t in topics if t in self.publishers
         )
 
-    def wait_for_subscribers(self, timeout: float, settle: float = 1.0) -> bool:
-        """Wait (at most ``timeout`` s) until a subscriber listens on one of the played topics,
-        then ``settle`` s more for discovery of the others, so that the first messages are not
-        published to nobody. Returns whether one came."""
+    def wait_for_subscribers(
+        self, timeout: float, node_name: "str | None" = None, settle: float = 1.0
+    ) -> bool:
+        """Wait (at most ``timeout`` s) until the listener is there, then ``settle`` s more for
+        its discovery of the other topics, so that the first messages are not published to
+        nobody. The listener: the node ``node_name`` (it subscribes to a played cloud, image and
+        camera_info: a node that warms up first subscribes after it), else anyone on any played
+        topic. Returns whether it came."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
-            if any(p.get_subscription_count() > 0 for p in self.publishers.values()):
+            if self._listening(node_name):
                 time.sleep(settle)
                 return True
             time.sleep(0.05)
         return False
+
+    def _listening(self, node_name: "str | None") -> bool:
+        if node_name is None:
+            return any(p.get_subscription_count() > 0 for p in self.publishers.values())
+        kinds = set()
+        for c in self.connections:
+            infos = self.node.get_subscriptions_info_by_topic(self.publishers[c.topic].topic_name)
+            if any(i.node_name == node_name for i in infos):
+                kinds.add(SENSOR_KINDS.get(c.msgtype))
+        return {"cloud", "image", "info"} <= kinds
 
     def _publish_clock(self, t_ns: int) -> None:
         from builtin_interfaces.msg import Time

@@ -37,6 +37,7 @@ class ProcessReport:
     seconds: float = 0.0
     inputs: dict[str, str] = field(default_factory=dict)
     extrinsic_source: str = ""
+    empty: dict[str, int] = field(default_factory=dict)  # frames out with an empty depth, why
 
     def skip(self, reason: str) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
@@ -47,6 +48,7 @@ class ProcessReport:
             f"{self.frames_out / max(self.seconds, 1e-9):.1f} frames/s"
         ]
         lines += [f"skipped ({reason}): {n}" for reason, n in sorted(self.skipped.items())]
+        lines += [f"empty depth ({reason}): {n}" for reason, n in sorted(self.empty.items())]
         lines.append(f"{'stage':<12} {'median ms':>10} {'p90 ms':>8}")
         for stage, v in self.timings_ms.items():
             t = summary(v)
@@ -84,22 +86,34 @@ def process_bag(
     out_bag = Path(out_bag)
     partial = fresh_partial(out_bag, notice)
     interrupted, report = None, ProcessReport()
-    with contextlib.ExitStack() as stack:
-        reader = stack.enter_context(open_bag(in_bag))
-        stack.callback(_close_output, partial, out_bag)  # after the writer below has closed
-        sets = BagSets(reader, in_bag, values, remaps, notice)
-        report.inputs, report.extrinsic_source = sets.inputs, sets.extrinsics.description
-        if sets.extrinsics.ignored() and notice is not None:
-            notice(f"process: {sets.extrinsics.ignored()}")
-        # written under OUT.partial and renamed when closed: an interrupted run (Ctrl-C) leaves a
-        # closed, readable bag with the frames done so far; a killed one leaves no OUT at all
-        with Writer(partial, version=8, storage_plugin=storage_plugin(storage)) as writer:
-            try:
-                write_outputs(writer, reader, in_bag, sets, completer, report, progress)
-            except (KeyboardInterrupt, DamagedBag) as exc:  # close what is done, then stop
-                interrupted = exc
+    try:
+        with contextlib.ExitStack() as stack:
+            reader = stack.enter_context(open_bag(in_bag))
+            stack.callback(_close_output, partial, out_bag)  # after the writer has closed
+            sets = BagSets(reader, in_bag, values, remaps, notice)
+            report.inputs, report.extrinsic_source = sets.inputs, sets.extrinsics.description
+            counts = {c.topic: c.msgcount for c in reader.connections}
+            if sets.extrinsics.ignored() and notice is not None:
+                notice(f"process: {sets.extrinsics.ignored()}")
+            # written under OUT.partial and renamed when closed: an interrupted run (Ctrl-C)
+            # leaves a closed, readable bag with the frames done so far; a killed one no OUT
+            with Writer(partial, version=8, storage_plugin=storage_plugin(storage)) as writer:
+                try:
+                    write_outputs(writer, reader, in_bag, sets, completer, report, progress)
+                except (KeyboardInterrupt, DamagedBag) as exc:  # close what is done, then stop
+                    interrupted = exc
+    except OSError as exc:  # a write that failed (a full disk): nothing half-written is left
+        for left in (partial, out_bag):
+            shutil.rmtree(left, ignore_errors=True)
+        raise ValueError(
+            f"cannot write {partial}: {exc.strerror or exc}; removed it, {out_bag} is not "
+            "written (free space and run again)"
+        ) from None
     report.frames_in = sets.images_in
     if isinstance(interrupted, DamagedBag):
+        if report.frames_out == 0:
+            shutil.rmtree(out_bag, ignore_errors=True)
+            raise DamagedBag(f"{interrupted}; no frame before it, nothing written")
         raise DamagedBag(
             f"{interrupted}; {out_bag} holds the {report.frames_out} frames before "
             "it (a closed, readable bag)"
@@ -109,8 +123,23 @@ def process_bag(
     unpaired = report.frames_in - report.frames_out - sum(report.skipped.values())
     if unpaired:
         report.skipped["no matching cloud or camera_info within sync_slop"] = unpaired
+    if report.frames_out == 0:
+        shutil.rmtree(out_bag, ignore_errors=True)
+        raise ValueError(no_frame(in_bag, report, counts))
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def no_frame(in_bag: "str | Path", report: ProcessReport, counts: dict[str, int]) -> str:
+    """Why a bag gave no frame, in one line: the inputs it read and how many messages each
+    held, and what became of the sets paired."""
+    inputs = ", ".join(f"{topic} ({counts.get(topic, 0)})" for topic in report.inputs.values())
+    if not any(counts.get(topic, 0) for topic in report.inputs.values()):
+        return f"bag {in_bag} gives no frame: no message on its inputs {inputs}; nothing written"
+    why = "; ".join(f"{n} {reason}" for reason, n in report.skipped.items()) or (
+        "no cloud, image and camera_info paired within sync_slop"
+    )
+    return f"bag {in_bag} gives no frame from {inputs}: {why}; nothing written"
 
 
 def write_outputs(
@@ -146,7 +175,7 @@ def write_outputs(
 
     def write_set(matched: Any) -> None:
         try:
-            messages, timings = run_set(
+            out = run_set(
                 matched.cloud,
                 matched.image,
                 matched.info,
@@ -160,10 +189,12 @@ def write_outputs(
             report.skip(f"{exc.counter}: {exc}")
             return
         stamp = stamp_ns(matched.image.header)
-        for topic, out in messages.items():
-            writer.write(outs[topic], stamp, TYPESTORE.serialize_cdr(out, types[topic]))
-        for stage, ms in timings.items():
+        for topic, msg in out.messages.items():
+            writer.write(outs[topic], stamp, TYPESTORE.serialize_cdr(msg, types[topic]))
+        for stage, ms in out.timings.items():
             report.timings_ms.setdefault(stage, []).append(ms)
+        if out.empty:
+            report.empty[out.empty] = report.empty.get(out.empty, 0) + 1
         report.frames_out += 1
         if progress is not None:
             progress(report)

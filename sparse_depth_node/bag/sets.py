@@ -19,6 +19,7 @@ from typing import Any
 
 from rosbags.highlevel import AnyReader
 
+from ..core.camera import assumed_rectified
 from ..msgs.convert import stamp_ns, stamp_seconds
 from ..msgs.extrinsics import ExtrinsicSource
 from ..msgs.outputs import INPUTS
@@ -61,6 +62,8 @@ class BagSets:
         self.sync = ApproximateSync.from_settings(values)
         self.images_in = 0
         self._held: deque[tuple[int, SyncedSet]] = deque()  # (TF time it waits for, set)
+        self.say = say
+        self._lens_checked = False
         self._newest_input_ns = 0
 
     def feed(self, connection: Any, raw: bytes) -> list[SyncedSet]:
@@ -77,6 +80,13 @@ class BagSets:
         msg = deserialize(self.reader, raw, connection.msgtype, self.path)
         if stream == "image":
             self.images_in += 1
+        if stream == "info" and not self._lens_checked:
+            self._lens_checked = True
+            line = assumed_rectified(
+                msg, self.inputs["camera/image"], self.values["image_rectified"]
+            )
+            if line and self.say is not None:
+                self.say(line)
         self._newest_input_ns = max(self._newest_input_ns, stamp_ns(msg.header))
         matched = self.sync.add(stream, msg, stamp_seconds(msg.header))
         if matched is not None:

@@ -22,8 +22,14 @@ def register(command) -> None:
         "--wait",
         type=float,
         default=10.0,
-        help="seconds to wait for a subscriber before the first message (0: none), "
-        "so that the first frames are not lost while the listener discovers us",
+        help="seconds to wait, before the first message, for the node --wait-for names to "
+        "subscribe to a played cloud, image and camera_info (0: no wait), so that no frame is "
+        "lost while it warms up and discovers us",
+    )
+    p.add_argument(
+        "--wait-for",
+        default="sparse_depth_node",
+        help="the node --wait waits for (empty: any subscriber of any played topic)",
     )
     quiet_option(p)
 
@@ -67,9 +73,10 @@ def play(args: argparse.Namespace) -> int:
         if any("tf2_msgs" in why for why in player.skipped.values()):
             print(_extrinsic_instead_of_tf(args.bag), flush=True)
         if args.wait > 0:
-            say(f"play: waiting for a subscriber (up to {args.wait:g} s; --wait 0 skips)")
-            if not player.wait_for_subscribers(args.wait):
-                say("play: no subscriber yet; playing anyway")
+            who = args.wait_for or "a subscriber"
+            say(f"play: waiting for {who} (up to {args.wait:g} s; --wait 0 skips)")
+            if not player.wait_for_subscribers(args.wait, args.wait_for or None):
+                say(f"play: no {who} yet; playing anyway")
         loops = []
 
         def on_loop(count: int) -> None:

@@ -8,10 +8,12 @@ Pixel (u, v) has its centre at integer coordinates: u = column, v = row.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
-from .camera import PinholeCamera
+from .camera import PinholeCamera, ray_maps
 
 
 def deskew(
@@ -43,6 +45,30 @@ def deskew(
     return out.T
 
 
+def distort(
+    x: torch.Tensor, y: torch.Tensor, model: str, k: "tuple[float, ...]"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalised coordinates (X/Z, Y/Z) through a lens: OpenCV's model for ``plumb_bob``
+    (k1, k2, p1, p2, k3) and ``rational_polynomial`` (k1, k2, p1, p2, k3, k4, k5, k6), its
+    fisheye model for ``equidistant`` (k1, k2, k3, k4); pixels are then fx x + cx, fy y + cy.
+    """
+    if model == "equidistant":
+        r = torch.sqrt(x * x + y * y)
+        theta = torch.atan(r)
+        t2 = theta * theta
+        theta_d = theta * (1 + t2 * (k[0] + t2 * (k[1] + t2 * (k[2] + t2 * k[3]))))
+        scale = torch.where(r > 1e-12, theta_d / r.clamp(min=1e-12), torch.ones_like(r))
+        return x * scale, y * scale
+    k1, k2, p1, p2, k3, k4, k5, k6 = (*k, 0.0, 0.0, 0.0)[:8]
+    r2 = x * x + y * y
+    radial = (1 + r2 * (k1 + r2 * (k2 + r2 * k3))) / (1 + r2 * (k4 + r2 * (k5 + r2 * k6)))
+    xy = x * y
+    return (
+        x * radial + 2 * p1 * xy + p2 * (r2 + 2 * x * x),
+        y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * xy,
+    )
+
+
 def project_points(
     points: torch.Tensor,
     camera: PinholeCamera,
@@ -57,7 +83,9 @@ def project_points(
             are ignored, and so are points at the LiDAR's origin (0, 0, 0): a beam without a
             return, as Ouster's organised clouds hold them (a LiDAR in front of the camera
             would put them in view).
-        camera: the pinhole camera; its ``shift`` (translation column of P) is applied.
+        camera: the camera; its ``shift`` (translation column of P) is applied, and a raw
+            image's lens ``distortion`` (points whose undistorted rays lie outside the image's,
+            which a distortion polynomial could bring back in, are dropped).
         t_cam_from_lidar: (4, 4) transform mapping LiDAR coordinates into the camera's
             reference optical frame.
         min_depth, max_depth: points with Z outside [min_depth, max_depth] are dropped; so are
@@ -82,8 +110,13 @@ def project_points(
     keep = torch.isfinite(cam).all(dim=1) & (z >= min_depth) & (z <= max_depth)
     keep &= (xyz[:, 0] != 0) | (xyz[:, 1] != 0) | (xyz[:, 2] != 0)  # not the origin
     z_safe = torch.where(keep, z, torch.ones_like(z))
-    u = torch.floor(camera.fx * cam[:, 0] / z_safe + camera.cx + 0.5)
-    v = torch.floor(camera.fy * cam[:, 1] / z_safe + camera.cy + 0.5)
+    x, y = cam[:, 0] / z_safe, cam[:, 1] / z_safe
+    if camera.distortion:
+        x0, x1, y0, y1 = camera.normalised_bounds()
+        keep &= (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)
+        x, y = distort(x, y, camera.distortion, camera.coeffs)
+    u = torch.floor(camera.fx * x + camera.cx + 0.5)
+    v = torch.floor(camera.fy * y + camera.cy + 0.5)
     keep &= (u >= 0) & (u < w) & (v >= 0) & (v < h)
     # points not kept go to one extra slot past the image (no boolean indexing: on a GPU that
     # would wait for the device to say how many points are kept)
@@ -108,7 +141,8 @@ def backproject_depth(
 ) -> tuple[torch.Tensor, "torch.Tensor | None", torch.Tensor]:
     """Back-project a depth image to 3-D points in the camera optical frame.
 
-    X = (u - cx) Z / fx, Y = (v - cy) Z / fy, Z = depth (metres).
+    X = (u - cx) Z / fx, Y = (v - cy) Z / fy, Z = depth (metres); through a raw image's lens,
+    X / Z and Y / Z are its pixel's undistorted ray (camera.ray_maps).
 
     Args:
         depth: (H, W) or (1, 1, H, W) depth in metres; non-finite or <= 0 means no estimate.
@@ -134,15 +168,12 @@ def backproject_depth(
     if confidence is not None:
         c = confidence.reshape(h, w)[::stride, ::stride]
         valid &= (c >= confidence_threshold) & (c > 0)
-    # one gather of the kept pixels by flat index, of their depth and of X / Z and Y / Z (a
-    # per-column and a per-row factor, broadcast over the grid)
+    # one gather of the kept pixels by flat index, of their depth and of X / Z and Y / Z
     hs, ws = d.shape
     idx = torch.nonzero(valid.reshape(-1)).squeeze(1)
     z = d.reshape(-1).index_select(0, idx)
     dev = d.device
-    grid = torch.arange(0, max(h, w), stride, device=dev, dtype=torch.float32)
-    x_over_z = ((grid[:ws] - camera.cx) / camera.fx).expand(hs, ws).reshape(-1)
-    y_over_z = ((grid[:hs] - camera.cy) / camera.fy)[:, None].expand(hs, ws).reshape(-1)
+    x_over_z, y_over_z = ray_factors(camera, stride, dev)
     points = torch.empty(len(z), 3, dtype=torch.float32, device=dev)
     points[:, 0] = x_over_z.index_select(0, idx) * z
     points[:, 1] = y_over_z.index_select(0, idx) * z
@@ -153,6 +184,27 @@ def backproject_depth(
             raise ValueError(f"rgb is {tuple(rgb.shape[:2])} but depth is {(h, w)}")
         colours = rgb[::stride, ::stride].reshape(-1, 3).index_select(0, idx)
     return points, colours, valid
+
+
+@functools.lru_cache(maxsize=16)
+def ray_factors(
+    camera: PinholeCamera, stride: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """X / Z and Y / Z of each pixel of the strided grid, flattened (row-major), on ``device``:
+    for a pinhole a per-column and a per-row factor broadcast over the grid; through a lens the
+    camera's ray maps (undistortPoints, once a camera). Kept for the camera's next frames."""
+    if camera.distortion:
+        x, y = ray_maps(camera)
+        return (
+            torch.from_numpy(np.ascontiguousarray(x[::stride, ::stride])).reshape(-1).to(device),
+            torch.from_numpy(np.ascontiguousarray(y[::stride, ::stride])).reshape(-1).to(device),
+        )
+    hs, ws = -(-camera.height // stride), -(-camera.width // stride)
+    grid = torch.arange(0, max(camera.height, camera.width), stride, dtype=torch.float32)
+    grid = grid.to(device)
+    x_over_z = ((grid[:ws] - camera.cx) / camera.fx).expand(hs, ws).reshape(-1)
+    y_over_z = ((grid[:hs] - camera.cy) / camera.fy)[:, None].expand(hs, ws).reshape(-1)
+    return x_over_z, y_over_z
 
 
 def voxel_downsample(
@@ -181,3 +233,47 @@ def voxel_downsample(
     colour = torch.zeros(k, 3, dtype=torch.float32, device=points.device)
     colour.index_add_(0, inverse, rgb.to(torch.float32)).div_(count[:, None])
     return mean, colour.round_().to(torch.uint8)
+
+
+FEW_RETURNS = 100  # a depth with fewer pixels holding a return than this is (nearly) empty
+
+
+def empty_depth_reason(
+    points: np.ndarray,
+    camera: PinholeCamera,
+    t_cam_from_lidar: np.ndarray,
+    min_depth: float,
+    max_depth: float,
+) -> str:
+    """Why the points (N, 3+) of a frame whose depth came out (nearly) empty give so few
+    returns, the likeliest cause first, in words: the cloud (empty, not finite, no return), the
+    extrinsic (every point behind the camera), the range (none within min_depth..max_depth), or
+    the image (none in view)."""
+    xyz = np.asarray(points, np.float64)[:, :3]
+    if len(xyz) == 0:
+        return "the cloud holds no point"
+    finite = np.isfinite(xyz).all(axis=1)
+    returns = finite & (xyz != 0).any(axis=1)
+    if not returns.any():
+        what = "no finite point" if not finite.any() else "only points at the LiDAR's origin"
+        return f"the cloud ({len(xyz)} points) holds {what} (no return)"
+    t = camera.optical_from_reference() @ np.asarray(t_cam_from_lidar, np.float64)
+    cam = xyz[returns] @ t[:3, :3].T + t[:3, 3]
+    ahead = cam[:, 2] > 0
+    if not ahead.any():
+        return (
+            f"every one of the {len(cam)} points lies behind the camera: check the extrinsic "
+            "(T_camera<-lidar: TF or extrinsic.*; the rotation above all)"
+        )
+    z = cam[ahead, 2]
+    near = (z >= min_depth) & (z <= max_depth)
+    if near.sum() < FEW_RETURNS:
+        return (
+            f"of the {int(ahead.sum())} points in front of the camera {int(near.sum())} lie "
+            f"within min_depth..max_depth ({min_depth:g}..{max_depth:g} m; theirs "
+            f"{z.min():.2f}..{z.max():.2f} m): check the range, or the extrinsic's translation"
+        )
+    return (
+        f"{int(near.sum())} points lie in front within range but few fall inside the "
+        f"{camera.width}x{camera.height} image: check the extrinsic and camera_info"
+    )

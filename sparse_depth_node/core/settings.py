@@ -164,6 +164,14 @@ SETTINGS: tuple[Setting, ...] = (
         read_only=True,
     ),
     Setting(
+        "image_rectified",
+        True,
+        "the image is rectified: points go through camera_info's P (true), or it is the raw "
+        "image: through K and D with its distortion_model (plumb_bob, rational_polynomial, "
+        "equidistant), and depth/points back through the lens",
+        read_only=True,
+    ),
+    Setting(
         "time_offset.image",
         0.0,
         "added to image and camera_info stamps before pairing, s",
@@ -244,7 +252,8 @@ def scale_factor(inference_scale: float) -> int:
     return factor
 
 
-def _problem(s: Setting, value: Any) -> "str | None":
+def setting_problem(s: Setting, value: Any) -> "str | None":
+    """Why ``value`` is not one setting ``s`` takes (its type, range or choices), or None."""
     default = s.default
     if isinstance(default, bool):
         return (
@@ -281,14 +290,16 @@ def _problem(s: Setting, value: Any) -> "str | None":
     return None
 
 
-def problem(values: Mapping[str, Any]) -> "str | None":
+def problem(values: Mapping[str, Any], half_extrinsic: bool = False) -> "str | None":
     """Why ``values`` (a full set of settings) is not acceptable, or None: each value's type and
     range, then the cross-checks (min_depth < max_depth, inference_scale = 1/n, no voxel
-    decimation of an organised cloud, a non-zero rotation quaternion)."""
+    decimation of an organised cloud, a non-zero rotation quaternion, the extrinsic's two
+    halves together unless ``half_extrinsic``: at run time, ``ros2 param set`` sends them one
+    at a time)."""
     for name, value in values.items():
         if name not in BY_NAME:
             return f"unknown setting '{name}'"
-        reason = _problem(BY_NAME[name], value)
+        reason = setting_problem(BY_NAME[name], value)
         if reason:
             return reason
     if not values["min_depth"] < values["max_depth"]:
@@ -306,7 +317,7 @@ def problem(values: Mapping[str, Any]) -> "str | None":
     if values["cloud_voxel"] > 0 and values["organized_cloud"]:
         return "cloud_voxel and organized_cloud exclude each other: a voxel has no pixel"
     given = [math.isfinite(values[n][0]) for n in ("extrinsic.translation", "extrinsic.rotation")]
-    if given[0] != given[1]:
+    if given[0] != given[1] and not half_extrinsic:
         return "extrinsic.translation and extrinsic.rotation must be given together"
     if extrinsic_set(values) and math.hypot(*values["extrinsic.rotation"]) < 1e-12:
         return f"extrinsic.rotation {list(values['extrinsic.rotation'])} is a zero quaternion"

@@ -55,7 +55,7 @@ def bench_frames(
         msgs = messages(f, it) if messages is not None else frame_messages(f)
         watch.restart()
         fixed = lambda *_, f=f: f.t_cam_from_lidar  # noqa: E731
-        _, timings = run_set(*msgs, place or fixed, completer, values, topics, kit)
+        timings = run_set(*msgs, place or fixed, completer, values, topics, kit).timings
         end_to_end = watch.lap("end_to_end")
         if it >= warmup:
             for stage, ms in {**timings, "end_to_end": end_to_end}.items():

@@ -60,6 +60,11 @@ def verdict(result: dict, networks: list[str], reference: str = DEFAULT_METHOD) 
     """One line: the network to run instead of ``reference`` and by how much, or ``reference``
     and what the best network would cost."""
     photo, held = result["photometric"]["methods"], result["held_out"]["methods"]
+    if reference not in photo:
+        return (
+            f"no verdict: the default, {reference}, was not judged (add it to --models to "
+            "weigh the others against it)"
+        )
     ref_p, ref_h = photo[reference], held[reference]
 
     def gains(name: str) -> tuple[float, float, float]:

@@ -143,14 +143,28 @@ def image_to_rgb(msg: ImageLike) -> np.ndarray:
 
 def compressed_to_rgb(msg: CompressedImageLike) -> np.ndarray:
     """A CompressedImage (JPEG or PNG, as image_transport's ``compressed`` transport writes it;
-    colour or grey) as (H, W, 3) uint8 RGB, decoded by OpenCV; UndecodableImage otherwise."""
+    colour or grey, 8-bit) as (H, W, 3) uint8 RGB, decoded by OpenCV; UndecodableImage for what
+    does not decode, ValueError for what is not a camera image (a ``compressedDepth`` image, a
+    16-bit PNG: a depth image)."""
+    if "compresseddepth" in str(msg.format).replace(" ", "").lower():
+        raise ValueError(
+            f"CompressedImage of format '{msg.format}' is a depth image (image_transport's "
+            "compressedDepth), not the camera's: subscribe camera/image to the colour image"
+        )
     buf = _buffer(msg.data)
-    bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR) if buf.size else None
-    if bgr is None:
+    image = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
+    if image is None:
         raise UndecodableImage(
             f"CompressedImage ({buf.size} bytes, format '{msg.format}') cannot be decoded"
         )
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    if image.dtype != np.uint8:
+        raise ValueError(
+            f"CompressedImage (format '{msg.format}') decodes to {image.dtype} pixels: a depth "
+            "or 16-bit image, not an 8-bit camera image"
+        )
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    to_rgb = {1: cv2.COLOR_GRAY2RGB, 3: cv2.COLOR_BGR2RGB, 4: cv2.COLOR_BGRA2RGB}
+    return cv2.cvtColor(image, to_rgb[channels])
 
 
 def any_image_to_rgb(msg: ImageLike | CompressedImageLike) -> np.ndarray:

@@ -22,10 +22,9 @@ from .point_times import point_times
 from .tf_buffer import TfBuffer, TfUnavailable, seconds
 
 
-def transform_msg_to_matrix(transform: Any) -> np.ndarray:
-    """geometry_msgs/Transform -> (4, 4)."""
-    t, q = transform.translation, transform.rotation
-    return transform_from_quaternion([t.x, t.y, t.z], [q.x, q.y, q.z, q.w])
+def finite(values: "list[float]") -> bool:
+    """Whether a list parameter holds numbers (not NaN: not set)."""
+    return all(np.isfinite(values))
 
 
 def extrinsic_from_parameters(
@@ -110,6 +109,13 @@ class ExtrinsicSource:
             )
         if self.tf is not None or extrinsic_set(v):
             return None
+        halves = [n for n in ("extrinsic.translation", "extrinsic.rotation") if finite(v[n])]
+        if len(halves) == 1:
+            other = ({"extrinsic.translation", "extrinsic.rotation"} - set(halves)).pop()
+            return (
+                f"{halves[0]} is set and {other} not yet (ros2 param set and param load send "
+                "one parameter at a time): nothing is published until both are"
+            )
         return (
             f"no T_camera<-lidar, so nothing is published: {why} and extrinsic.translation / "
             "extrinsic.rotation are not set (never guessed); set them (`sparse-depth extrinsic "

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..core.camera import PinholeCamera
 from ..core.completion import DepthCompleter
+from ..core.geometry import FEW_RETURNS, empty_depth_reason
 from ..core.pipeline import run_frame
 from ..core.timing import Stopwatch
 from .admit import size_problem
@@ -62,7 +63,7 @@ def decode_set(
         watch.lap("cloud_msg_to_array")
         rgb = any_image_to_rgb(image)
         watch.lap("image_msg_to_array")
-        camera = PinholeCamera.from_camera_info(info)
+        camera = PinholeCamera.from_camera_info(info, values["image_rectified"])
         if (camera.width, camera.height) != (rgb.shape[1], rgb.shape[0]):
             raise ValueError(
                 f"camera_info is {camera.width}x{camera.height} but the image is "
@@ -82,6 +83,17 @@ def decode_set(
     return DecodedSet(points, rgb, camera, placement, dict(watch.laps))
 
 
+@dataclass
+class SetOutput:
+    """What a set gives: {topic: message} (stamped and framed as the image, REP 118), the stage
+    timings (ms), and ``empty``: why the depth holds (nearly) no LiDAR return, when it does (the
+    messages are published all the same: NaN is no estimate)."""
+
+    messages: dict[str, Any]
+    timings: dict[str, float]
+    empty: "str | None" = None
+
+
 def run_set(
     cloud: Any,
     image: Any,
@@ -91,14 +103,13 @@ def run_set(
     values: Mapping[str, Any],
     topics: "list[str]",
     kit: MessageKit,
-) -> tuple[dict[str, Any], dict[str, float]]:
+) -> SetOutput:
     """Decode a synchronised set (``decode_set``, whose ``Dropped`` it raises), run the
-    per-frame pipeline and encode the outputs ``topics``.
-
-    Returns {topic: message} (stamped and framed as the image, REP 118) and the stage timings
-    (ms): decoding each message, the pipeline's stages, encoding each output (on the
-    completer's device, with its one copy to the host). ``torch.cuda.OutOfMemoryError`` passes
-    through for the caller to handle.
+    per-frame pipeline and encode the outputs ``topics``: their messages, the stage timings
+    (decoding each message, the pipeline's stages, encoding each output on the completer's
+    device with its one copy to the host) and why the depth is empty when it is
+    (core.geometry.empty_depth_reason: fewer than FEW_RETURNS pixels hold a return).
+    ``torch.cuda.OutOfMemoryError`` passes through for the caller to handle.
     """
     decoded = decode_set(cloud, image, info, extrinsic, values)
     try:
@@ -119,7 +130,17 @@ def run_set(
     for t in topics:
         messages[t] = by_topic[t].encode(result, image.header, info, values, kit)
         watch.lap(f"encode {t}")
-    return messages, {**decoded.timings_ms, **result.timings_ms, **watch.laps}
+    empty = None
+    if int(result.mask.sum()) < FEW_RETURNS:
+        p = decoded.placement
+        empty = empty_depth_reason(
+            decoded.points,
+            decoded.camera,
+            p.t_cam_from_lidar,
+            float(values["min_depth"]),
+            float(values["max_depth"]),
+        )
+    return SetOutput(messages, {**decoded.timings_ms, **result.timings_ms, **watch.laps}, empty)
 
 
 def warm_up(
@@ -133,11 +154,14 @@ def warm_up(
     """Run one synthetic set of ``width`` x ``height`` through the frame path (decoding, the
     network, encoding ``topics``), so that the first real frame of that size costs what every
     frame costs: the network's kernels are chosen and the allocator holds its buffers. The
-    scene: a plane 10 m ahead of the camera seen by 64 scan lines, an image with texture.
-    Returns the milliseconds it took."""
+    scene: a plane 10 m ahead of the camera seen by 64 scan lines (a point every other column,
+    fewer where ``max_points`` allows fewer: a configuration real frames fit is never refused),
+    an image with texture. Returns the milliseconds it took."""
     watch = Stopwatch()
     camera = PinholeCamera(width / 2, width / 2, width / 2, height / 2, width, height)
-    v, u = np.mgrid[0 : height : max(height // 64, 1), 0:width:2].reshape(2, -1) + 0.5
+    rows = len(range(0, height, max(height // 64, 1)))
+    step = max(2, -(-rows * width // int(values["max_points"])))
+    v, u = np.mgrid[0 : height : max(height // 64, 1), 0:width:step].reshape(2, -1) + 0.5
     z = np.full(u.shape, 10.0)
     points = np.c_[(u - camera.cx) * z / camera.fx, (v - camera.cy) * z / camera.fy, z, z * 0]
     rgb = (np.mgrid[0:height, 0:width, 0:3].sum(0) * 7 % 256).astype(np.uint8)

@@ -31,8 +31,11 @@ COUNTERS = {
     "motion over the sweep (an unknown frame, a time past the newest transform or before the "
     "oldest kept, a gap, or no TF at all): never projected uncompensated",
     "extrinsic_missing": "sets skipped: neither TF nor extrinsic.* give T_camera<-lidar",
-    "model_fallback": "the model could not load or run: the classical filler serves instead",
+    "model_fallback": "the model could not load or run: the default's classical fill serves "
+    "instead (classic-refined, without its judge)",
     "cuda_oom_fallback": "CUDA ran out of memory: the model moved to the CPU",
+    "empty_depth": "frames published with (nearly) no LiDAR return in their depth: the "
+    "extrinsic, the range or the cloud (diagnostics say which)",
     "rejected_internal": "sets dropped by an unexpected error (a bug: please report it)",
 }
 

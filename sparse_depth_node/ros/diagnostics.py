@@ -22,6 +22,14 @@ def _input_problem(stats: PipelineStats) -> "str | None":
     """A WARN text for sustained loss or a QoS mismatch on an input in the stats window."""
     lost = {s: stats.recent(f"lost.{s}") for s in STREAMS}
     losing = [f"{n} {s}" for s, n in lost.items() if n >= SUSTAINED_LOSS]
+    busy = stats.recent("dropped_busy")
+    if losing and busy:  # the node itself is behind: its subscriptions' queues overflow too
+        return (
+            f"input lost in the last {stats.window:.0f} s ({', '.join(losing)}) while the node "
+            f"is behind ({busy} paired sets replaced by newer ones): it cannot keep up with "
+            "the input rate; lower the rate, the resolution (inference_scale) or the model's "
+            "cost, or run it on a GPU"
+        )
     if losing:
         return (
             f"input lost in transport in the last {stats.window:.0f} s: {', '.join(losing)}; "
@@ -37,10 +45,18 @@ def _input_problem(stats: PipelineStats) -> "str | None":
 
 
 def pipeline_status(
-    stats: PipelineStats, name: str, model: str, device: str, error: "str | None" = None
+    stats: PipelineStats,
+    name: str,
+    model: str,
+    device: str,
+    error: "str | None" = None,
+    clock: "str | None" = None,
+    empty: "str | None" = None,
 ) -> DiagnosticStatus:
     """One status named ``name`` (the node's fully qualified name, so that two instances are
-    told apart): ERROR with ``error`` (a problem that stops all output), WARN for stale input
+    told apart): ERROR with ``error`` (a problem that stops all output), WARN with ``clock`` (a
+    sim-time node without /clock), WARN with ``empty`` (why recent depth holds no LiDAR return:
+    the extrinsic, the range, the cloud), WARN for stale input
     (nothing for STALE_AFTER_S on a stream that was flowing), for a stream silent while another
     flows, or for no input yet; WARN first for input lost in transport (SUSTAINED_LOSS within
     the window, with the likely cause and the fix) or refused for incompatible QoS; counters,
@@ -52,6 +68,10 @@ def pipeline_status(
     transport = _input_problem(stats)
     if error:
         status.level, status.message = DiagnosticStatus.ERROR, error
+    elif clock:
+        status.level, status.message = DiagnosticStatus.WARN, clock
+    elif empty:
+        status.level, status.message = DiagnosticStatus.WARN, f"depth (nearly) empty: {empty}"
     elif transport:
         status.level, status.message = DiagnosticStatus.WARN, transport
     elif len(silent) == len(STREAMS):

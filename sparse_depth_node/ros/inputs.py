@@ -34,11 +34,16 @@ def matched_reliability(offered: "list[ReliabilityPolicy]", current: str) -> str
 class InputSubscriptions:
     """The subscriptions of ``node`` to INPUTS, delivering ``(stream, message)`` to ``offer``.
 
-    ``input_qos`` ``reliable`` or ``best_effort`` fix the reliability; ``auto`` starts best
-    effort (it hears any publisher) and ``rematch()`` (called every second) re-creates a
-    subscription whose publishers all offer the other reliability, with one log line. History
-    and depth stay overridable (``qos_overrides.<topic>.subscription.depth``). Message-lost and
-    incompatible-QoS events are counted as ``lost.<stream>`` and ``incompatible_qos.<stream>``.
+    ``input_qos`` ``reliable`` or ``best_effort`` fix the reliability. ``auto`` takes what the
+    topic's publishers offer (reliable while every one offers reliable, else best effort); with
+    no publisher yet it subscribes both ways, so that the first messages of a publisher are
+    heard whatever it offers and a reliable one's large samples arrive whole. ``rematch()``
+    (called every second) ends the subscription the publishers do not call for, and makes the
+    one they do first when it is missing, with one log line: nothing published meanwhile is
+    missed, and while two subscriptions of an input live a message both deliver (the same
+    stamp) is passed on once. History and depth stay overridable
+    (``qos_overrides.<topic>.subscription.depth``). Message-lost and incompatible-QoS events
+    are counted as ``lost.<stream>`` and ``incompatible_qos.<stream>``.
     """
 
     def __init__(
@@ -51,20 +56,42 @@ class InputSubscriptions:
     ) -> None:
         self.node, self.kit, self.stats, self.offer = node, kit, stats, offer
         self.auto = values["input_qos"] == "auto"
-        start = "best_effort" if self.auto else values["input_qos"]
         self.topics: dict[str, tuple[str, str]] = {}  # stream -> (resolved topic, type)
         for i in INPUTS:
             suffix, msgtype = input_topic(i.topic, i.msgtype, values["image_transport"])
             self.topics[i.stream] = (node.resolve_topic_name(i.topic) + suffix, msgtype)
-        self.reliability: dict[str, str] = {}
-        self.subs: dict[str, Any] = {}
+        # stream -> {reliability: subscription}: one, or two while auto does not know yet
+        self.subs: dict[str, dict[str, Any]] = {s: {} for s in self.topics}
+        self.last_stamp: dict[str, tuple[int, int]] = {}
         for stream in self.topics:
-            self._subscribe(stream, start)
+            for reliability in self._wanted(stream) if self.auto else [values["input_qos"]]:
+                self._subscribe(stream, reliability)
+
+    @property
+    def reliability(self) -> dict[str, str]:
+        """Each input's reliability: ``auto`` while it listens both ways."""
+        return {s: next(iter(subs)) if len(subs) == 1 else "auto" for s, subs in self.subs.items()}
+
+    def _wanted(self, stream: str) -> list[str]:
+        """``auto``'s subscriptions for ``stream`` given its publishers now: the reliability
+        they call for, or both without any."""
+        offered = [
+            i.qos_profile.reliability
+            for i in self.node.get_publishers_info_by_topic(self.topics[stream][0])
+        ]
+        return [matched_reliability(offered, "")] if offered else ["best_effort", "reliable"]
+
+    def _deliver(self, stream: str, msg: Any) -> None:
+        """A message on to ``offer``, once: while two subscriptions of ``stream`` live, the copy
+        the other delivered (the same stamp) is dropped."""
+        stamp = (int(msg.header.stamp.sec), int(msg.header.stamp.nanosec))
+        if len(self.subs[stream]) > 1 and self.last_stamp.get(stream) == stamp:
+            return
+        self.last_stamp[stream] = stamp
+        self.offer(stream, msg)
 
     def _subscribe(self, stream: str, reliability: str) -> None:
         topic, msgtype = self.topics[stream]
-        if stream in self.subs:
-            self.node.destroy_subscription(self.subs.pop(stream))
         qos = QoSProfile(
             history=qos_profile_sensor_data.history,
             depth=qos_profile_sensor_data.depth,
@@ -75,20 +102,19 @@ class InputSubscriptions:
             self._lost(stream, info.total_count_change)
 
         def incompatible(_info: Any) -> None:
-            self._incompatible(stream)
+            self._incompatible(stream, reliability)
 
         events = SubscriptionEventCallbacks(message_lost=lost, incompatible_qos=incompatible)
-        self.subs[stream] = self.node.create_subscription(
+        self.subs[stream][reliability] = self.node.create_subscription(
             self.kit.cls(msgtype),
             topic,
-            lambda m, s=stream: self.offer(s, m),
+            lambda m, s=stream: self._deliver(s, m),
             qos,
             event_callbacks=events,
             qos_overriding_options=QoSOverridingOptions(
                 policy_kinds=(QoSPolicyKind.HISTORY, QoSPolicyKind.DEPTH)
             ),
         )
-        self.reliability[stream] = reliability
 
     def _lost(self, stream: str, n: int) -> None:
         self.stats.count(f"lost.{stream}", n)
@@ -97,27 +123,30 @@ class InputSubscriptions:
             throttle_duration_sec=5.0,
         )
 
-    def _incompatible(self, stream: str) -> None:
+    def _incompatible(self, stream: str, reliability: str) -> None:
+        if self.auto and len(self.subs[stream]) > 1:
+            return  # listening both ways: the other subscription hears that publisher
         self.stats.count(f"incompatible_qos.{stream}")
         self.node.get_logger().warning(
             f"{self.topics[stream][0]}: a publisher's QoS is incompatible with this "
-            f"{self.reliability[stream]} subscription (input_qos:=auto matches it)",
+            f"{reliability} subscription (input_qos:=auto matches it)",
             throttle_duration_sec=5.0,
         )
 
     def rematch(self) -> None:
-        """With ``auto``: re-create each subscription whose publishers now call for the other
-        reliability."""
+        """With ``auto``: for each input, make the subscription its publishers call for if it
+        is missing, and end the others (a twin already live: nothing is missed)."""
         if not self.auto:
             return
         for stream, (topic, _) in self.topics.items():
-            offered = [
-                i.qos_profile.reliability for i in self.node.get_publishers_info_by_topic(topic)
-            ]
-            wanted = matched_reliability(offered, self.reliability[stream])
-            if wanted != self.reliability[stream]:
+            wanted, subs = self._wanted(stream), self.subs[stream]
+            missing = [r for r in wanted if r not in subs]
+            for reliability in missing:  # made first: the others end at the next call
+                self._subscribe(stream, reliability)
+            extra = [r for r in subs if r not in wanted] if not missing else []
+            for reliability in extra:
+                self.node.destroy_subscription(subs.pop(reliability))
+            if extra:
                 self.node.get_logger().info(
-                    f"{topic}: input QoS {self.reliability[stream]} -> {wanted} "
-                    f"(publishers offer {', '.join(sorted({r.name.lower() for r in offered}))})"
+                    f"{topic}: input QoS {', '.join(subs)} (what its publishers offer)"
                 )
-                self._subscribe(stream, wanted)

@@ -13,11 +13,15 @@ def _quit_quietly(signum: int, frame: object) -> None:
     os._exit(0)  # nothing to clean up yet: the node does not exist
 
 
-# Ctrl-C (SIGINT to the process group) and SIGTERM (launch, systemd) while Python starts and the
-# node loads end the process quietly with status 0; ros/node.run hands both to rclpy, which
-# turns them into a clean shutdown, before it creates anything.
-for _signal in (signal.SIGINT, signal.SIGTERM):
+# Ctrl-C (SIGINT to the process group), SIGTERM (launch, systemd) and SIGHUP (its terminal
+# closed, an ssh session ended) while Python starts and the node loads end the process quietly
+# with status 0; ros/node.run hands them to rclpy or raises KeyboardInterrupt, a clean shutdown,
+# before it creates anything.
+STOPPING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+for _signal in STOPPING:
     signal.signal(_signal, _quit_quietly)
+# a parent that blocked them while it started us (the demo) left them blocked: take them
+signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPPING)
 
 from .reference import usage  # noqa: E402  (after the handlers: imports take time)
 
@@ -47,10 +51,10 @@ def run(args: "list[str] | None" = None) -> None:
 
     from .node import SparseDepthNode
 
-    # SIGINT and SIGTERM raise KeyboardInterrupt from here on; rclpy.init chains its handlers
-    # (which shut the context down) in front of these.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # SIGINT, SIGTERM and SIGHUP raise KeyboardInterrupt from here on; rclpy.init chains its
+    # handlers (which shut the context down) in front of the first two.
+    for stopping in STOPPING:
+        signal.signal(stopping, signal.default_int_handler)
     rclpy.init(args=args)
     node, status = None, 0
     try:

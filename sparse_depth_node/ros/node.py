@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 
+from ..core.camera import assumed_rectified
 from ..core.runtime import configure_process, release_freed_memory
 from ..core.settings import BY_NAME, problem
 from ..msgs.admit import size_problem
 from ..msgs.convert import stamp_seconds
 from ..msgs.errors import Dropped, TfNotYet, UndecodableImage
-from ..msgs.frame import run_set
+from ..msgs.frame import SetOutput, run_set
 from ..msgs.motion import Placement
 from ..msgs.stats import PipelineStats
 from ..msgs.sync import ApproximateSync, SyncedSet
@@ -31,6 +34,7 @@ from .diagnostics import pipeline_status
 from .inputs import InputSubscriptions
 from .kit import RclpyKit
 from .model import NodeModel
+from .parameters import plain
 from .publishers import OutputPublishers
 from .tf import node_extrinsics
 
@@ -43,7 +47,12 @@ class SparseDepthNode(Node):
         does; tests sharing a process do not)."""
         super().__init__("sparse_depth_node", **kwargs)
         self._lock = threading.Condition()
-        self._pending: "tuple[SyncedSet, float] | None" = None
+        # paired sets waiting for the worker: the newest only once a frame is out, every one
+        # (up to queue_size) before, so that none is lost while the node warms up
+        self._pending: deque[tuple[SyncedSet, float]] = deque()
+        self._started = False  # the worker has caught up once: the newest set wins from then
+        self._lens_checked = False  # the first camera_info's distortion looked at
+        self._empty: "str | None" = None  # why the last (nearly) empty depth was
         self._warm_size: "tuple[int, int] | None" = None  # requested by the first camera_info
         self._warm_requested = False  # once: at warmup_size, or at the first camera_info's
         self._warm_done = threading.Event()
@@ -71,7 +80,10 @@ class SparseDepthNode(Node):
             getattr(self.get_logger(), level)(line)
         self._start_worker(tuple(self.values()["warmup_size"]))
         self.inputs = InputSubscriptions(self, self._kit, self.values(), self.stats, self._offer)
-        self.create_timer(1.0, self._every_second)
+        # on wall time whatever the clock: a replay under sim time may be paused or have no
+        # /clock yet, and diagnostics, QoS re-matching and run-time changes go on
+        self.create_timer(1.0, self._every_second, clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self._no_clock_said = False
         self.get_logger().info(self._ready_line())
 
     @property
@@ -116,8 +128,8 @@ class SparseDepthNode(Node):
         return parameters.values(self)
 
     def _validate_parameters(self, params: list) -> SetParametersResult:
-        new = {**self.values(), **{p.name: p.value for p in params if p.name in BY_NAME}}
-        reason = problem(new)
+        new = {**self.values(), **{p.name: plain(p.value) for p in params if p.name in BY_NAME}}
+        reason = problem(new, half_extrinsic=True)
         if reason is None:
             self._sync.configure(new)
         return SetParametersResult(successful=reason is None, reason=reason or "")
@@ -134,6 +146,12 @@ class SparseDepthNode(Node):
             self.stats.count(counter)
             self.get_logger().warning(f"input dropped: {refused}", throttle_duration_sec=5.0)
             return
+        if stream == "info" and not self._lens_checked:
+            self._lens_checked = True
+            rectified = self.values()["image_rectified"]
+            line = assumed_rectified(msg, self.inputs.topics["image"][0], rectified)
+            if line:
+                self.get_logger().warning(line)
         with self._lock:
             if stream == "info" and not self._warm_requested and msg.width > 0 and msg.height > 0:
                 self._warm_size, self._warm_requested = (int(msg.width), int(msg.height)), True
@@ -147,22 +165,24 @@ class SparseDepthNode(Node):
             if matched is None:
                 return
             self.stats.count("sets_paired")
-            if self._pending is not None:
+            waiting = 1 if self._started else int(self.values()["queue_size"])
+            while len(self._pending) >= waiting:
+                self._pending.popleft()
                 self.stats.count("dropped_busy")
-            self._pending = (matched, time.perf_counter())  # the set is complete from now on
+            self._pending.append((matched, time.perf_counter()))  # complete from now on
             self._lock.notify()
 
     def _run(self) -> None:
         while True:
             with self._lock:
-                while self._pending is None and self._warm_size is None and not self._stop:
+                while not self._pending and self._warm_size is None and not self._stop:
                     self._lock.wait(0.5)
                 if self._stop:
                     return
                 size, self._warm_size = self._warm_size, None
                 pending = None
                 if size is None:
-                    pending, self._pending = self._pending, None
+                    pending = self._pending.popleft()
             try:
                 if size is not None:
                     try:
@@ -173,6 +193,8 @@ class SparseDepthNode(Node):
                     continue
                 assert pending is not None  # the wait above ends only with work or a stop
                 self._process(*pending)
+                with self._lock:
+                    self._started = self._started or not self._pending  # caught up
             except Exception as exc:  # never let one frame kill the worker
                 if self._stop or not self.context.ok():
                     return  # shutting down: the publishers are going away
@@ -188,7 +210,7 @@ class SparseDepthNode(Node):
             self.stats.motion(*placement.motion())
         return placement
 
-    def _run_set(self, frame: Any, v: dict, topics: list) -> tuple[dict, dict]:
+    def _run_set(self, frame: Any, v: dict, topics: list) -> SetOutput:
         """The set through the frame path (``run_set``); a set whose times TF has not reached
         yet runs again once it has, within ``wait_for_transform`` (else its TfNotYet, a
         Dropped, passes)."""
@@ -211,14 +233,22 @@ class SparseDepthNode(Node):
             return
         start = time.perf_counter()
         try:
-            messages, timings = self._run_set(frame, v, topics)
+            out = self._run_set(frame, v, topics)
         except Dropped as exc:
             self.stats.count(exc.counter)
             self.get_logger().warning(f"frame dropped: {exc}", throttle_duration_sec=5.0)
             return
         t0 = time.perf_counter()
-        self.outputs.publish(messages)
-        size = (frame.image.width, frame.image.height)
+        self.outputs.publish(out.messages)
+        if out.empty:
+            self.stats.count("empty_depth")
+            self._empty = out.empty
+            self.get_logger().warning(
+                f"depth (nearly) empty, published as it is: {out.empty}",
+                throttle_duration_sec=5.0,
+            )
+        timings = out.timings
+        size = (frame.info.width, frame.info.height)  # the image's, raw or compressed
         if size != self._last_size:  # buffers of the old size are garbage: give them back
             release_freed_memory()
             self._last_size = size
@@ -238,11 +268,26 @@ class SparseDepthNode(Node):
             self.completer.description,
             str(self.completer.device),
             self.extrinsics.problem(),
+            self.clock_problem(),
+            self._empty if self.stats.recent("empty_depth") else None,
         )
+
+    def clock_problem(self) -> "str | None":
+        """A line when the node runs on sim time and no /clock has come (its ROS time is 0)."""
+        if self.get_parameter("use_sim_time").value and self.get_clock().now().nanoseconds == 0:
+            return (
+                "use_sim_time is true but no /clock has arrived: ROS time stands at 0 (play "
+                "the bag with --clock, or drop use_sim_time)"
+            )
+        return None
 
     def _every_second(self) -> None:
         self.outputs.sync(self.values())  # publish_* changes take effect within a second
         self.inputs.rematch()  # input_qos auto follows the publishers within a second
+        line = self.clock_problem()
+        if line and not self._no_clock_said:
+            self.get_logger().warning(line)
+        self._no_clock_said = bool(line)
         self._publish_diagnostics()
 
     def _publish_diagnostics(self) -> None:

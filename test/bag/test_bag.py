@@ -2,6 +2,7 @@
 bags."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 import yaml
-from bag_helpers import SAMPLE_BAG, damaged_bag
+from bag_helpers import SAMPLE_BAG, damaged_bag, truncated_bag
 from conftest import REPO, SAMPLE
 from rosbags.interfaces import QosDurability
 
@@ -229,8 +230,9 @@ def test_bad_bags_give_clear_errors(tmp_path):
     mcap = next(SAMPLE_BAG.glob("*.mcap"))
     shutil.copy(SAMPLE_BAG / "metadata.yaml", cut / "metadata.yaml")
     (cut / mcap.name).write_bytes(mcap.read_bytes()[: mcap.stat().st_size // 3])
-    with pytest.raises(ValueError, match="cannot be read"):
+    with pytest.raises(ValueError, match="is truncated: .*; no frame before it, nothing written"):
         process_bag(cut, tmp_path / "o2", {"model": "nearest", "device": "cpu"})
+    assert not (tmp_path / "o2").exists() and not (tmp_path / "o2.partial").exists()
     # a bag without any camera topic
     from rosbags.rosbag2 import Writer
 
@@ -572,14 +574,60 @@ def test_interrupted_process_leaves_a_readable_partial_bag(tmp_path):
     assert len(msgs["/depth/image"]) == 1 and len(msgs["/depth/points"]) == 1
 
 
-def test_process_counts_a_reason_for_every_frame_without_output(tmp_path):
-    report = process_bag(
-        SAMPLE_BAG,
-        tmp_path / "out",
-        {"model": "nearest", "sync_slop": 0.0, "time_offset.lidar": 0.5, "device": "cpu"},
+def test_a_bag_that_gives_no_frame_writes_nothing_and_says_why(tmp_path):
+    """Every set unpaired (the cloud's clock 0.5 s off), or no message at all on the inputs:
+    no output bag (it left an empty one), and the line names the topics read and what became
+    of them."""
+    with pytest.raises(ValueError) as unpaired:
+        process_bag(
+            SAMPLE_BAG,
+            tmp_path / "out",
+            {"model": "nearest", "sync_slop": 0.0, "time_offset.lidar": 0.5, "device": "cpu"},
+        )
+    line = str(unpaired.value)
+    assert "gives no frame from /kitti/velo/points (3), /kitti/camera/image_raw (3)" in line
+    assert "3 no matching cloud or camera_info within sync_slop; nothing written" in line
+    from rosbags.rosbag2 import Writer
+
+    empty = tmp_path / "empty"
+    with Writer(empty, version=8) as writer:
+        for topic, msgtype in (
+            ("/lidar/points", "sensor_msgs/msg/PointCloud2"),
+            ("/camera/image", "sensor_msgs/msg/Image"),
+            ("/camera/camera_info", "sensor_msgs/msg/CameraInfo"),
+        ):
+            writer.add_connection(topic, msgtype, typestore=TYPESTORE)
+    given = {"extrinsic.translation": [0.0] * 3, "extrinsic.rotation": [0.0, 0.0, 0.0, 1.0]}
+    with pytest.raises(ValueError, match="no message on its inputs /lidar/points \\(0\\)"):
+        process_bag(empty, tmp_path / "out2", {"model": "nearest", **given})
+    assert not list(tmp_path.glob("out*"))
+
+
+def test_a_write_that_fails_leaves_nothing_and_names_the_path(tmp_path):
+    """A full disk, as a file-size limit makes it (writes past 2 MB fail, as on a full disk):
+    status 2, one line naming what could not be written, no OUT and no OUT.partial."""
+    import resource
+    import signal as signals
+
+    def limited():
+        signals.signal(signals.SIGXFSZ, signals.SIG_IGN)  # a failed write, not a killed process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2 * 2**20, 2 * 2**20))
+
+    out = tmp_path / "out"
+    params = tmp_path / "nearest.yaml"
+    params.write_text("/**:\n  ros__parameters:\n    model: nearest\n    device: cpu\n")
+    r = subprocess.run(
+        [sys.executable, "-m", "sparse_depth_node.cli", "process", str(SAMPLE_BAG), str(out)]
+        + ["--params", str(params), "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=limited,
     )
-    assert report.frames_out == 0 and sum(report.skipped.values()) == report.frames_in == 3
-    assert "no matching cloud" in report.table()
+    errors = [line for line in r.stderr.splitlines() if line.strip()]
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert len(errors) == 1 and f"cannot write {out}.partial: File too large" in errors[0]
+    assert not out.exists() and not (tmp_path / "out.partial").exists()
 
 
 def test_process_names_the_bag_as_asked_and_replaces_a_stale_partial(tmp_path):
@@ -603,18 +651,40 @@ def test_process_names_the_bag_as_asked_and_replaces_a_stale_partial(tmp_path):
     }
 
 
-def test_a_damaged_bag_names_where_and_leaves_a_readable_output_of_what_came_before(tmp_path):
-    bag = damaged_bag(tmp_path)
-    with pytest.raises(ValueError, match=r"is damaged after message 4 \(time .* s\).*holds the 1"):
+DAMAGE = {  # how a bag is damaged, and what is said of it
+    "a chunk zeroed": (damaged_bag, r"is damaged after message \d+ \(time .* s\)"),
+    "cut, uncompressed": (
+        truncated_bag,
+        r"is truncated: truncated.mcap ends at byte \d+ without its index and footer: the \d+ "
+        r"messages before the cut read",
+    ),
+    "cut, zstd chunks": (
+        lambda tmp: truncated_bag(tmp, compress=True),
+        r"is truncated: .* the \d+ messages before the cut read",
+    ),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_a_damaged_bag_names_where_and_leaves_a_readable_output_of_what_came_before(
+    tmp_path, damage
+):
+    """A damaged chunk, or a file cut short (a recording killed before its index and footer:
+    it said "pass a rosbag2 folder" and salvaged nothing): the frames before are processed."""
+    make, said = DAMAGE[damage]
+    bag = make(tmp_path)
+    with pytest.raises(ValueError, match=said + r".*holds the 1 frames before it"):
         process_bag(bag, tmp_path / "out", {"model": "nearest", "device": "cpu"})
     assert not (tmp_path / "out.partial").exists()
     msgs, _ = read_all(tmp_path / "out")  # closed and readable
     assert len(msgs["/depth/image"]) == 1
 
 
+@pytest.mark.parametrize("damage", ["a chunk zeroed", "cut, uncompressed"])
 @pytest.mark.parametrize("command", ["process", "play"])
-def test_damaged_bag_from_the_cli_is_one_line_and_exit_status_2(tmp_path, command):
-    bag = damaged_bag(tmp_path)
+def test_damaged_bag_from_the_cli_is_one_line_and_exit_status_2(tmp_path, command, damage):
+    make, said = DAMAGE[damage]
+    bag = make(tmp_path)
     args = [str(bag), str(tmp_path / "out")] if command == "process" else [str(bag), "--quiet"]
     r = subprocess.run(
         [sys.executable, "-m", "sparse_depth_node.cli", command, *args],
@@ -625,7 +695,7 @@ def test_damaged_bag_from_the_cli_is_one_line_and_exit_status_2(tmp_path, comman
     )
     errors = [line for line in r.stderr.splitlines() if "error" in line]
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
-    assert len(errors) == 1 and "is damaged after message" in errors[0]
+    assert len(errors) == 1 and re.search(said, errors[0]), errors
 
 
 def test_extrinsic_command_prints_the_values_the_demo_gives_the_node():
@@ -650,14 +720,16 @@ def test_extrinsic_command_prints_the_values_the_demo_gives_the_node():
     assert block["use_tf"] is False and "velo_link -> camera_optical" in r.stdout
 
 
-def test_play_waits_for_a_late_subscriber_so_the_first_frames_are_not_lost():
-    import time
+def test_play_waits_for_the_nodes_own_subscriptions_so_the_first_frames_are_not_lost():
+    """Another listener is up from the start (it satisfied the wait, and 2 s of frames went to
+    it alone); play waits until the node, late, subscribes to the cloud, image and camera_info,
+    and the node gets every frame."""
 
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from ros_helpers import isolate_dds, spin_until
-    from sensor_msgs.msg import Image
+    from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
     isolate_dds()
     proc = subprocess.Popen(
@@ -669,22 +741,29 @@ def test_play_waits_for_a_late_subscriber_so_the_first_frames_are_not_lost():
     )
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
-    node = rclpy.create_node("late_listener", context=ctx)
+    reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    other = rclpy.create_node("rviz_listener", context=ctx)
+    early = []
+    other.create_subscription(Image, "/kitti/camera/image_raw", early.append, reliable)
+    node = rclpy.create_node("sparse_depth_node", context=ctx)
     ex = SingleThreadedExecutor(context=ctx)
+    ex.add_node(other)
     ex.add_node(node)
     got = []
     try:
-        time.sleep(3.0)  # the player is up and waiting: nobody listens yet
-        node.create_subscription(
-            Image,
-            "/kitti/camera/image_raw",
-            got.append,
-            QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE),
-        )
+        spin_until(ex, lambda: False, 3.0)  # the player is up and waiting: not for this one
+        assert early == []
+        for msgtype, topic in (
+            (PointCloud2, "/kitti/velo/points"),
+            (CameraInfo, "/kitti/camera/camera_info"),
+            (Image, "/kitti/camera/image_raw"),
+        ):
+            cb = got.append if msgtype is Image else (lambda _m: None)
+            node.create_subscription(msgtype, topic, cb, reliable)
         assert spin_until(ex, lambda: len(got) == 3, 30.0)
         out, _ = proc.communicate(timeout=30)
         assert proc.returncode == 0, out
-        assert "waiting for a subscriber" in out and "/kitti/camera/image_raw (3)" in out
+        assert "waiting for sparse_depth_node" in out and "/kitti/camera/image_raw (3)" in out
         if "not playing /tf_static" in out:  # no tf2_msgs here: the parameters instead
             assert "give the node these parameters instead" in out
             assert "extrinsic.rotation: [0.494777251" in out
@@ -692,6 +771,7 @@ def test_play_waits_for_a_late_subscriber_so_the_first_frames_are_not_lost():
         proc.kill()
         ex.shutdown()
         node.destroy_node()
+        other.destroy_node()
         rclpy.shutdown(context=ctx)
 
 

@@ -75,12 +75,12 @@ def test_times_tf_does_not_cover_drop_the_frame_and_say_which(folder, tmp_path, 
     write_drive(drive, bag)
     settings = {"model": "nearest", "fixed_frame_id": "odom", "time_offset.lidar": offset}
     settings["time_offset.image"] = offset
-    report = process_bag(bag, tmp_path / "out", settings)
-    assert report.frames_out == 0 and sum(report.skipped.values()) == 2
-    for reason in report.skipped:  # one a frame: each names its own time
-        assert reason.startswith("motion_tf_missing: cloud lidar at ")
-        assert "-> image camera_optical: TF odom -> base_link is known" in reason
-        assert f"(extrapolation into the {where})" in reason
+    with pytest.raises(ValueError) as none:
+        process_bag(bag, tmp_path / "out", settings)
+    line = str(none.value)  # no frame: each set's reason, each naming its own time
+    assert line.count("1 motion_tf_missing: cloud lidar at ") == 2, line
+    assert line.count("-> image camera_optical: TF odom -> base_link is known") == 2
+    assert line.count(f"(extrapolation into the {where})") == 2
 
 
 def test_process_says_how_it_reads_the_times_and_when_tf_shows_motion_it_ignores(folder):

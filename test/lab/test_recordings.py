@@ -66,3 +66,19 @@ def test_evaluate_bags_judges_every_method_and_says_which_to_run(tmp_path):
     result = json.loads((tmp_path / "r.json").read_text())
     assert result["verdict"] == lines[-1]
     assert set(result["photometric"]["methods"]) >= {"classic-refined", "guided"}
+
+
+def test_evaluate_bags_with_any_set_of_models_exits_0_and_says_what_it_lacks(tmp_path):
+    """Without the default among --models (it crashed with KeyError: 'classic-refined' after
+    printing its tables) the verdict says what is missing."""
+    out = subprocess.run(
+        [sys.executable, "-m", "sparse_depth_node.cli", "evaluate", "--bags", str(BAG)]
+        + ["--models", "classic,nearest", "--device", "cpu", "--quiet"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SPARSE_DEPTH_CACHE": str(tmp_path / "cache")},
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    last = out.stdout.splitlines()[-1]
+    assert last.startswith("no verdict: the default, classic-refined, was not judged"), last

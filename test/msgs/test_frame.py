@@ -1,6 +1,8 @@
 """The frame path without DDS: one synchronised set of messages in, the node's outputs out,
 equal to the per-frame pipeline's result; malformed sets are dropped with a counter name."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from conftest import SAMPLE
@@ -37,7 +39,9 @@ def test_a_set_of_messages_gives_the_pipelines_depth_restamped_as_the_image(samp
     )
     msgs = frame_messages(f, stamp_ns=1_500_000_000)
     known = lambda *_: f.t_cam_from_lidar  # noqa: E731
-    messages, timings = run_set(*msgs, known, completer, values, enabled_outputs(values), BagKit())
+    out = run_set(*msgs, known, completer, values, enabled_outputs(values), BagKit())
+    messages, timings = out.messages, out.timings
+    assert out.empty is None
     info = msgs[2]
     assert sorted(messages) == sorted(o.topic for o in OUTPUTS)
     ref = process_frame(f.points, f.camera, f.t_cam_from_lidar, completer, f.rgb)
@@ -74,7 +78,7 @@ def test_on_cuda_the_frame_path_publishes_the_cpus_messages(model, kitti_dir):
             msgs = frame_messages(f)
             out[device] = run_set(
                 *msgs, lambda *_: f.t_cam_from_lidar, completer, values, topics, kit
-            )[0]
+            ).messages
         for topic in ("depth/image", "depth/sparse", "depth/confidence"):
             a, b = (np.frombuffer(out[d][topic].data.tobytes(), "<f4") for d in ("cpu", "cuda"))
             both = np.isfinite(a) & np.isfinite(b)
@@ -146,3 +150,61 @@ def test_one_extrinsic_policy_for_the_node_and_process(sample_frame):
             np.testing.assert_allclose(got.t_cam_from_lidar, expected, atol=1e-8)
             assert got.sweep is None and s.problem() is None
         assert (s.ignored() is not None) == (source is not None and overrides == params)
+
+
+def test_an_empty_depth_is_published_and_its_likeliest_cause_said(sample_frame):
+    """Every point behind the camera (an extrinsic turned around), every point beyond
+    max_depth, a cloud of NaN, an empty cloud: the depth is published (all NaN) and the reason
+    names what to check."""
+    f = sample_frame
+    flipped = np.diag([-1.0, 1.0, -1.0, 1.0]) @ f.t_cam_from_lidar  # 180 degrees about y
+    cases = [
+        ("extrinsic", f.points, flipped, {}, "behind the camera: check the extrinsic"),
+        ("range", f.points, f.t_cam_from_lidar, {"max_depth": 2.0}, "within min_depth..max_depth"),
+        ("NaN", np.full_like(f.points, np.nan), f.t_cam_from_lidar, {}, "no finite point"),
+        ("empty", f.points[:0], f.t_cam_from_lidar, {}, "holds no point"),
+    ]
+    for name, points, t, settings, said in cases:
+        cloud, image, info = frame_messages(
+            dataclasses.replace(f, points=points, intensity=points[:, 0])
+        )
+        out = run_set(
+            cloud, image, info, lambda *_, t=t: t, DepthCompleter("nearest", "cpu"),
+            resolve(settings), ["depth/image"], BagKit(),
+        )  # fmt: skip
+        depth = np.frombuffer(out.messages["depth/image"].data.tobytes(), "<f4")
+        assert np.isnan(depth).all() and out.empty is not None and said in out.empty, (
+            name,
+            out.empty,
+        )
+
+
+def test_an_roi_outside_the_image_and_a_depth_png_as_the_camera_are_refused(sample_frame):
+    """What cannot be right is refused and counted (rejected_input), with the reason: an ROI
+    that reaches past the image (it was taken), a compressedDepth image or a 16-bit PNG on the
+    camera's compressed topic (taken as the camera image)."""
+    import cv2
+
+    from sparse_depth_node.bag.io import TYPESTORE
+
+    f = sample_frame
+    completer, values, kit = DepthCompleter("nearest", "cpu"), resolve(), BagKit()
+    cloud, image, info = frame_messages(f)
+    info.roi.x_offset, info.roi.width, info.roi.height = 1000, 400, 200
+    with pytest.raises(Dropped) as roi:
+        run_set(cloud, image, info, lambda *_: f.t_cam_from_lidar, completer, values, [], kit)
+    assert roi.value.counter == "rejected_input" and "ROI 400x200 at (1000, 0)" in str(roi.value)
+    cloud, image, info = frame_messages(f)
+    depth16 = cv2.imencode(
+        ".png", (np.arange(375 * 1242) % 60000).astype(np.uint16).reshape(375, 1242)
+    )[1]
+    for fmt, said in (
+        ("16UC1; compressedDepth png", "is a depth image (image_transport's compressedDepth)"),
+        ("png", "decodes to uint16 pixels"),
+    ):
+        msg = TYPESTORE.types["sensor_msgs/msg/CompressedImage"](
+            header=image.header, format=fmt, data=depth16.reshape(-1)
+        )
+        with pytest.raises(Dropped) as depth:
+            run_set(cloud, msg, info, lambda *_: f.t_cam_from_lidar, completer, values, [], kit)
+        assert depth.value.counter == "rejected_input" and said in str(depth.value), fmt

@@ -305,10 +305,12 @@ def test_no_inference_while_nobody_subscribes(context, kitti_frame0):
         pub.destroy_node()
 
 
-def test_missing_weights_fall_back_to_classic_unless_strict(context, kitti_frame0, tmp_path):
+def test_missing_weights_fall_back_to_the_default_unless_strict(context, kitti_frame0, tmp_path):
+    """The default's classical fill (classic-refined), without its judge."""
     node = make_node(context, kitti_frame0, model=str(tmp_path / "missing.pt"))
     try:
-        assert node.completer.method == "classic" and node.stats.snapshot()["model_fallback"] == 1
+        assert node.completer.method == "classic-refined" and node.completer.model is None
+        assert node.stats.snapshot()["model_fallback"] == 1
     finally:
         node.destroy_node()
     with pytest.raises(ValueError, match="does not exist"):
@@ -437,7 +439,7 @@ def _inconsistent_checkpoint(path: Path) -> Path:
 
 
 @pytest.mark.parametrize("kind", ["corrupt bytes", "valid zip, wrong config"])
-def test_corrupt_weights_fall_back_to_classic(context, kitti_frame0, tmp_path, kind):
+def test_corrupt_weights_fall_back_to_the_default(context, kitti_frame0, tmp_path, kind):
     bad = tmp_path / "bad.pt"
     if kind == "corrupt bytes":
         bad.write_bytes(b"\x80\x04 not a checkpoint" * 100)
@@ -445,7 +447,8 @@ def test_corrupt_weights_fall_back_to_classic(context, kitti_frame0, tmp_path, k
         _inconsistent_checkpoint(bad)
     node = make_node(context, kitti_frame0, model=str(bad))
     try:
-        assert node.completer.method == "classic" and node.stats.snapshot()["model_fallback"] == 1
+        assert node.completer.method == "classic-refined" and node.completer.model is None
+        assert node.stats.snapshot()["model_fallback"] == 1
     finally:
         node.destroy_node()
 
@@ -691,6 +694,32 @@ def test_with_tf_on_the_wire_a_moving_lidars_points_are_carried(context, kitti_f
         assert spin_until(ex, lambda: len(h.got["depth/image"]) >= 3, 60.0, send_with_odometry)
         status = {kv.key: kv.value for kv in node.diagnostic_status().values}
         assert "motion_applied" in status and "m" in status["motion_applied"]
+
+
+def test_an_extrinsic_that_puts_every_point_behind_the_camera_is_said_within_3_s(
+    context, kitti_frame0
+):
+    """The depth is still published (all NaN: no estimate), counted as empty_depth, and the
+    diagnostics WARN names the extrinsic, within 3 s of the first frame."""
+    from sparse_depth_node.msgs.extrinsics import extrinsic_parameters as params_of
+
+    flipped = np.diag([-1.0, 1.0, -1.0, 1.0]) @ kitti_frame0.t_cam_from_lidar
+    with live(context, kitti_frame0, ("depth/image",), **params_of(flipped)) as (
+        node,
+        h,
+        ex,
+        send,
+    ):
+        assert spin_until(ex, lambda: h.got["depth/image"], 30.0, send)
+        first = time.monotonic()
+        warned = lambda: "behind the camera" in node.diagnostic_status().message  # noqa: E731
+        assert spin_until(ex, warned, 3.0, send)
+        took = time.monotonic() - first
+        status = node.diagnostic_status()
+    assert status.level == DiagnosticStatus.WARN and took <= 3.0
+    assert status.message.startswith("depth (nearly) empty: every one of the")
+    assert node.stats.snapshot()["empty_depth"] >= 1
+    assert np.isnan(np.frombuffer(h.got["depth/image"][0].data, "<f4")).all()
 
 
 def test_a_configured_node_says_no_input_yet_until_the_first_message(context, kitti_frame0):

@@ -1,7 +1,7 @@
-"""Shutdown is always clean: SIGINT (Ctrl-C: the whole process group) or SIGTERM (launch,
-systemd) at a random moment -- while Python starts, while the model loads, idle, or mid-frame
-with frames flowing in and a subscriber listening -- ends the installed executable with exit
-status 0, no traceback and no ERROR line."""
+"""Shutdown is always clean: SIGINT (Ctrl-C: the whole process group), SIGTERM (launch,
+systemd) or SIGHUP (the terminal closed, an ssh session ended) at a random moment -- while
+Python starts, while the model loads, idle, or mid-frame with frames flowing in and a subscriber
+listening -- ends the installed executable with exit status 0, no traceback and no ERROR line."""
 
 import os
 import random
@@ -60,7 +60,7 @@ def test_a_signal_at_any_moment_ends_the_node_cleanly(kitti_frame0):
     failures = []
     try:
         for run in range(20):
-            sig = rng.choice([signal.SIGINT, signal.SIGTERM])
+            sig = rng.choice([signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
             delay = rng.uniform(0.0, 5.0)  # start-up takes ~2-3 s here: both phases are hit
             proc = process_group(args, env=dict(os.environ))
             time.sleep(delay)
