@@ -316,22 +316,25 @@ def problem(values: Mapping[str, Any], half_extrinsic: bool = False) -> "str | N
         )
     if values["cloud_voxel"] > 0 and values["organized_cloud"]:
         return "cloud_voxel and organized_cloud exclude each other: a voxel has no pixel"
-    given = [math.isfinite(values[n][0]) for n in ("extrinsic.translation", "extrinsic.rotation")]
-    if given[0] != given[1] and not half_extrinsic:
+    if len(extrinsic_halves(values)) == 1 and not half_extrinsic:
         return "extrinsic.translation and extrinsic.rotation must be given together"
     if extrinsic_set(values) and math.hypot(*values["extrinsic.rotation"]) < 1e-12:
         return f"extrinsic.rotation {list(values['extrinsic.rotation'])} is a zero quaternion"
     return None
 
 
+EXTRINSIC = ("extrinsic.translation", "extrinsic.rotation")
+
+
+def extrinsic_halves(values: Mapping[str, Any]) -> list[str]:
+    """The halves of the extrinsic (EXTRINSIC) given: all finite (all NaN: not set)."""
+    return [n for n in EXTRINSIC if all(math.isfinite(v) for v in values[n])]
+
+
 def extrinsic_set(values: Mapping[str, Any]) -> bool:
     """Whether ``extrinsic.translation`` and ``extrinsic.rotation`` were both given (finite);
     a half-given extrinsic is as good as none."""
-    return all(
-        math.isfinite(v)
-        for n in ("extrinsic.translation", "extrinsic.rotation")
-        for v in values[n]
-    )
+    return len(extrinsic_halves(values)) == len(EXTRINSIC)
 
 
 def resolve(overrides: "Mapping[str, Any] | None" = None) -> dict[str, Any]:

@@ -13,18 +13,13 @@ from typing import Any
 import numpy as np
 
 from ..core.camera import PinholeCamera
-from ..core.settings import extrinsic_set
+from ..core.settings import EXTRINSIC, extrinsic_halves, extrinsic_set
 from ..core.transforms import matrix_to_quaternion, transform_from_quaternion
 from .convert import stamp_ns
 from .errors import Dropped, TfNotYet
 from .motion import Placement, sweep_placement, unmodelled_motion
 from .point_times import point_times
 from .tf_buffer import TfBuffer, TfUnavailable, seconds
-
-
-def finite(values: "list[float]") -> bool:
-    """Whether a list parameter holds numbers (not NaN: not set)."""
-    return all(np.isfinite(values))
 
 
 def extrinsic_from_parameters(
@@ -109,9 +104,9 @@ class ExtrinsicSource:
             )
         if self.tf is not None or extrinsic_set(v):
             return None
-        halves = [n for n in ("extrinsic.translation", "extrinsic.rotation") if finite(v[n])]
+        halves = extrinsic_halves(v)
         if len(halves) == 1:
-            other = ({"extrinsic.translation", "extrinsic.rotation"} - set(halves)).pop()
+            other = (set(EXTRINSIC) - set(halves)).pop()
             return (
                 f"{halves[0]} is set and {other} not yet (ros2 param set and param load send "
                 "one parameter at a time): nothing is published until both are"
