@@ -2,6 +2,7 @@
 network of the registry, on the bundled frames and at odd sizes; the completer, the node's
 fallbacks and the CLI choose a backend as the settings say, and a missing one is one line."""
 
+import signal
 import subprocess
 import sys
 
@@ -236,12 +237,12 @@ class _InterruptedNet(SparseConvNet):
     traceback, then an AssertionError) when a Ctrl-C landed in it."""
 
     def forward(self, *args, **kwargs):
-        import os
         import signal
+        import threading
         import time
 
-        try:
-            os.kill(os.getpid(), signal.SIGINT)
+        try:  # to the main thread, where Python runs its handlers, as a terminal's Ctrl-C
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
             time.sleep(5)
         except KeyboardInterrupt:
             raise TypeError("the exporter's own error") from None
@@ -254,7 +255,14 @@ def test_a_ctrl_c_during_the_export_stays_a_ctrl_c_and_leaves_no_file(
     from sparse_depth_node.core.backends import cache_dir, export_cache
 
     monkeypatch.setenv("SPARSE_DEPTH_CACHE", str(tmp_path))
-    with pytest.raises(KeyboardInterrupt):
-        export_cache(_InterruptedNet())
+    # Python's own Ctrl-C handler, whatever an earlier test in this process left (a fresh-clone
+    # run once saw the export finish, the SIGINT gone: not reproduced in 5 runs alone or after
+    # the tests before it)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            export_cache(_InterruptedNet())
+    finally:
+        signal.signal(signal.SIGINT, before)
     assert not list(cache_dir().rglob("*.onnx")) and not list(cache_dir().rglob("*.partial"))
     assert "Traceback" not in capfd.readouterr().err
