@@ -250,6 +250,18 @@ CASES = [  # (name, arguments; {tmp} and {made} are filled in, made by the funct
         "extrinsic.translation / extrinsic.rotation are not set",
     ),
     (
+        "time-offset, without fixed_frame_id",
+        ["time-offset", str(BAG)],
+        None,
+        "time-offset needs fixed_frame_id",
+    ),
+    (
+        "time-offset, a step larger than the range",
+        ["time-offset", str(BAG), "--range", "0.01", "--step", "0.02"],
+        None,
+        "pass 0 < --step <= --range <= 1",
+    ),
+    (
         "evaluate, --frames selecting nothing",
         ["evaluate", "--data", str(SAMPLE), "--format", "kitti-raw", "--frames", "100:110"],
         None,

@@ -1,6 +1,7 @@
 """The ``sparse-depth`` command: ``complete`` (one frame of a data set), ``convert-kitti``,
-``process`` and ``play`` (rosbag2), ``demo`` (node + bag over DDS), ``node`` (the ROS 2 node),
-``evaluate``, ``bench``, ``export`` (a network to ONNX) and ``train``.
+``process``, ``play``, ``extrinsic`` and ``time-offset`` (rosbag2), ``demo`` (node + bag over
+DDS), ``node`` (the ROS 2 node), ``evaluate``, ``bench``, ``export`` (a network to ONNX) and
+``train``.
 
 A mistake (a missing folder, a wrong format, an unreadable file) ends with one line naming the
 problem and exit status 2; work that takes longer than a moment shows a progress bar on a
@@ -8,7 +9,8 @@ terminal (``--quiet`` silences it). Each command imports its modules only when i
 ``--help`` is instant.
 """
 # each command's parser sits beside its handler: frames.py (complete, evaluate), bags.py
-# (convert-kitti, process, extrinsic), live.py (play, demo, node), lab.py (bench, export, train)
+# (convert-kitti, process, extrinsic, time-offset), live.py (play, demo, node), lab.py (bench,
+# export, train)
 
 from __future__ import annotations
 

@@ -273,13 +273,15 @@ def cloud_message(sweep: Sweep, convention: str, stamp_ns: int, frame: str = LID
 class Drive:
     """A recording: ``frames`` sweeps at 1 / sweep_s, the camera at ``camera_delay_s`` after
     each sweep's start, the LiDAR's points in ``convention``'s layout, odometry on /tf at
-    ``tf_hz``."""
+    ``tf_hz``; the images stamped ``image_stamp_late_s`` after their instants (a driver that
+    stamps on arrival: the node's ``time_offset.image`` should then be its negative)."""
 
     motion: Motion
     camera_delay_s: float = 0.0
     convention: str = "velodyne"
     frames: int = 3
     tf_hz: float = 100.0
+    image_stamp_late_s: float = 0.0
     rig: Rig = field(default_factory=Rig)
     seed: int = 0
 
@@ -314,7 +316,7 @@ def write_drive(
         # the driver publishes once the sweep is over
         done = cloud_ns + round(rig.sweep_s * 1e9)
         messages.append((done, "/lidar/points", cloud_message(sweep, drive.convention, cloud_ns)))
-        image_ns = START_NS + round(t_image * 1e9)
+        image_ns = START_NS + round((t_image + drive.image_stamp_late_s) * 1e9)
         header = make_header(image_ns, CAMERA_FRAME)
         rgb = render(rig, drive.motion, boxes, t_image)
         messages.append(
@@ -385,7 +387,7 @@ def measure(
     name = (
         f"v{drive.motion.speed:g}_w{np.degrees(drive.motion.turn):g}_d"
         f"{drive.camera_delay_s * 1000:g}ms_{drive.convention}_{drive.frames}"
-    )
+    ) + (f"_late{drive.image_stamp_late_s * 1000:g}ms" if drive.image_stamp_late_s else "")
     bag = folder / name
     if not bag.exists():
         write_drive(drive, bag)
