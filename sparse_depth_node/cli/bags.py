@@ -216,7 +216,6 @@ def time_offset(args: argparse.Namespace) -> int:
         found = estimate_offset(
             args.bag, params, candidates, parse_remaps(args.remap), args.sets, bar.update
         )
-    now = float(params.get("time_offset.image", 0.0))
     skipped = ", ".join(f"{n} {k}" for k, n in found.skipped.items()) or "none"
     print(f"{found.sets} sets scored at {len(candidates)} offsets (skipped: {skipped})")
     if found.offset is None:
@@ -225,9 +224,15 @@ def time_offset(args: argparse.Namespace) -> int:
             "to see the camera's time offset (record the robot turning)"
         )
         return 1
+    if abs(found.offset) > args.range - args.step / 2:
+        print(
+            f"the best offset tried is at the edge of the range ({found.offset * 1000:+.1f} ms "
+            "from the current one): the camera's may lie beyond; run again with a larger --range"
+        )
+        return 1
     print(
         f"the depth edges meet the image edges best {found.offset * 1000:+.1f} ms from the "
         f"current offset (bootstrap spread over the sets: {found.spread * 1000:.1f} ms)"
     )
-    print(f"time_offset.image: {now + found.offset:.4f}")
+    print(f"time_offset.image: {found.current + found.offset:.4f}")
     return 0

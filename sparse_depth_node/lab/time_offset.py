@@ -79,10 +79,12 @@ def alignment(depth: np.ndarray, edges: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class OffsetEstimate:
-    """The measured ``offset`` (s, to add to the current ``time_offset.image``; None when the
-    curve is flat), its bootstrap standard deviation ``spread`` (s), the ``candidates`` (K,)
-    s, the summed ``curve`` (K,), the ``sets`` scored and the ``skipped`` ones by reason."""
+    """The measured ``offset`` (s, to add to the ``current`` ``time_offset.image``; None when
+    the curve is flat), its bootstrap standard deviation ``spread`` (s), the ``candidates``
+    (K,) s, the summed ``curve`` (K,), the ``sets`` scored and the ``skipped`` ones by reason.
+    """
 
+    current: float
     offset: "float | None"
     spread: float
     candidates: np.ndarray
@@ -197,4 +199,5 @@ def estimate_offset(
     curve = stacked.sum(axis=0)
     offset = best_offset(candidates, curve)
     spread = bootstrap_spread(candidates, stacked) if offset is not None else float("nan")
-    return OffsetEstimate(offset, spread, candidates, curve, len(curves), skipped)
+    current = values["time_offset.image"]
+    return OffsetEstimate(current, offset, spread, candidates, curve, len(curves), skipped)

@@ -38,7 +38,8 @@ def params(tmp_path):
 def test_a_turning_robot_gives_back_the_offset_it_was_recorded_with(tmp_path, params):
     """A robot turning 60 degrees/s, its camera 50 ms into each sweep and stamped 30 ms late:
     the offset to set is -0.030 s, found from the current -0.010 as from 0 (within 3 ms;
-    measured: -29.1 ms, spread 0.8 ms over 8 sets, docs/NODE.md)."""
+    measured: -29.1 ms, spread 0.8 ms over 8 sets, docs/NODE.md). Tried within +-15 ms only,
+    the best lies at the edge: said, and no offset printed."""
     bag = tmp_path / "rig"
     write_drive(
         Drive(Motion(2.0, np.radians(60)), 0.05, "velodyne", 4, image_stamp_late_s=LATE_S), bag
@@ -50,6 +51,10 @@ def test_a_turning_robot_gives_back_the_offset_it_was_recorded_with(tmp_path, pa
         assert line.startswith("time_offset.image: "), r.stdout
         assert float(line.split(": ")[1]) == pytest.approx(-LATE_S, abs=0.003), r.stdout
         assert "4 sets scored at 41 offsets (skipped: none)" in r.stdout
+    narrow = time_offset(bag, params(), "--range", "0.015")
+    assert narrow.returncode == 1, narrow.stderr
+    assert "at the edge of the range (-15.0 ms" in narrow.stdout, narrow.stdout
+    assert "time_offset.image:" not in narrow.stdout
 
 
 def test_a_robot_standing_still_cannot_show_an_offset_and_says_so(tmp_path, params):
