@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -29,6 +28,7 @@ from rclpy.serialization import serialize_message
 from rosbags.rosbag2 import StoragePlugin, Writer
 
 from ..core.methods import DEFAULT_METHOD
+from ..core.runtime import signals_held
 from ..data.depth_io import preview
 from ..msgs.convert import any_image_to_rgb, depth_image_to_metres, stamp_ns
 from ..msgs.extrinsics import extrinsic_parameters
@@ -100,20 +100,17 @@ def node_command(demo: DemoBag, model: str, device: str, *extra: str) -> list[st
 
 def stop_node(proc: subprocess.Popen, timeout: float = 20.0) -> bool:
     """SIGTERM the node's process and wait; SIGKILL it after ``timeout`` s. Returns whether it
-    stopped by itself. A Ctrl-C meanwhile does not cut the wait short (the node would outlive
-    us): it is already stopping."""
-    proc.terminate()
-    deadline = time.monotonic() + timeout
-    while True:
+    stopped by itself. A Ctrl-C or SIGTERM meanwhile is held until it has (the node would
+    outlive us)."""
+    with signals_held():
+        proc.terminate()
         try:
-            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            proc.wait(timeout=timeout)
             return True
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
             return False
-        except KeyboardInterrupt:
-            continue
 
 
 @dataclass
@@ -158,23 +155,21 @@ def run_demo(
         demo = read_demo_bag(reader, bag)
         log(f"demo: starting the node ({model} on {device}); its log: {out / 'node.log'}")
         with open(out / "node.log", "w") as node_log:
-            # a Ctrl-C or SIGTERM while the node starts waits until this process holds it, so
-            # that the finally below stops it (else it would outlive the demo)
-            stopping = {signal.SIGINT, signal.SIGTERM}
-            signal.pthread_sigmask(signal.SIG_BLOCK, stopping)
+            proc = None
             try:
-                proc = subprocess.Popen(
-                    node_command(demo, model, device, *ENABLE_ALL),
-                    stdout=node_log,
-                    stderr=subprocess.STDOUT,
-                    env=dict(os.environ),
-                )  # the node unblocks them for itself (ros/main.py)
-            finally:
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, stopping)
-            try:
+                # a Ctrl-C or SIGTERM while the node starts is held until ``proc`` holds it,
+                # so that the finally below stops it (else the node would outlive the demo)
+                with signals_held():
+                    proc = subprocess.Popen(
+                        node_command(demo, model, device, *ENABLE_ALL),
+                        stdout=node_log,
+                        stderr=subprocess.STDOUT,
+                        env=dict(os.environ),
+                    )
                 recording = play_into(proc, reader, demo, out, rate, timeout, log)
             finally:
-                stop_node(proc)
+                if proc is not None:
+                    stop_node(proc)
     _write_outputs(out / "outputs", recording.received)
     _write_previews(out, recording.received, demo.images)
     return summarise(demo, recording, out, f"model {model}, device {device}, rate {rate}")

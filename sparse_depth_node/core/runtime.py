@@ -115,6 +115,35 @@ def signals_noted() -> Iterator[list[int]]:
             signal.signal(s, h)
 
 
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """A SIGINT or SIGTERM that arrives meanwhile is held, then given to the handler there was
+    (which raises KeyboardInterrupt) on the way out: for a step that must not be cut in two,
+    such as starting a child process and keeping hold of it. Python runs its signal handlers
+    on the main thread whichever thread the signal reached, so this holds them from every
+    thread, where blocking them (pthread_sigmask) holds them from the main thread only. Only
+    Python handlers on the main thread are held: elsewhere nothing changes."""
+    before = {int(s): signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    watched = {s: h for s, h in before.items() if callable(h)}
+    if threading.current_thread() is not threading.main_thread():
+        watched = {}
+    held: list[tuple[int, Any]] = []
+
+    def hold(signum: int, frame: Any) -> None:
+        held.append((signum, frame))
+
+    for s in watched:
+        signal.signal(s, hold)
+    try:
+        yield
+    finally:
+        for s, h in watched.items():
+            signal.signal(s, h)
+        if held:
+            signum, frame = held[0]
+            watched[signum](signum, frame)
+
+
 def exit_now(status: int) -> NoReturn:
     """End the process at once with ``status``, its stdout and stderr flushed, skipping the
     interpreter's teardown (library threads, atexit handlers): for when the work is done and

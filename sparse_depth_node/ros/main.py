@@ -20,7 +20,7 @@ def _quit_quietly(signum: int, frame: object) -> None:
 STOPPING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 for _signal in STOPPING:
     signal.signal(_signal, _quit_quietly)
-# a parent that blocked them while it started us (the demo) left them blocked: take them
+# a parent that blocked them while it started us left them blocked: take them
 signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPPING)
 
 from .reference import usage  # noqa: E402  (after the handlers: imports take time)

@@ -2,12 +2,15 @@
 sleep instead of spinning, an allocator that keeps freed memory."""
 
 import os
+import signal
 import subprocess
 import sys
+import time
 
+import pytest
 from conftest import SAMPLE
 
-from sparse_depth_node.core.runtime import cpu_threads
+from sparse_depth_node.core.runtime import cpu_threads, signals_held
 
 
 def test_auto_threads_leave_one_core_free_and_an_explicit_count_wins():
@@ -62,3 +65,22 @@ def test_memory_of_an_outsized_frame_is_given_back():
     )
     held, after = (float(x) for x in _fresh(code).split())
     assert after < held - 100, (held, after)
+
+
+def test_a_signal_during_a_held_step_comes_once_the_step_is_done():
+    """The demo starts its node under signals_held: a SIGTERM meanwhile must not cut the step in
+    two (the node would be started and never stopped), and must still come, as the command's
+    handler raises it (KeyboardInterrupt), once the step is done."""
+    before = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    steps = []
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with signals_held():
+                os.kill(os.getpid(), signal.SIGTERM)
+                for _ in range(100):  # many bytecodes: where a handler would run
+                    time.sleep(0.001)
+                steps.append("done")
+        assert steps == ["done"]
+        assert signal.getsignal(signal.SIGTERM) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGTERM, before)
