@@ -22,6 +22,7 @@ from rosbags.highlevel import AnyReader
 from ..core.camera import assumed_rectified
 from ..msgs.convert import stamp_ns, stamp_seconds
 from ..msgs.extrinsics import ExtrinsicSource
+from ..msgs.motion import instants_ns
 from ..msgs.outputs import INPUTS
 from ..msgs.sync import ApproximateSync, SyncedSet
 from ..msgs.tf_buffer import TfBuffer
@@ -103,9 +104,7 @@ class BagSets:
         """How far TF must reach before ``matched`` is placed (0: no wait)."""
         if not (self.values["fixed_frame_id"] and self.extrinsics.tf is not None):
             return 0
-        offsets = (self.values["time_offset.lidar"], self.values["time_offset.image"])
-        stamps = (stamp_ns(matched.cloud.header), stamp_ns(matched.image.header))
-        return max(s + round(o * 1e9) for s, o in zip(stamps, offsets)) + round(HOLD_S * 1e9)
+        return max(instants_ns(matched.cloud, matched.image, self.values)) + round(HOLD_S * 1e9)
 
     def _ready(self) -> list[SyncedSet]:
         ready = []

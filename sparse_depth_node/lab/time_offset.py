@@ -22,14 +22,14 @@ import cv2
 import numpy as np
 import torch
 
+from ..bag.frames import compensated_points
 from ..bag.io import open_bag
 from ..bag.sets import BagSets
-from ..core.geometry import deskew, project_points
+from ..core.geometry import project_points
 from ..core.settings import resolve
-from ..msgs.convert import stamp_ns
 from ..msgs.errors import Dropped
 from ..msgs.frame import DecodedSet, decode_set
-from ..msgs.motion import sweep_placement
+from ..msgs.motion import instants_ns, sweep_placement
 from ..msgs.point_times import point_times
 from ..msgs.tf_buffer import TfBuffer, TfUnavailable
 from .metrics import gradient_magnitude
@@ -132,9 +132,7 @@ def set_curve(
     """(K,) the alignment of one set's sweep placed with each candidate offset (s, added to
     ``time_offset.image``). TfUnavailable where TF does not cover a candidate."""
     times, _ = point_times(cloud, values)
-    image_ns = stamp_ns(image.header) + round(values["time_offset.image"] * 1e9)
-    cloud_ns = stamp_ns(cloud.header) + round(values["time_offset.lidar"] * 1e9)
-    points = torch.from_numpy(decoded.points)
+    cloud_ns, image_ns = instants_ns(cloud, image, values)
     edges = edge_map(decoded.rgb)
     scores = []
     for dt in candidates:
@@ -142,14 +140,7 @@ def set_curve(
             tf, values["fixed_frame_id"], image.header.frame_id, cloud.header.frame_id,
             image_ns + round(float(dt) * 1e9), cloud_ns, times,
         )  # fmt: skip
-        sweep = placement.sweep
-        assert sweep is not None
-        carried = deskew(
-            points,
-            None if sweep.times is None else torch.from_numpy(sweep.times),
-            sweep.span,
-            torch.from_numpy(sweep.poses),
-        )
+        carried = torch.from_numpy(compensated_points(decoded.points, placement.sweep))
         depth, _ = project_points(
             carried, decoded.camera, placement.t_cam_from_lidar, values["min_depth"],
             values["max_depth"],

@@ -17,7 +17,7 @@ from ..core.settings import EXTRINSIC, extrinsic_halves, extrinsic_set
 from ..core.transforms import matrix_to_quaternion, transform_from_quaternion
 from .convert import stamp_ns
 from .errors import Dropped, TfNotYet
-from .motion import Placement, sweep_placement, unmodelled_motion
+from .motion import Placement, instants_ns, sweep_placement, unmodelled_motion
 from .point_times import point_times
 from .tf_buffer import TfBuffer, TfUnavailable, seconds
 
@@ -134,8 +134,7 @@ class ExtrinsicSource:
                 extrinsic_from_parameters(v["extrinsic.translation"], v["extrinsic.rotation"])
             )
         camera_frame, lidar_frame = image.header.frame_id, cloud.header.frame_id
-        image_ns = stamp_ns(image.header) + round(v["time_offset.image"] * 1e9)
-        cloud_ns = stamp_ns(cloud.header) + round(v["time_offset.lidar"] * 1e9)
+        cloud_ns, image_ns = instants_ns(cloud, image, v)
         fixed = v["fixed_frame_id"]
         counter = "motion_tf_missing" if fixed else "tf_missing"
         try:

@@ -10,12 +10,15 @@ T_lidar<-fixed(image) T_fixed<-lidar(t).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ..core.motion import BINS, Sweep, bin_centres
 from ..core.transforms import rotation_angle
+from .convert import stamp_ns
 from .point_times import time_range
 from .tf_buffer import TfBuffer, seconds
 
@@ -40,6 +43,13 @@ class Placement:
         poses = self.sweep.poses
         metres = float(np.linalg.norm(poses[:, :3, 3], axis=1).max())
         return metres, float(np.degrees(rotation_angle(poses).max()))
+
+
+def instants_ns(cloud: Any, image: Any, values: Mapping[str, Any]) -> tuple[int, int]:
+    """(cloud_ns, image_ns): the cloud's stamp + ``time_offset.lidar``, from which its points'
+    times count, and the image's stamp + ``time_offset.image``, the camera's instant (ns)."""
+    cloud_ns = stamp_ns(cloud.header) + round(values["time_offset.lidar"] * 1e9)
+    return cloud_ns, stamp_ns(image.header) + round(values["time_offset.image"] * 1e9)
 
 
 def sweep_placement(
